@@ -1,0 +1,14 @@
+"""SeqIO tasks and mixtures of lta; importing this package registers them.
+
+Installed as `lta_tasks`. Task names:
+  xlsum.<lang>, xlsum_eval.<lang>            XL-Sum, 45 languages
+  tydiqa_goldp.<lang>, tydiqa_goldp_dev.<lang>  TyDi QA GoldP, 9 languages
+  mc4_prefix_lm.<lang>                       mC4 prefix-LM, every mC4 language
+Mixtures: xlsum_seen, xlsum_zeroshot, tydiqa_goldp_zeroshot, and the
+companion-study mixtures of `lta_tasks.mixtures`.
+"""
+
+from . import mc4
+from . import mixtures
+from . import tydiqa
+from . import xlsum
