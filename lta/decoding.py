@@ -1,0 +1,374 @@
+"""Greedy, temperature and beam-search decoding over a `tokens_to_logits` fn.
+
+Every decoder here is a pure function of a callable
+
+    tokens_to_logits(token_ids[batch, 1], cache, step_index)
+        -> (logits[batch, vocab], new_cache)
+
+and an initial cache (any pytree, e.g. a flax 'cache' collection). The caller
+jits them, e.g. `jax.jit(functools.partial(greedy_decode, fn, ...))`; all
+loops are `lax.while_loop`s and every size is static.
+
+Conventions (shared with T5X):
+  * Decoding starts from `decoder_start_id` (0 for T5); that token is not part
+    of the output. Outputs are `[..., max_decode_len]` int32 ids.
+  * The EOS token is kept; every position after it is 0 (padding).
+  * `step_index` is the scalar int32 position being generated (0-based), i.e.
+    the position of the *input* token in the decoder sequence.
+
+Cache rule for beam search: a leaf with `ndim == 0` (e.g. flax's scalar
+`cache_index`) is shared by all beams and never expanded or gathered. Every
+other leaf must have the batch as its leading axis; it is repeated
+`beam_size` times along axis 0 (batch-major: row `b * beam_size + k` is beam
+`k` of example `b`) and gathered along axis 0 when beams are reordered.
+Caches with a leading layer axis (scanned layers) are not supported.
+
+Progress: every decoder takes an optional `progress_fn(step: int)`, called on
+the host through `jax.debug.callback` every `progress_every` steps and at the
+last step. It is off (None) by default, so jitted decodes carry no host
+callbacks unless asked to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+TokensToLogits = Callable[[jax.Array, PyTree, jax.Array],
+                          Tuple[jax.Array, PyTree]]
+ProgressFn = Callable[[int], None]
+
+# Finite "minus infinity": sums of it stay far below any real log-probability
+# without producing NaNs.
+NEG_INF = -1.0e9
+# Temperatures below this decode greedily (1/temperature would overflow).
+MIN_TEMPERATURE = 1e-4
+
+
+def length_penalty(alpha: float, length) -> jax.Array:
+  """T5X/GNMT length penalty ((5 + length) / 6) ** alpha."""
+  return jnp.power((5.0 + jnp.asarray(length, jnp.float32)) / 6.0, alpha)
+
+
+# ----------------------------------------------------------------------------
+# Shared helpers.
+# ----------------------------------------------------------------------------
+
+
+def _check_sizes(batch_size: int, max_decode_len: int):
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  if max_decode_len <= 0:
+    raise ValueError(f"max_decode_len must be positive, got {max_decode_len}")
+
+
+def _check_cache(cache: PyTree, batch_size: int):
+  """Every non-scalar cache leaf must lead with the batch axis."""
+  leaves = jax.tree_util.tree_leaves_with_path(cache)
+  for path, leaf in leaves:
+    shape = np.shape(leaf)
+    if shape and shape[0] != batch_size:
+      raise ValueError(
+          f"cache leaf {jax.tree_util.keystr(path)} has shape {shape}; "
+          f"non-scalar cache leaves need the batch ({batch_size}) as their "
+          "leading axis")
+
+
+def _call(tokens_to_logits: TokensToLogits, tokens: jax.Array, cache: PyTree,
+          step: jax.Array, rows: int) -> Tuple[jax.Array, PyTree]:
+  """Calls the model on one token per row; returns float32 [rows, vocab]."""
+  logits, new_cache = tokens_to_logits(tokens[:, None], cache, step)
+  if logits.ndim == 3 and logits.shape[1] == 1:
+    logits = logits[:, 0]
+  if logits.ndim != 2 or logits.shape[0] != rows:
+    raise ValueError(
+        f"tokens_to_logits returned logits of shape {logits.shape}; expected "
+        f"[{rows}, vocab] (or [{rows}, 1, vocab])")
+  return logits.astype(jnp.float32), new_cache
+
+
+def _report_progress(progress_fn: Optional[ProgressFn], progress_every: int,
+                     step: jax.Array, last: jax.Array):
+  """Host callback with the number of finished steps, every N steps."""
+  if progress_fn is None:
+    return
+  if progress_every <= 0:
+    raise ValueError(f"progress_every must be positive, got {progress_every}")
+  done = step + 1
+  lax.cond((done % progress_every == 0) | last,
+           lambda: jax.debug.callback(lambda s: progress_fn(int(s)), done),
+           lambda: None)
+
+
+# ----------------------------------------------------------------------------
+# Greedy decoding and temperature sampling: one loop, two token selectors.
+# ----------------------------------------------------------------------------
+
+
+def _filter_logits(logits: jax.Array, topk: int, topp: float) -> jax.Array:
+  """Masks everything outside the top-k tokens or the top-p nucleus."""
+  if topk:
+    kth = lax.top_k(logits, topk)[0][:, -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if topp:
+    sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    # Keep a token while the mass strictly before it is below topp, so the
+    # most likely token always survives.
+    keep = (jnp.cumsum(probs, axis=-1) - probs) < topp
+    cutoff = jnp.min(jnp.where(keep, sorted_logits, jnp.inf), axis=-1,
+                     keepdims=True)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return logits
+
+
+def _decode_loop(tokens_to_logits: TokensToLogits, initial_cache: PyTree,
+                 batch_size: int, max_decode_len: int, eos_id: int,
+                 decoder_start_id: int,
+                 select_fn: Callable[[jax.Array, jax.Array], jax.Array],
+                 rng: jax.Array, progress_fn: Optional[ProgressFn],
+                 progress_every: int) -> Tuple[jax.Array, jax.Array]:
+  """Runs one token per step until every row has emitted EOS or is full.
+
+  Returns ids [batch, max_decode_len] and the summed model log-probability
+  (unmodified by temperature or filtering) of each row's tokens.
+  """
+  _check_sizes(batch_size, max_decode_len)
+  _check_cache(initial_cache, batch_size)
+
+  def cond_fn(state):
+    step, _, _, _, ended, _, _ = state
+    return (step < max_decode_len) & ~jnp.all(ended)
+
+  def body_fn(state):
+    step, token, seqs, cache, ended, log_prob, rng = state
+    rng, step_rng = jax.random.split(rng)
+    logits, cache = _call(tokens_to_logits, token, cache, step, batch_size)
+    next_token = select_fn(logits, step_rng).astype(jnp.int32)
+    token_log_prob = jnp.take_along_axis(
+        jax.nn.log_softmax(logits), next_token[:, None], axis=-1)[:, 0]
+    next_token = jnp.where(ended, 0, next_token)
+    log_prob = log_prob + jnp.where(ended, 0.0, token_log_prob)
+    seqs = lax.dynamic_update_slice(seqs, next_token[:, None], (0, step))
+    ended = ended | (next_token == eos_id)
+    _report_progress(progress_fn, progress_every, step,
+                     (step + 1 == max_decode_len) | jnp.all(ended))
+    return step + 1, next_token, seqs, cache, ended, log_prob, rng
+
+  init = (
+      jnp.array(0, jnp.int32),
+      jnp.full((batch_size,), decoder_start_id, jnp.int32),
+      jnp.zeros((batch_size, max_decode_len), jnp.int32),
+      initial_cache,
+      jnp.zeros((batch_size,), jnp.bool_),
+      jnp.zeros((batch_size,), jnp.float32),
+      rng,
+  )
+  _, _, seqs, _, _, log_prob, _ = lax.while_loop(cond_fn, body_fn, init)
+  return seqs, log_prob
+
+
+def greedy_decode(tokens_to_logits: TokensToLogits,
+                  initial_cache: PyTree,
+                  batch_size: int,
+                  max_decode_len: int,
+                  eos_id: int,
+                  decoder_start_id: int = 0,
+                  progress_fn: Optional[ProgressFn] = None,
+                  progress_every: int = 16) -> jax.Array:
+  """Argmax decoding. Returns ids [batch, max_decode_len], 0 after EOS."""
+  seqs, _ = _decode_loop(
+      tokens_to_logits, initial_cache, batch_size, max_decode_len, eos_id,
+      decoder_start_id, lambda logits, _: jnp.argmax(logits, axis=-1),
+      jax.random.PRNGKey(0), progress_fn, progress_every)
+  return seqs
+
+
+def temperature_sample(tokens_to_logits: TokensToLogits,
+                       initial_cache: PyTree,
+                       batch_size: int,
+                       max_decode_len: int,
+                       eos_id: int,
+                       rng: jax.Array,
+                       decoder_start_id: int = 0,
+                       temperature: float = 1.0,
+                       topk: int = 0,
+                       topp: float = 0.0,
+                       progress_fn: Optional[ProgressFn] = None,
+                       progress_every: int = 16) -> Tuple[jax.Array, jax.Array]:
+  """Samples from softmax(logits / temperature), optionally top-k or top-p.
+
+  Args:
+    tokens_to_logits: see the module docstring.
+    initial_cache: pytree whose non-scalar leaves lead with the batch.
+    batch_size: rows to decode (one sample per row; tile the cache for more).
+    max_decode_len: output length.
+    eos_id: end-of-sequence id; later positions are 0.
+    rng: a PRNG key; the result is deterministic given it.
+    decoder_start_id: first input token.
+    temperature: 0 (below MIN_TEMPERATURE) means greedy. May be traced.
+    topk: if positive, sample among the k most likely tokens only.
+    topp: if in (0, 1], sample from the smallest set of most likely tokens
+      whose probability reaches topp (nucleus sampling). Exclusive with topk.
+    progress_fn, progress_every: optional host progress callback.
+
+  Returns:
+    (ids [batch, max_decode_len], log_probs [batch]) where log_probs is the
+    sum of the *model's* log-probabilities (before temperature and filtering)
+    of the emitted tokens, EOS included.
+  """
+  if topk < 0:
+    raise ValueError(f"topk must be >= 0, got {topk}")
+  if not 0.0 <= topp <= 1.0:
+    raise ValueError(f"topp must be in [0, 1], got {topp}")
+  if topk and topp:
+    raise ValueError(f"use topk ({topk}) or topp ({topp}), not both")
+
+  def select_fn(logits, step_rng):
+    if topk and topk > logits.shape[-1]:
+      raise ValueError(
+          f"topk={topk} exceeds the vocabulary ({logits.shape[-1]})")
+    t = jnp.asarray(temperature, jnp.float32)
+    scaled = (_filter_logits(logits, topk, topp)
+              / jnp.maximum(t, MIN_TEMPERATURE))
+    sampled = jax.random.categorical(step_rng, scaled, axis=-1)
+    return jnp.where(t < MIN_TEMPERATURE, jnp.argmax(logits, axis=-1), sampled)
+
+  return _decode_loop(tokens_to_logits, initial_cache, batch_size,
+                      max_decode_len, eos_id, decoder_start_id, select_fn, rng,
+                      progress_fn, progress_every)
+
+
+# ----------------------------------------------------------------------------
+# Beam search.
+# ----------------------------------------------------------------------------
+
+
+def expand_cache_to_beams(cache: PyTree, beam_size: int) -> PyTree:
+  """[batch, ...] -> [batch * beam_size, ...] for every non-scalar leaf."""
+  return jax.tree_util.tree_map(
+      lambda x: x if jnp.ndim(x) == 0 else jnp.repeat(x, beam_size, axis=0),
+      cache)
+
+
+def gather_cache_beams(cache: PyTree, flat_indices: jax.Array) -> PyTree:
+  """Picks rows `flat_indices` (into batch * beam) of every non-scalar leaf."""
+  return jax.tree_util.tree_map(
+      lambda x: x if jnp.ndim(x) == 0 else jnp.take(x, flat_indices, axis=0),
+      cache)
+
+
+def _gather_beams(x: jax.Array, beam_indices: jax.Array) -> jax.Array:
+  """x [batch, beams, ...], beam_indices [batch, new] -> [batch, new, ...]."""
+  idx = beam_indices.reshape(beam_indices.shape + (1,) * (x.ndim - 2))
+  return jnp.take_along_axis(x, idx, axis=1)
+
+
+def beam_search(tokens_to_logits: TokensToLogits,
+                initial_cache: PyTree,
+                batch_size: int,
+                max_decode_len: int,
+                eos_id: int,
+                beam_size: int = 4,
+                alpha: float = 0.6,
+                decoder_start_id: int = 0,
+                progress_fn: Optional[ProgressFn] = None,
+                progress_every: int = 16) -> Tuple[jax.Array, jax.Array]:
+  """Beam search with the T5X length penalty.
+
+  A finished hypothesis of `length` tokens (EOS included) scores
+  `log_prob / length_penalty(alpha, length)`. A hypothesis that reaches
+  `max_decode_len` without EOS is finished there with the same formula (T5X
+  only falls back to such hypotheses when none ended with EOS). Each step
+  keeps the top 2*beam_size extensions, so beam_size live hypotheses survive
+  even if beam_size of them end. The search stops early once every example
+  has beam_size finished hypotheses that no live one can still beat; with
+  `alpha >= 0` the bound `live_log_prob / length_penalty(max_decode_len)` is
+  exact.
+
+  Returns:
+    ids [batch, beam_size, max_decode_len] and scores [batch, beam_size],
+    best first (T5X returns them best last). If fewer than beam_size
+    hypotheses exist, the leftover slots score about NEG_INF and hold zeros.
+  """
+  _check_sizes(batch_size, max_decode_len)
+  if beam_size <= 0:
+    raise ValueError(f"beam_size must be positive, got {beam_size}")
+  if alpha < 0:
+    raise ValueError(f"alpha must be >= 0 (early stopping relies on it), "
+                     f"got {alpha}")
+  _check_cache(initial_cache, batch_size)
+  batch, beams, length = batch_size, beam_size, max_decode_len
+  candidates = 2 * beams
+  best_possible_penalty = length_penalty(alpha, length)
+
+  def cond_fn(state):
+    step, _, live_log_probs, _, _, finished_scores, finished_flags, _ = state
+    best_live = live_log_probs[:, 0] / best_possible_penalty
+    done = (jnp.all(finished_flags, axis=1)
+            & (jnp.min(finished_scores, axis=1) > best_live))
+    return (step < length) & ~jnp.all(done)
+
+  def body_fn(state):
+    (step, live_seqs, live_log_probs, live_tokens, finished_seqs,
+     finished_scores, finished_flags, cache) = state
+    logits, cache = _call(tokens_to_logits, live_tokens.reshape(-1), cache,
+                          step, batch * beams)
+    vocab = logits.shape[-1]
+    log_probs = (jax.nn.log_softmax(logits).reshape(batch, beams, vocab)
+                 + live_log_probs[:, :, None])
+    top_log_probs, top_flat = lax.top_k(
+        log_probs.reshape(batch, beams * vocab), min(candidates, beams * vocab))
+    parent = top_flat // vocab
+    tokens = (top_flat % vocab).astype(jnp.int32)
+    seqs = _gather_beams(live_seqs, parent)
+    seqs = lax.dynamic_update_slice(seqs, tokens[:, :, None], (0, 0, step))
+
+    # Extensions of NEG_INF placeholder beams are not real hypotheses.
+    valid = top_log_probs > NEG_INF / 2
+    ends = valid & ((tokens == eos_id) | (step == length - 1))
+
+    # Live set: the best extensions that did not end.
+    live_cand = jnp.where(ends | ~valid, NEG_INF, top_log_probs)
+    live_log_probs, pick = lax.top_k(live_cand, beams)
+    live_seqs = _gather_beams(seqs, pick)
+    live_tokens = jnp.take_along_axis(tokens, pick, axis=1)
+    live_parent = jnp.take_along_axis(parent, pick, axis=1)
+    flat_parent = (jnp.arange(batch)[:, None] * beams + live_parent).reshape(-1)
+    cache = gather_cache_beams(cache, flat_parent)
+
+    # Finished set: merge the ended extensions into the best beam_size so far.
+    new_scores = jnp.where(
+        ends, top_log_probs / length_penalty(alpha, step + 1), NEG_INF)
+    all_scores = jnp.concatenate([finished_scores, new_scores], axis=1)
+    all_seqs = jnp.concatenate(
+        [finished_seqs, jnp.where(ends[:, :, None], seqs, 0)], axis=1)
+    all_flags = jnp.concatenate([finished_flags, ends], axis=1)
+    finished_scores, keep = lax.top_k(all_scores, beams)
+    finished_seqs = _gather_beams(all_seqs, keep)
+    finished_flags = jnp.take_along_axis(all_flags, keep, axis=1)
+
+    _report_progress(progress_fn, progress_every, step, step + 1 == length)
+    return (step + 1, live_seqs, live_log_probs, live_tokens, finished_seqs,
+            finished_scores, finished_flags, cache)
+
+  init = (
+      jnp.array(0, jnp.int32),
+      jnp.zeros((batch, beams, length), jnp.int32),
+      # Only beam 0 is real at the start; the others are placeholders.
+      jnp.tile(jnp.array([0.0] + [NEG_INF] * (beams - 1), jnp.float32),
+               (batch, 1)),
+      jnp.full((batch, beams), decoder_start_id, jnp.int32),
+      jnp.zeros((batch, beams, length), jnp.int32),
+      jnp.full((batch, beams), NEG_INF, jnp.float32),
+      jnp.zeros((batch, beams), jnp.bool_),
+      expand_cache_to_beams(initial_cache, beams),
+  )
+  final = lax.while_loop(cond_fn, body_fn, init)
+  _, _, _, _, finished_seqs, finished_scores, _, _ = final
+  return finished_seqs, finished_scores

@@ -1,0 +1,387 @@
+"""Decoders against brute force and a numpy reference on a toy trigram model.
+
+The toy model keeps the previous token and a per-example bias in its cache,
+plus a scalar step counter, so a beam search that gathers or expands the cache
+wrongly, or mishandles scalar leaves, scores hypotheses differently from the
+numpy reference.
+"""
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lta import decoding
+
+EOS = 1
+PAD = 0
+START = 0
+
+
+class ToyModel:
+  """logits = T[prev, cur] + bias[example] + P[step] + Q[cache index]."""
+
+  def __init__(self, vocab=5, max_len=8, batch=3, seed=0, scale=2.0,
+               eos_mode="random"):
+    rs = np.random.RandomState(seed)
+    self.vocab, self.batch = vocab, batch
+    self.trigram = rs.normal(size=(vocab, vocab, vocab)) * scale
+    self.bias = rs.normal(size=(batch, vocab))
+    self.pos = rs.normal(size=(max_len, vocab))
+    self.index_term = rs.normal(size=(max_len, vocab))
+    # The model never emits padding.
+    self.trigram[:, :, PAD] = -np.inf
+    if eos_mode == "never":
+      self.trigram[:, :, EOS] = -np.inf
+    elif eos_mode == "after_3":
+      # EOS is (almost surely) the argmax right after token 3, else impossible.
+      self.trigram[:, :, EOS] = -np.inf
+      self.trigram[:, 3, EOS] = 30.0
+
+  def logits(self, b, prev, cur, step):
+    return (self.trigram[prev, cur] + self.bias[b] + self.pos[step]
+            + self.index_term[step])
+
+  def log_probs(self, b, prev, cur, step):
+    x = self.logits(b, prev, cur, step)
+    m = np.max(x)
+    return x - m - np.log(np.sum(np.exp(x - m)))
+
+  def sequence_log_prob(self, b, tokens):
+    total, prev, cur = 0.0, START, START
+    for t, tok in enumerate(tokens):
+      total += self.log_probs(b, prev, cur, t)[tok]
+      prev, cur = cur, tok
+    return total
+
+  def initial_cache(self):
+    return {
+        "prev": jnp.full((self.batch,), START, jnp.int32),
+        "bias": jnp.asarray(self.bias, jnp.float32),
+        "index": jnp.array(0, jnp.int32),
+    }
+
+  def tokens_to_logits(self, ids, cache, step):
+    cur = ids[:, 0]
+    logits = (jnp.asarray(self.trigram, jnp.float32)[cache["prev"], cur]
+              + cache["bias"]
+              + jnp.asarray(self.pos, jnp.float32)[step]
+              + jnp.asarray(self.index_term, jnp.float32)[cache["index"]])
+    return logits, {"prev": cur, "bias": cache["bias"],
+                    "index": cache["index"] + 1}
+
+
+def numpy_greedy(model, max_len):
+  out = np.zeros((model.batch, max_len), np.int32)
+  for b in range(model.batch):
+    prev, cur = START, START
+    for t in range(max_len):
+      tok = int(np.argmax(model.logits(b, prev, cur, t)))
+      out[b, t] = tok
+      if tok == EOS:
+        break
+      prev, cur = cur, tok
+  return out
+
+
+def brute_force(model, b, max_len, alpha):
+  """All hypotheses of example b, best first, as (ids, score)."""
+  words = [t for t in range(model.vocab) if t not in (PAD, EOS)]
+  hyps = []
+  for length in range(1, max_len + 1):
+    for prefix in itertools.product(words, repeat=length - 1):
+      lasts = [EOS] if length < max_len else [EOS] + words
+      for last in lasts:
+        tokens = list(prefix) + [last]
+        score = (model.sequence_log_prob(b, tokens)
+                 / ((5.0 + length) / 6.0) ** alpha)
+        hyps.append((tokens + [PAD] * (max_len - length), score))
+  hyps.sort(key=lambda h: -h[1])
+  return hyps
+
+
+def _greedy(model, max_len, **kw):
+  return np.asarray(decoding.greedy_decode(
+      model.tokens_to_logits, model.initial_cache(), model.batch, max_len,
+      EOS, **kw))
+
+
+# ---------------------------------------------------------------------------
+# Greedy.
+# ---------------------------------------------------------------------------
+
+
+def test_greedy_matches_numpy_argmax_and_pads_after_eos():
+  max_len = 8
+  model = ToyModel(max_len=max_len, batch=4, seed=3)
+  got = _greedy(model, max_len)
+  want = numpy_greedy(model, max_len)
+  np.testing.assert_array_equal(got, want)
+  # The fixture must exercise early EOS: some row ends before max_len.
+  ended_early = [b for b in range(model.batch) if EOS in got[b, :-1]]
+  assert ended_early, got
+  for b in ended_early:
+    eos_at = list(got[b]).index(EOS)
+    assert np.all(got[b, eos_at + 1:] == PAD)
+    assert np.all(got[b, :eos_at] != PAD)
+
+
+def test_greedy_runs_full_length_without_eos():
+  model = ToyModel(max_len=6, seed=1, eos_mode="never")
+  got = _greedy(model, 6)
+  assert np.all(got != PAD) and np.all(got != EOS)
+  np.testing.assert_array_equal(got, numpy_greedy(model, 6))
+
+
+def test_greedy_under_jit_matches_eager():
+  model = ToyModel(max_len=8, seed=4)
+  fn = jax.jit(functools.partial(
+      decoding.greedy_decode, model.tokens_to_logits, batch_size=model.batch,
+      max_decode_len=8, eos_id=EOS))
+  np.testing.assert_array_equal(np.asarray(fn(model.initial_cache())),
+                                _greedy(model, 8))
+
+
+def test_decoder_start_id_is_the_first_input():
+  model = ToyModel(max_len=4, seed=5)
+  got = np.asarray(decoding.greedy_decode(
+      model.tokens_to_logits, model.initial_cache(), model.batch, 1, EOS,
+      decoder_start_id=3))
+  for b in range(model.batch):
+    assert got[b, 0] == np.argmax(model.logits(b, START, 3, 0))
+
+
+# ---------------------------------------------------------------------------
+# Sampling.
+# ---------------------------------------------------------------------------
+
+
+def _sample(model, max_len, seed, **kw):
+  ids, lp = decoding.temperature_sample(
+      model.tokens_to_logits, model.initial_cache(), model.batch, max_len,
+      EOS, jax.random.PRNGKey(seed), **kw)
+  return np.asarray(ids), np.asarray(lp)
+
+
+@pytest.mark.parametrize("kw", [dict(topk=1), dict(temperature=0.0)])
+def test_topk1_and_zero_temperature_equal_greedy(kw):
+  model = ToyModel(max_len=8, batch=4, seed=3)
+  for seed in range(3):
+    ids, lp = _sample(model, 8, seed, **kw)
+    np.testing.assert_array_equal(ids, _greedy(model, 8))
+    for b in range(model.batch):
+      tokens = [t for t in ids[b] if t != PAD]
+      np.testing.assert_allclose(lp[b], model.sequence_log_prob(b, tokens),
+                                 rtol=1e-5, atol=1e-4)
+
+
+def test_sampling_is_deterministic_given_rng_and_scores_its_tokens():
+  model = ToyModel(max_len=8, batch=3, seed=6, scale=0.5)
+  ids_a, lp_a = _sample(model, 8, 11)
+  ids_b, lp_b = _sample(model, 8, 11)
+  np.testing.assert_array_equal(ids_a, ids_b)
+  np.testing.assert_array_equal(lp_a, lp_b)
+  assert any(not np.array_equal(_sample(model, 8, s)[0], ids_a)
+             for s in range(12, 16))
+  for b in range(model.batch):
+    row = list(ids_a[b])
+    tokens = row[:row.index(EOS) + 1] if EOS in row else row
+    assert all(t == PAD for t in row[len(tokens):])
+    np.testing.assert_allclose(lp_a[b], model.sequence_log_prob(b, tokens),
+                               rtol=1e-5, atol=1e-4)
+
+
+def _first_token_frequencies(kw, rows=20000):
+  """Samples the first token for many copies of example 0."""
+  model = ToyModel(vocab=6, max_len=2, batch=1, seed=7, scale=1.0)
+  cache = {"prev": jnp.zeros((rows,), jnp.int32),
+           "bias": jnp.tile(jnp.asarray(model.bias, jnp.float32), (rows, 1)),
+           "index": jnp.array(0, jnp.int32)}
+  ids, _ = decoding.temperature_sample(
+      model.tokens_to_logits, cache, rows, 1, EOS, jax.random.PRNGKey(0), **kw)
+  freq = np.bincount(np.asarray(ids)[:, 0], minlength=model.vocab) / rows
+  return freq, model.logits(0, START, START, 0)
+
+
+def _softmax(x):
+  e = np.exp(x - np.max(x))
+  return e / e.sum()
+
+
+def test_temperature_sampling_follows_the_tempered_distribution():
+  freq, logits = _first_token_frequencies(dict(temperature=0.7))
+  np.testing.assert_allclose(freq, _softmax(logits / 0.7), atol=0.015)
+
+
+def test_topk_samples_only_the_k_best_tokens_in_proportion():
+  freq, logits = _first_token_frequencies(dict(topk=2))
+  top2 = np.argsort(-logits)[:2]
+  want = np.zeros_like(freq)
+  want[top2] = _softmax(logits[top2])
+  np.testing.assert_allclose(freq, want, atol=0.015)
+
+
+def test_topp_samples_from_the_nucleus():
+  _, logits = _first_token_frequencies(dict(topk=1), rows=1)
+  probs = _softmax(logits)
+  order = np.argsort(-probs)
+  # Nucleus: most likely tokens until their mass reaches topp.
+  topp = float(probs[order[0]] + 0.5 * probs[order[1]])
+  freq, _ = _first_token_frequencies(dict(topp=topp))
+  nucleus = order[:2]
+  want = np.zeros_like(freq)
+  want[nucleus] = probs[nucleus] / probs[nucleus].sum()
+  np.testing.assert_allclose(freq, want, atol=0.015)
+
+
+def test_sampling_rejects_bad_filters():
+  model = ToyModel()
+  with pytest.raises(ValueError, match="not both"):
+    _sample(model, 4, 0, topk=2, topp=0.5)
+  with pytest.raises(ValueError, match="topp"):
+    _sample(model, 4, 0, topp=1.5)
+  with pytest.raises(ValueError, match="exceeds the vocabulary"):
+    _sample(model, 4, 0, topk=99)
+
+
+# ---------------------------------------------------------------------------
+# Beam search.
+# ---------------------------------------------------------------------------
+
+
+def _beam(model, max_len, beam_size, alpha, jit=False):
+  fn = functools.partial(
+      decoding.beam_search, model.tokens_to_logits, batch_size=model.batch,
+      max_decode_len=max_len, eos_id=EOS, beam_size=beam_size, alpha=alpha)
+  if jit:
+    fn = jax.jit(fn)
+  ids, scores = fn(model.initial_cache())
+  return np.asarray(ids), np.asarray(scores)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+@pytest.mark.parametrize("max_len,beam_size", [(3, 9), (4, 27)])
+def test_beam_search_finds_the_exhaustive_top_k(alpha, max_len, beam_size):
+  # With 3 non-EOS words, beam_size = 3**(max_len-1) holds every prefix, so
+  # the search is exact and must equal brute force, best first.
+  model = ToyModel(max_len=max_len, batch=2, seed=27, scale=1.5)
+  ids, scores = _beam(model, max_len, beam_size, alpha, jit=True)
+  for b in range(model.batch):
+    want = brute_force(model, b, max_len, alpha)[:beam_size]
+    np.testing.assert_array_equal(ids[b], np.array([h[0] for h in want]))
+    np.testing.assert_allclose(scores[b], [h[1] for h in want], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_length_penalty_changes_the_winner():
+  model = ToyModel(max_len=4, batch=2, seed=27, scale=1.5)
+  alphas = (0.0, 0.6, 2.0)
+  best = {a: [brute_force(model, b, 4, a)[0][0] for b in range(2)]
+          for a in alphas}
+  # The fixture exercises the penalty: each alpha has its own winners.
+  assert best[0.0] != best[0.6] != best[2.0]
+  for a in alphas:
+    ids, _ = _beam(model, 4, 27, a)
+    assert [list(ids[b, 0]) for b in range(2)] == best[a]
+
+
+def test_small_beam_scores_are_consistent_and_sorted():
+  max_len, alpha = 6, 0.6
+  model = ToyModel(max_len=max_len, batch=3, seed=9)
+  ids, scores = _beam(model, max_len, 2, alpha)
+  for b in range(model.batch):
+    assert scores[b, 0] >= scores[b, 1]
+    assert scores[b, 0] <= brute_force(model, b, max_len, alpha)[0][1] + 1e-5
+    for k in range(2):
+      row = list(ids[b, k])
+      tokens = row[:row.index(EOS) + 1] if EOS in row else row
+      assert all(t == PAD for t in row[len(tokens):])
+      want = (model.sequence_log_prob(b, tokens)
+              / decoding.length_penalty(alpha, len(tokens)))
+      np.testing.assert_allclose(scores[b, k], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("eos_mode", ["never", "after_3"])
+def test_beam_size_one_equals_greedy(eos_mode):
+  # Beam 1 equals greedy when no early EOS can outscore the greedy path: EOS
+  # is impossible, or it is (near) certain exactly where greedy stops.
+  max_len, alpha = 8, 0.6
+  model = ToyModel(max_len=max_len, batch=4, seed=10, eos_mode=eos_mode)
+  greedy = _greedy(model, max_len)
+  if eos_mode == "after_3":
+    assert any(EOS in row[:-1] for row in greedy)
+  ids, scores = _beam(model, max_len, 1, alpha)
+  np.testing.assert_array_equal(ids[:, 0], greedy)
+  _, greedy_lp = _sample(model, max_len, 0, temperature=0.0)
+  lengths = np.sum(greedy != PAD, axis=1)
+  np.testing.assert_allclose(
+      scores[:, 0], greedy_lp / decoding.length_penalty(alpha, lengths),
+      rtol=1e-5)
+
+
+def test_beam_search_rejects_bad_arguments():
+  model = ToyModel()
+  with pytest.raises(ValueError, match="alpha"):
+    _beam(model, 4, 2, -0.5)
+  with pytest.raises(ValueError, match="beam_size"):
+    _beam(model, 4, 0, 0.6)
+
+
+# ---------------------------------------------------------------------------
+# Cache handling, errors and progress.
+# ---------------------------------------------------------------------------
+
+
+def test_cache_expansion_and_gather_follow_the_scalar_rule():
+  cache = {"kv": jnp.arange(6).reshape(2, 3), "index": jnp.array(7)}
+  expanded = decoding.expand_cache_to_beams(cache, 2)
+  np.testing.assert_array_equal(expanded["kv"],
+                                [[0, 1, 2], [0, 1, 2], [3, 4, 5], [3, 4, 5]])
+  assert expanded["index"].shape == () and int(expanded["index"]) == 7
+  gathered = decoding.gather_cache_beams(expanded, jnp.array([1, 1, 3, 2]))
+  np.testing.assert_array_equal(gathered["kv"],
+                                [[0, 1, 2], [0, 1, 2], [3, 4, 5], [3, 4, 5]])
+  assert int(gathered["index"]) == 7
+
+
+def test_cache_without_leading_batch_axis_is_rejected_by_path():
+  model = ToyModel(batch=3)
+  cache = dict(model.initial_cache(), bad=jnp.zeros((5, 2)))
+  for decode in (decoding.greedy_decode, decoding.beam_search):
+    with pytest.raises(ValueError, match=r"\['bad'\].*leading axis"):
+      decode(model.tokens_to_logits, cache, 3, 4, EOS)
+
+
+def test_wrong_logits_shape_is_rejected():
+  def bad(ids, cache, step):
+    return jnp.zeros((ids.shape[0], 2, 7)), cache
+  with pytest.raises(ValueError, match="logits of shape"):
+    decoding.greedy_decode(bad, {}, 2, 3, EOS)
+
+
+def test_logits_with_a_length_axis_of_one_are_accepted():
+  model = ToyModel(max_len=5, seed=2)
+  def with_axis(ids, cache, step):
+    logits, cache = model.tokens_to_logits(ids, cache, step)
+    return logits[:, None, :], cache
+  got = decoding.greedy_decode(with_axis, model.initial_cache(), model.batch,
+                               5, EOS)
+  np.testing.assert_array_equal(np.asarray(got), _greedy(model, 5))
+
+
+@pytest.mark.parametrize("decoder", ["greedy", "beam"])
+def test_progress_callback_reports_steps(decoder):
+  model = ToyModel(max_len=10, seed=1, eos_mode="never")
+  seen = []
+  kw = dict(progress_fn=seen.append, progress_every=4)
+  if decoder == "greedy":
+    fn = functools.partial(decoding.greedy_decode, **kw)
+  else:
+    fn = functools.partial(decoding.beam_search, beam_size=2, **kw)
+  jax.jit(lambda c: fn(model.tokens_to_logits, c, model.batch, 10, EOS))(
+      model.initial_cache())
+  jax.effects_barrier()
+  assert sorted(seen) == [4, 8, 10]
