@@ -48,7 +48,7 @@ setuptools.setup(
               ["lta_tasks"]),
     # tasks/ installs as lta_tasks so it cannot clash with another `tasks`.
     package_dir={"lta_tasks": "tasks"},
-    package_data={"lta": ["data/*", "gin/**/*.gin"]},
+    package_data={"lta": ["data/*.tsv", "data/*.json"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

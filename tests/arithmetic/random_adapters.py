@@ -1,0 +1,66 @@
+"""Random adapter trees shaped like the real ones, for arithmetic tests."""
+
+import numpy as np
+
+from lta.peft.config import AdapterConfig
+from lta.peft.manifest import Adapter, AdapterManifest
+
+BASE = "sha256:base-model-test"
+KERNELS = ("encoder/layers_0/attention/query", "encoder/layers_0/attention/out",
+           "decoder/layers_0/encoder_decoder_attention/value")
+D_MODEL, INNER = 12, 8
+
+
+def _kernel_shape(module):
+  return (INNER, D_MODEL) if module.endswith("/out") else (D_MODEL, INNER)
+
+
+def lora_config(rank=4, alpha=8.0, **kw):
+  return AdapterConfig(kind="lora", rank=rank, alpha=alpha, **kw)
+
+
+def krona_config(kron_b_rank=None, **kw):
+  return AdapterConfig(kind="krona", kron_factors=(4, 2),
+                       kron_b_rank=kron_b_rank, alpha=2.0, **kw)
+
+
+def random_tree(rng, config, dtype=np.float32):
+  tree = {}
+  for module in KERNELS:
+    d_in, d_out = _kernel_shape(module)
+    if config.kind == "lora":
+      leaves = {"lora_a": rng.normal(size=(d_in, config.rank)),
+                "lora_b": rng.normal(size=(config.rank, d_out))}
+    else:
+      m, n = config.kron_factors
+      leaves = {"kron_a": rng.normal(size=(m, n))}
+      if config.kron_b_rank is None:
+        leaves["kron_b"] = rng.normal(size=(d_in // m, d_out // n))
+      else:
+        leaves["kron_b_down"] = rng.normal(size=(d_in // m, config.kron_b_rank))
+        leaves["kron_b_up"] = rng.normal(size=(config.kron_b_rank, d_out // n))
+    node = tree
+    for key in module.split("/"):
+      node = node.setdefault(key, {})
+    node.update({k: v.astype(dtype) for k, v in leaves.items()})
+  return tree
+
+
+def make_adapter(rng, config=None, task="xlsum", language="en", base=BASE,
+                 dtype=np.float32, name=""):
+  config = config or lora_config()
+  tree = random_tree(rng, config, dtype)
+  manifest = AdapterManifest.for_tree(
+      tree, config, base_model_fingerprint=base, base_model_name="mt5-test",
+      task=task, language=language)
+  return Adapter(tree, manifest, name or f"{task}[{language}]")
+
+
+def base_params(rng):
+  params = {}
+  for module in KERNELS:
+    node = params
+    for key in module.split("/"):
+      node = node.setdefault(key, {})
+    node["kernel"] = rng.normal(size=_kernel_shape(module)).astype(np.float32)
+  return params

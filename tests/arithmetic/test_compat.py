@@ -1,0 +1,118 @@
+"""Every incompatible input is refused with a message naming both inputs."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from lta import arithmetic
+from lta import compat
+from lta.peft.manifest import Adapter, AdapterManifest
+from tests.arithmetic.random_adapters import (krona_config, lora_config,
+                                             make_adapter)
+
+IncompatibleAdaptersError = compat.IncompatibleAdaptersError
+
+
+def _pair(config_a=None, config_b=None, **kw_b):
+  rng = np.random.default_rng(0)
+  a = make_adapter(rng, config_a or lora_config(), name="task[en]")
+  b = make_adapter(rng, config_b or lora_config(), name="lang[pt]", **kw_b)
+  return a, b
+
+
+def _refused(a, b, pattern, space="factor"):
+  with pytest.raises(IncompatibleAdaptersError, match=pattern) as e:
+    arithmetic.merge_adapters([a, b], [0.5, 0.5], space=space)
+  assert "task[en]" in str(e.value) or "lang[pt]" in str(e.value)
+  return str(e.value)
+
+
+def test_different_base_models():
+  msg = _refused(*_pair(base="sha256:other"), "base model fingerprint")
+  assert "task[en] and lang[pt]" in msg and "sha256:other" in msg
+
+
+def test_different_adapter_types():
+  _refused(*_pair(config_b=krona_config()), "adapter type: 'lora' vs 'krona'")
+
+
+def test_different_ranks_in_factor_space():
+  _refused(*_pair(config_b=lora_config(rank=2, alpha=4.0)), "rank: 4 vs 2")
+
+
+def test_different_scales_in_factor_space():
+  _refused(*_pair(config_b=lora_config(alpha=16.0)), "scale")
+
+
+def test_different_kronecker_shapes():
+  other = dataclasses.replace(krona_config(), kron_factors=(2, 4))
+  _refused(*_pair(krona_config(), other), r"Kronecker factors.*\(4, 2\) vs "
+           r"\(2, 4\)", space="delta")
+  _refused(*_pair(krona_config(), krona_config(kron_b_rank=2)),
+           "Kronecker B rank: None vs 2")
+
+
+def test_different_targets():
+  other = lora_config(targets=r"encoder/.*")
+  _refused(*_pair(config_b=other), "targets")
+
+
+def test_different_dtypes():
+  _refused(*_pair(dtype=np.float16), "dtype: 'float32' vs 'float16'")
+
+
+def test_partial_tree():
+  a, b = _pair()
+  del b.tree["encoder"]["layers_0"]["attention"]["query"]["lora_b"]
+  _refused(a, b, "lang\\[pt\\]: partial or foreign adapter at "
+           "'encoder/layers_0/attention/query'")
+
+
+def test_missing_module():
+  a, b = _pair()
+  del b.tree["decoder"]
+  _refused(a, b, "lang\\[pt\\]: tree is missing 2 leaves its manifest lists")
+
+
+def test_trees_adapting_different_kernels():
+  rng = np.random.default_rng(1)
+  a = make_adapter(rng, lora_config(), name="task[en]")
+  b = make_adapter(rng, lora_config(), name="lang[pt]")
+  del b.tree["decoder"]
+  shapes = {p: s for p, s in b.manifest.shapes.items()
+            if not p.startswith("decoder")}
+  b = Adapter(b.tree, dataclasses.replace(b.manifest, shapes=shapes),
+              b.name)
+  _refused(a, b, "adapt different parameters")
+  _refused(a, b, "adapt different kernels", space="delta")
+
+
+def test_nan_and_inf():
+  a, b = _pair()
+  b.tree["encoder"]["layers_0"]["attention"]["out"]["lora_a"][0, 0] = np.nan
+  b.tree["encoder"]["layers_0"]["attention"]["out"]["lora_a"][0, 1] = np.inf
+  _refused(a, b, r"lang\[pt\]: encoder/layers_0/attention/out/lora_a holds "
+           r"non-finite values \(1 NaN, 1 Inf\)")
+
+
+def test_shape_disagreeing_with_manifest():
+  a, b = _pair()
+  b.tree["encoder"]["layers_0"]["attention"]["out"]["lora_a"] = np.zeros(
+      (8, 3), np.float32)
+  _refused(a, b, r"has shape \[8, 3\], manifest says \[8, 4\]")
+
+
+def test_empty_inputs():
+  with pytest.raises(ValueError, match="as many weights as adapters"):
+    arithmetic.merge_adapters([], [])
+  a, _ = _pair()
+  empty = Adapter({}, dataclasses.replace(a.manifest, shapes={}), "empty")
+  with pytest.raises(IncompatibleAdaptersError, match="empty: adapter tree "
+                     "is empty"):
+    compat.check_compatible([empty])
+
+
+def test_nothing_is_broadcast_by_tree_ops():
+  with pytest.raises(ValueError, match="shape"):
+    arithmetic.add({"a": np.ones((4, 1))}, {"a": np.ones((4, 3))})
