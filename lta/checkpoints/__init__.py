@@ -1,0 +1,7 @@
+"""Base-model checkpoints: HF and T5X import, HF export, fingerprints.
+
+  lta.checkpoints.hf           load_hf_checkpoint, save_hf_checkpoint
+  lta.checkpoints.t5x          load_t5x_checkpoint
+  lta.checkpoints.fingerprint  base_model_fingerprint
+  lta.checkpoints.layout       param_shapes: the names and shapes lta expects
+"""
