@@ -1,0 +1,85 @@
+"""Lexicon language identification on the synthetic world."""
+
+import gzip
+import json
+
+import pytest
+
+from lta.synthetic import grammar
+from lta.synthetic import lexicon_lid
+from lta.synthetic import world
+
+
+def _texts(info, code) -> dict[str, list[str]]:
+  out = {"text": [], "summary": [], "mc4": []}
+  for split in world.XLSUM_SPLITS:
+    with open(info.xlsum_path(code, split), encoding="utf-8") as f:
+      for line in f:
+        record = json.loads(line)
+        out["text"].append(record["text"])
+        out["summary"].append(record["summary"])
+  for split in world.MC4_SPLITS:
+    with gzip.open(info.mc4_path(code, split), "rt", encoding="utf-8") as f:
+      out["mc4"] += [json.loads(line)["text"] for line in f]
+  return out
+
+
+def test_every_language_is_recognised_and_no_other(tiny_world):
+  texts = {c: _texts(tiny_world, c) for c in tiny_world.languages}
+  for code in tiny_world.languages:
+    for kind, items in texts[code].items():
+      assert lexicon_lid.language_fidelity(items, code, tiny_world) == 100.0, (
+          code, kind)
+      for other in tiny_world.languages:
+        if other != code:
+          assert lexicon_lid.language_fidelity(items, other, tiny_world) == (
+              0.0), (code, other, kind)
+
+
+def test_source_summaries_are_not_target_even_with_shared_words(tiny_world):
+  en, pt = tiny_world.languages["en"], tiny_world.languages["pt"]
+  shared = [i for i in range(tiny_world.config.num_entities)
+            if en.word("entity", i) == pt.word("entity", i)]
+  shared_objects = [i for i in range(tiny_world.config.num_objects)
+                    if en.word("object", i) == pt.word("object", i)]
+  assert shared and shared_objects
+  h = grammar.Headline(shared[0], 0, shared_objects[0])
+  in_en, in_pt = grammar.render_headline(h, en), grammar.render_headline(h, pt)
+  assert in_en.split()[0] == in_pt.split()[0]  # Same subject word.
+  shares = lexicon_lid.language_shares(in_en, tiny_world)
+  assert shares["en"] == 1.0 and shares["pt"] == pytest.approx(2 / 3)
+  assert lexicon_lid.identify(in_en, tiny_world) == "en"
+  assert lexicon_lid.identify(in_pt, tiny_world) == "pt"
+  assert lexicon_lid.language_fidelity([in_en, in_pt], "pt", tiny_world) == 50.0
+
+
+def test_ties_unknown_and_empty_text_are_in_no_language(tiny_world):
+  en, pt = tiny_world.languages["en"], tiny_world.languages["pt"]
+  en_only = grammar.render_headline(grammar.Headline(0, 0, 0), en).split()[1]
+  pt_only = grammar.render_headline(grammar.Headline(0, 0, 0), pt).split()[1]
+  index = lexicon_lid.LexiconIndex(tiny_world)
+  assert index.identify(f"{en_only} {pt_only}") is None  # A tie.
+  assert index.identify("zzz qqq.") is None
+  assert index.shares("") == dict.fromkeys(tiny_world.languages, 0.0)
+  matches = lexicon_lid.language_matches(["", "zzz", en_only], "en",
+                                         tiny_world)
+  assert matches.tolist() == [False, False, True]
+
+
+def test_world_from_path_and_errors(tiny_world):
+  summary = grammar.render_headline(grammar.Headline(1, 1, 1),
+                                  tiny_world.languages["uk"])
+  assert lexicon_lid.language_fidelity([summary], "uk",
+                                       tiny_world.out_dir) == 100.0
+  with pytest.raises(ValueError, match="no predictions"):
+    lexicon_lid.language_fidelity([], "uk", tiny_world)
+  with pytest.raises(ValueError, match="'zh' is not a language"):
+    lexicon_lid.language_fidelity([summary], "zh", tiny_world)
+
+
+def test_seqio_metric(tiny_world):
+  metric = lexicon_lid.make_language_fidelity_metric("fa", tiny_world.out_dir)
+  fa = tiny_world.languages["fa"]
+  predictions = [grammar.render_headline(grammar.Headline(i, i, i), fa)
+                 for i in range(3)] + [""]
+  assert metric(predictions, predictions) == {"language_fidelity": 75.0}
