@@ -153,3 +153,15 @@ def check_compatible(adapters: Sequence[Adapter],
     check_adapter(adapter)
   for other in adapters[1:]:
     check_pair(adapters[0], other, space)
+
+
+def check_base(adapters: Sequence[Adapter], base_fingerprint: str,
+               base_path: str) -> None:
+  """Refuses an adapter trained on another base model than `base_path`."""
+  for a in adapters:
+    if a.manifest.base_model_fingerprint != base_fingerprint:
+      raise IncompatibleAdaptersError(
+          f"{a.label} was trained on base model "
+          f"{a.manifest.base_model_name!r} "
+          f"({a.manifest.base_model_fingerprint}), not on {base_path} "
+          f"({base_fingerprint})")

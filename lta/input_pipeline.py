@@ -1,0 +1,82 @@
+"""seqio tasks -> per-host numpy batches of the encoder-decoder features.
+
+Deterministic given (task, seed, batch size, host count): seqio shuffles and
+preprocesses with `seed`, so a run resumed after `n` batches skips exactly
+those `n` and sees what an uninterrupted run would have seen. Each host
+reads only its own shard (ShardInfo(index=process_index, num_shards=
+process_count)) and yields its slice of every global batch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from lta import partitioning
+
+# Features lta's EncoderDecoderModel reads; packing (segment ids) is not
+# supported by the network, so batches are never packed.
+MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens",
+                  "decoder_target_tokens", "decoder_loss_weights")
+
+
+def import_task_modules(modules: Optional[Sequence[str] | str]) -> None:
+  """Imports the modules that register tasks (T5X's MIXTURE_OR_TASK_MODULE)."""
+  if not modules:
+    return
+  for name in [modules] if isinstance(modules, str) else modules:
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise ImportError(f"MIXTURE_OR_TASK_MODULE {name!r} cannot be imported "
+                        f"({e})") from e
+
+
+def check_task(name: str) -> None:
+  try:
+    seqio.get_mixture_or_task(name)
+  except ValueError as e:
+    raise ValueError(
+        f"MIXTURE_OR_TASK_NAME={name!r} is not a registered seqio task or "
+        "mixture; set MIXTURE_OR_TASK_MODULE to the module that registers it"
+    ) from e
+
+
+def get_dataset(mixture_or_task_name: str,
+                task_feature_lengths: Mapping[str, int],
+                host_batch_size: int, *, split: str = "train",
+                shuffle: bool = True, seed: Optional[int] = 0,
+                num_epochs: Optional[int] = None, start_batch: int = 0,
+                shard: Optional[tuple[int, int]] = None) -> tf.data.Dataset:
+  """This host's batches, starting after `start_batch` consumed ones.
+
+  `num_epochs=None` repeats forever (training); `shard` defaults to this
+  host's (index, count).
+  """
+  check_task(mixture_or_task_name)
+  index, count = shard or partitioning.data_shard()
+  ds = seqio.get_dataset(
+      mixture_or_task_name, dict(task_feature_lengths),
+      seqio.EncDecFeatureConverter(pack=False), dataset_split=split,
+      shuffle=shuffle, num_epochs=num_epochs,
+      shard_info=seqio.ShardInfo(index=index, num_shards=count), seed=seed,
+      batch_size=host_batch_size, verbose=False)
+  if start_batch:
+    ds = ds.skip(start_batch)
+  return ds
+
+
+def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+  """The model features of each batch as numpy arrays."""
+  for batch in ds.as_numpy_iterator():
+    yield {k: batch[k] for k in MODEL_FEATURES if k in batch}
+
+
+def batch_tokens(batch: Mapping[str, np.ndarray]) -> int:
+  """Non-padding input plus target tokens, for throughput."""
+  return int(np.count_nonzero(batch["encoder_input_tokens"]) +
+             np.count_nonzero(batch["decoder_target_tokens"]))

@@ -1,0 +1,29 @@
+"""`lta merge` / `python -m lta.main.merge`: gin flags in, a composed adapter out.
+
+  lta merge --gin_file=runs/merge.gin \\
+    --gin.run_merge.output_dir=\\"/tmp/pt_add_sub\\" \\
+    --gin.run_merge.composition=\\"lang_task_add_subtract\\" \\
+    --gin.run_merge.target=\\"pt\\" --gin.run_merge.sources="['en']" \\
+    --gin.run_merge.lam=0.7 \\
+    --gin.run_merge.task_vectors="{'en': '/runs/task_en/adapter'}" \\
+    --gin.run_merge.language_vectors="{'en': '/runs/lang_en/adapter', \\
+        'pt': '/runs/lang_pt/adapter'}"
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from lta import gin_cli
+from lta import merge_job
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  gin_cli.parse_and_configure(sys.argv[1:] if argv is None else argv)
+  merge_job.run_merge()
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

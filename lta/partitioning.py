@@ -1,0 +1,160 @@
+"""The device mesh and logical-axis rules: the only module that knows devices.
+
+Every parameter and activation in lta.model names its axes logically
+('batch', 'embed', 'mlp', ...). This module maps those names onto a 2-D
+(data, model) mesh: data parallelism over 'data', tensor parallelism of the
+heads, MLP and vocabulary dimensions over 'model'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Iterator, Optional, Sequence
+
+from absl import logging
+import flax.linen as nn
+import gin
+import jax
+from jax.experimental import mesh_utils
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA, MODEL = "data", "model"
+
+# Logical axis -> mesh axis (None: replicated). Names are lta.model.layers'.
+LOGICAL_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = (
+    ("batch", DATA),
+    ("length", None),
+    ("kv_length", None),
+    ("embed", None),
+    ("joined_kv", MODEL),
+    ("heads", MODEL),
+    ("mlp", MODEL),
+    ("vocab", MODEL),
+    ("relpos_buckets", None),
+    ("adapter_rank", None),
+    ("kron_outer", None),
+)
+
+
+@gin.configurable
+def initialize_distributed(enabled: bool = False,
+                           coordinator_address: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> None:
+  """Joins a multi-host job (TPU VM pod slice or multi-node GPU).
+
+  Off by default. On TPU VMs the arguments may stay None: JAX discovers the
+  slice from the environment. Multi-node GPU jobs need all three.
+  """
+  if not enabled:
+    return
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id)
+  logging.info("Process %d of %d; %d local / %d global devices",
+               jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  """Mesh shape. -1 on one axis takes the devices the other leaves."""
+  data: int = -1
+  model: int = 1
+  rules: tuple[tuple[str, Optional[str]], ...] = LOGICAL_AXIS_RULES
+
+  def shape(self, num_devices: int) -> tuple[int, int]:
+    data, model = self.data, self.model
+    if data == -1 and model == -1:
+      raise ValueError("MeshConfig: at most one of data, model may be -1")
+    if data == -1:
+      data = num_devices // model if model > 0 else 0
+    elif model == -1:
+      model = num_devices // data if data > 0 else 0
+    if data <= 0 or model <= 0 or data * model != num_devices:
+      raise ValueError(
+          f"MeshConfig(data={self.data}, model={self.model}) does not fit "
+          f"{num_devices} devices")
+    return data, model
+
+
+def make_mesh(config: Optional[MeshConfig] = None,
+              devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A (data, model) mesh over `devices` (default: all devices)."""
+  config = config or MeshConfig()  # Built here so gin bindings apply.
+  devices = list(jax.devices() if devices is None else devices)
+  shape = config.shape(len(devices))
+  if devices == list(jax.devices()):
+    # Lays the mesh out along the physical interconnect where it can.
+    grid = mesh_utils.create_device_mesh(shape, devices)
+  else:
+    grid = np.asarray(devices).reshape(shape)
+  return Mesh(grid, (DATA, MODEL))
+
+
+@contextlib.contextmanager
+def activated(mesh: Mesh, rules=LOGICAL_AXIS_RULES) -> Iterator[Mesh]:
+  """Makes `mesh` and `rules` the ones activation constraints resolve to."""
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    yield mesh
+
+
+def logical_to_sharding(boxed_tree: Any, mesh: Mesh,
+                        rules=LOGICAL_AXIS_RULES) -> Any:
+  """NamedShardings for a tree of nn.Partitioned (boxed) variables.
+
+  Leaves without partitioning metadata are replicated, and so is any
+  dimension the mesh axis does not divide (e.g. mT5-small's 6 heads on a
+  model axis of 4), rather than failing to place it.
+  """
+  specs = nn.logical_to_mesh(nn.get_partition_spec(boxed_tree), rules)
+
+  def fit(spec, leaf):
+    shape = getattr(nn.meta.unbox(leaf), "shape", ())
+    axes = [a if a is None or dim % _axis_size(mesh, a) == 0 else None
+            for a, dim in zip(tuple(spec), shape)]
+    return NamedSharding(mesh, PartitionSpec(*axes))
+
+  return jax.tree.map(fit, specs, boxed_tree,
+                      is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def _axis_size(mesh: Mesh, axis) -> int:
+  names = axis if isinstance(axis, tuple) else (axis,)
+  return int(np.prod([mesh.shape[n] for n in names]))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Splits the leading (batch) axis of every input over 'data'."""
+  return NamedSharding(mesh, PartitionSpec(DATA))
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:
+  """The per-host batch size; the global batch must split evenly."""
+  data = mesh.shape[DATA]
+  hosts = jax.process_count()
+  if global_batch_size % data or global_batch_size % hosts:
+    raise ValueError(
+        f"Global batch size {global_batch_size} must divide by the mesh's "
+        f"data axis ({data}) and the host count ({hosts})")
+  return global_batch_size // hosts
+
+
+def host_batch_to_global(batch: dict[str, np.ndarray],
+                         mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles each host's slice of a batch into one global jax.Array."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v)
+          for k, v in batch.items()}
+
+
+def data_shard() -> tuple[int, int]:
+  """(index, count) of this host's shard of the input data."""
+  return jax.process_index(), jax.process_count()

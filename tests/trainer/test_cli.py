@@ -1,0 +1,176 @@
+"""Gin flags and run files; the `lta train` process killed and resumed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import pytest
+
+from lta import gin_cli
+from lta.main import cli
+from lta.main import train as train_main
+from lta.peft import adapter_io
+from lta.peft import trainable as trainable_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+TINY_GIN = os.path.join(REPO, "tests", "trainer", "tiny_run.gin")
+# The trainer's run files (other runs/*.gin belong to other entry points).
+RUN_FILES = [os.path.join(gin_cli.GIN_DIR, "runs", name) for name in (
+    "train_adapter.gin", "full_finetune.gin", "intermediate_tuning.gin")]
+REQUIRED = {
+    "MODEL_DIR": '"/tmp/lta_test_model_dir"',
+    "MIXTURE_OR_TASK_NAME": '"xlsum.en"',
+    "TASK_FEATURE_LENGTHS": "{'inputs': 512, 'targets': 64}",
+    "TRAIN_STEPS": "5000",
+    "INITIAL_CHECKPOINT_PATH": '"/path/to/mt5"',
+    "INITIAL_ADAPTER_PATH": '"/path/to/adapter"',
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+def test_parse_flags_t5x_style():
+  flags = gin_cli.parse_flags([
+      "--gin_file=runs/train_adapter.gin", "--gin_file", "peft/lora_r4.gin",
+      "--gin.MODEL_DIR=\"/tmp/x\"", "--gin_bindings=TRAIN_STEPS = 3",
+      "--gin_search_paths=/a,/b"])
+  assert flags.files == ["runs/train_adapter.gin", "peft/lora_r4.gin"]
+  assert flags.bindings == ['MODEL_DIR = "/tmp/x"', "TRAIN_STEPS = 3"]
+  assert flags.search_paths == ["/a", "/b"]
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--model_dir=/tmp"], "Unknown flag '--model_dir=/tmp'"),
+    (["--gin.MODEL_DIR"], "expected --gin.NAME=VALUE"),
+    (["--gin_file"], "needs a value"),
+])
+def test_bad_flags_are_named(argv, match):
+  with pytest.raises(ValueError, match=match):
+    gin_cli.parse_flags(argv)
+
+
+def test_every_run_file_parses_with_its_required_bindings():
+  for path in RUN_FILES:
+    gin.clear_config()
+    text = open(path).read()
+    assert "lta train" in text, f"{path} states no command that runs it"
+    declared = set(gin_cli._REQUIRED_RE.findall(text))
+    flags = gin_cli.GinFlags(
+        files=["peft/lora_r4.gin", path],
+        bindings=[f"{k} = {v}" for k, v in REQUIRED.items()
+                  if k in declared or k != "INITIAL_ADAPTER_PATH"])
+    gin_cli.configure(flags)
+    assert gin.query_parameter("train.train_steps") is not None
+    assert gin_cli.missing_required() == []
+
+
+@pytest.mark.parametrize("path", RUN_FILES)
+def test_missing_required_binding_is_named(path):
+  bindings = [f"{k} = {v}" for k, v in REQUIRED.items() if k != "MODEL_DIR"]
+  with pytest.raises(ValueError, match=r"not set: MODEL_DIR \("):
+    gin_cli.configure(gin_cli.GinFlags(files=[path], bindings=bindings))
+
+
+def test_unknown_parameter_is_an_error():
+  with pytest.raises(ValueError, match="doesn't have a parameter named "
+                     "'bogus'"):
+    gin_cli.configure(gin_cli.GinFlags(files=[TINY_GIN],
+                                       bindings=["train.bogus = 1"]))
+
+
+def test_missing_gin_file_is_named():
+  with pytest.raises(FileNotFoundError, match="runs/nope.gin"):
+    gin_cli.configure(gin_cli.GinFlags(files=["runs/nope.gin"]))
+
+
+def test_adapter_run_needs_an_adapter_file(capsys):
+  argv = ["--gin_file=runs/train_adapter.gin"] + [
+      f"--gin.{k}={v}" for k, v in REQUIRED.items()
+      if k != "INITIAL_ADAPTER_PATH"]
+  assert train_main.main(argv) == 2
+  assert "adapter config is required" in capsys.readouterr().err
+
+
+def test_cli_dispatch(capsys):
+  assert cli.main(["nope"]) == 2
+  assert "unknown command 'nope'" in capsys.readouterr().err
+  assert cli.main(["--help"]) == 0
+  assert "train" in capsys.readouterr().out
+
+
+# ------------------------------------------------- the real process ------
+
+
+def _train_process(model_dir, steps):
+  return subprocess.Popen(
+      [sys.executable, "-m", "lta.main.train", f"--gin_file={TINY_GIN}",
+       f"--gin.MODEL_DIR=\"{model_dir}\"", f"--gin.TRAIN_STEPS={steps}"],
+      cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_line(proc, prefix, timeout=300):
+  deadline = time.time() + timeout
+  lines = []
+  while time.time() < deadline:
+    line = proc.stdout.readline()
+    if not line:
+      break
+    lines.append(line)
+    if line.startswith(prefix):
+      return lines
+  raise AssertionError(f"no line starting {prefix!r}:\n{''.join(lines)}")
+
+
+def _finish(proc, timeout=300):
+  out, _ = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, out
+  return out
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+  steps = 12
+  reference = str(tmp_path / "reference")
+  _finish(_train_process(reference, steps))
+
+  killed = str(tmp_path / "killed")
+  proc = _train_process(killed, steps)
+  # Checkpoints every 2 steps; die hard after step 7, mid-way to step 8.
+  _wait_for_line(proc, f"step 7/{steps}")
+  proc.kill()
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  assert not os.path.exists(os.path.join(killed, "adapter"))
+  out = _finish(_train_process(killed, steps))
+  assert "Resuming from" in out and f"Finished at step {steps}" in out
+
+  want, _ = adapter_io.load_adapter(os.path.join(reference, "adapter"))
+  got, _ = adapter_io.load_adapter(os.path.join(killed, "adapter"))
+  flat_w = trainable_lib.flatten(want)
+  flat_g = trainable_lib.flatten(got)
+  for path in flat_w:
+    np.testing.assert_array_equal(flat_w[path], flat_g[path], err_msg=path)
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_a_checkpoint_and_exits_cleanly(tmp_path):
+  model_dir = str(tmp_path)
+  proc = _train_process(model_dir, 100_000)
+  _wait_for_line(proc, "step 3/")
+  proc.send_signal(signal.SIGTERM)
+  out = _finish(proc)
+  assert "Stopped at step" in out
+  step = int(out.rsplit("Stopped at step", 1)[1].split()[0])
+  assert os.path.isdir(os.path.join(model_dir, "checkpoints", str(step)))
+

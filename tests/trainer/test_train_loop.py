@@ -1,0 +1,201 @@
+"""The training loop end to end on CPU: learning, checkpoints, exact resume."""
+
+import dataclasses
+import glob
+import os
+import signal
+import threading
+import time
+
+import gin
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lta import optimizers
+from lta import train_state
+from lta import trainer
+from lta.checkpoints import hf
+from lta.checkpoints import orbax_ckpt
+from lta.peft import adapter_io
+from lta.peft import trainable as trainable_lib
+from tests.trainer import fixture_task
+from tests.trainer import states
+
+# A large vocabulary makes the frozen base much bigger than the adapters.
+CONFIG = fixture_task.CONFIG.replace(vocab_size=8192)
+STEPS = 16
+
+
+def _train(model_dir, train_steps=STEPS, **overrides):
+  kwargs = dict(
+      model_dir=model_dir, mixture_or_task_name=fixture_task.TASK,
+      task_feature_lengths=fixture_task.LENGTHS, train_steps=train_steps,
+      initial_checkpoint_path=None, adapter=states.LORA, model_config=CONFIG,
+      batch_size=8, log_period=1, checkpoint_period=4, keep_checkpoints=2,
+      adapter_task="reverse", adapter_language="en",
+      optimizer=optimizers.make_optimizer(
+          "adamw", optimizers.make_schedule(1e-2)))
+  kwargs.update(overrides)
+  return trainer.train(**kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """One uninterrupted run, shared by the tests below."""
+  gin.clear_config()
+  model_dir = str(tmp_path_factory.mktemp("reference"))
+  return model_dir, _train(model_dir)
+
+
+def test_tiny_run_lowers_training_loss(reference):
+  _, result = reference
+  losses = [h["loss"] for h in result.history]
+  assert [h["step"] for h in result.history] == list(range(1, STEPS + 1))
+  assert np.mean(losses[-4:]) < losses[0] - 1.0, losses
+  assert result.step == STEPS and not result.preempted
+
+
+def test_exports_adapter_with_manifest(reference):
+  model_dir, result = reference
+  tree, manifest = adapter_io.load_adapter(os.path.join(model_dir, "adapter"))
+  trained = jax.device_get(result.state.trainable["adapters"])
+  for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(trained)):
+    np.testing.assert_array_equal(a, b)
+  assert manifest.task == "reverse" and manifest.language == "en"
+  assert manifest.config == states.LORA
+  assert manifest.base_model_name == CONFIG.name
+  assert manifest.base_model_fingerprint.startswith("sha256:")
+  assert manifest.provenance["step"] == STEPS
+
+
+def test_checkpoints_hold_only_adapters(reference):
+  model_dir, result = reference
+  ckpt = orbax_ckpt.TrainCheckpointer(model_dir)
+  assert ckpt.all_steps() == [12, 16]  # keep 2
+  meta = ckpt.state_metadata(16)
+  run = ckpt.run_info(16)
+  assert run["trainable"] == "adapters/.*"
+  assert run["manifest"]["adapter"] == states.LORA.to_dict()
+  adapter_paths = set(trainable_lib.flatten(result.state.trainable))
+  assert set(trainable_lib.flatten(meta["trainable"])) == adapter_paths
+  opt_leaves = [
+      "/".join(str(getattr(k, "key", k)) for k in path)
+      for path, _ in jax.tree_util.tree_leaves_with_path(meta["opt_state"])]
+  assert not any("params" in p for p in opt_leaves)
+  assert sum("adapters" in p for p in opt_leaves) == 2 * len(adapter_paths)
+
+  def nbytes(tree):
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+  base_bytes = nbytes(result.state.frozen)
+  adapter_bytes = nbytes(result.state.trainable)
+  disk = sum(os.path.getsize(f) for f in glob.glob(
+      os.path.join(ckpt.directory, "16", "**"), recursive=True)
+             if os.path.isfile(f))
+  assert adapter_bytes * 50 < base_bytes
+  # Adapters + two Adam moments + orbax metadata, far below the base.
+  assert disk < base_bytes / 4, (disk, base_bytes, adapter_bytes)
+  ckpt.close()
+
+
+def test_tensorboard_events_and_config_written(reference):
+  model_dir, _ = reference
+  events = glob.glob(os.path.join(model_dir, "train", "events.out.*"))
+  assert events
+  tags = {v.tag for e in tf.compat.v1.train.summary_iterator(events[0])
+          for v in e.summary.value}
+  assert {"loss", "steps_per_s", "tokens_per_s", "grad_norm"} <= tags
+  assert os.path.isfile(os.path.join(model_dir, "config.gin"))
+
+
+def test_resume_matches_uninterrupted_run(reference, tmp_path):
+  _, full = reference
+  first = _train(str(tmp_path), train_steps=STEPS // 2)
+  assert first.step == STEPS // 2
+  resumed = _train(str(tmp_path))
+  assert [h["step"] for h in resumed.history] == list(
+      range(STEPS // 2 + 1, STEPS + 1))
+  # Same data, same dropout keys, same optimizer state: bit-identical.
+  assert ([h["loss"] for h in resumed.history] ==
+          [h["loss"] for h in full.history[STEPS // 2:]])
+  for a, b in zip(jax.tree.leaves(jax.device_get(resumed.state.trainable)),
+                  jax.tree.leaves(jax.device_get(full.state.trainable))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resume_refuses_a_different_run(reference):
+  model_dir, _ = reference
+  with pytest.raises(ValueError, match="batch_size=8"):
+    _train(model_dir, batch_size=16)
+
+
+def test_sigterm_saves_and_stops(tmp_path):
+  """A preemption notice mid-run: checkpoint at the current step, no export."""
+  model_dir = str(tmp_path)
+  events_dir = os.path.join(model_dir, "train")
+
+  def preempt_after_first_step():
+    deadline = time.time() + 120
+    while time.time() < deadline and not glob.glob(
+        os.path.join(events_dir, "events.out.*")):
+      time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  killer = threading.Thread(target=preempt_after_first_step, daemon=True)
+  killer.start()
+  result = _train(model_dir, train_steps=10_000, checkpoint_period=10_000)
+  killer.join()
+  assert result.preempted and 0 < result.step < 10_000
+  ckpt = orbax_ckpt.TrainCheckpointer(model_dir)
+  assert ckpt.latest_step() == result.step
+  ckpt.close()
+  assert result.adapter_dir is None
+  assert not os.path.exists(os.path.join(model_dir, "adapter"))
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_next_stage_starts_from_exported_adapter(reference):
+  """Intermediate tuning: stage 2's adapter starts as stage 1's export."""
+  model_dir, result = reference
+  path = os.path.join(model_dir, "adapter")
+  _, manifest = adapter_io.load_adapter(path)
+  fresh = jax.eval_shape(
+      states.make_model(config=CONFIG).init_unboxed,
+      jax.random.PRNGKey(0))["adapters"]
+  loaded = train_state.load_initial_adapter(
+      path, fresh, manifest.base_model_fingerprint)
+  for a, b in zip(jax.tree.leaves(loaded),
+                  jax.tree.leaves(jax.device_get(
+                      result.state.trainable["adapters"]))):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(ValueError, match="trained on base model"):
+    train_state.load_initial_adapter(path, fresh, "sha256:other")
+  rank4 = jax.eval_shape(
+      states.make_model(adapter=dataclasses.replace(states.LORA, rank=4),
+                        config=CONFIG).init_unboxed,
+      jax.random.PRNGKey(0))["adapters"]
+  with pytest.raises(ValueError, match="does not fit this run's"):
+    train_state.load_initial_adapter(path, rank4,
+                                     manifest.base_model_fingerprint)
+
+
+def test_full_finetuning_exports_an_hf_checkpoint(tmp_path):
+  result = _train(str(tmp_path), train_steps=2, adapter=None,
+                  trainable="full", export_model=True)
+  assert result.adapter_dir is None
+  config, params = hf.load_hf_checkpoint(result.model_dir)
+  assert config.architecture_dict() == CONFIG.architecture_dict()
+  trained = trainable_lib.flatten(jax.device_get(result.state.trainable))
+  exported = trainable_lib.flatten({"params": params})
+  assert set(trained) == set(exported)
+  for path, value in trained.items():
+    np.testing.assert_array_equal(value, exported[path], err_msg=path)
