@@ -36,8 +36,14 @@ def dev_task_name(lang: str) -> str:
 def filter_language(dataset: tf.data.Dataset, lang: str) -> tf.data.Dataset:
   """Keeps the examples of `lang` (an ISO code in TYDIQA_LANGUAGES)."""
   prefix = TYDIQA_LANGUAGES[lang] + "-"
-  return dataset.filter(lambda x: tf.strings.regex_full_match(
+  filtered = dataset.filter(lambda x: tf.strings.regex_full_match(
       x["id"], prefix + ".*"))
+  # An empty split is an error, never a silent empty dataset. Pipelines are
+  # built eagerly, so this reads only up to the first match.
+  if next(iter(filtered.take(1)), None) is None:
+    raise ValueError(f"TyDi QA GoldP split has no {lang!r} examples (no id "
+                     f"starts with {prefix!r}).")
+  return filtered
 
 
 @seqio.map_over_dataset

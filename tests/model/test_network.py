@@ -16,7 +16,11 @@ def _tokens(seed, shape, vocab=TINY.vocab_size):
 @pytest.fixture(scope="module")
 def model_and_vars():
   model = models.EncoderDecoderModel(Transformer(TINY))
-  return model, model.init_unboxed(jax.random.key(0))
+  return model, jax.jit(model.init_unboxed)(jax.random.key(0))
+
+
+def _forward(model):
+  return jax.jit(model.module.apply, static_argnames=("enable_dropout",))
 
 
 def test_relative_position_bucket_matches_reference_formula():
@@ -62,14 +66,16 @@ def test_cached_decoding_matches_full_forward(model_and_vars):
   model, v = model_and_vars
   enc = _tokens(1, (2, 20)).at[1, 15:].set(0)  # padding in one row
   batch = {"encoder_input_tokens": enc}
-  ids = model.predict_batch(
-      v, batch, models.DecodingConfig(max_decode_length=6))
-  # Re-derive greedily with full (uncached) forward passes.
-  dec = jnp.zeros((2, 1), jnp.int32)
-  for _ in range(6):
-    logits = model.module.apply(v, enc, dec)
-    dec = jnp.concatenate([dec, jnp.argmax(logits[:, -1:], -1)], axis=1)
-  want = np.asarray(dec[:, 1:])
+  ids = jax.jit(model.predict_batch, static_argnames="config")(
+      v, batch, config=models.DecodingConfig(max_decode_length=6))
+  # Re-derive greedily with full (uncached) forward passes; the decoder is
+  # causal, so the zeros after position i do not change logits at i.
+  forward = _forward(model)
+  dec = np.zeros((2, 7), np.int32)
+  for i in range(6):
+    logits = forward(v, enc, jnp.asarray(dec))
+    dec[:, i + 1] = np.argmax(np.asarray(logits[:, i]), -1)
+  want = dec[:, 1:]
   for row in want:  # zero after the first EOS, as the decoder does
     hit = np.where(row == TINY.eos_token_id)[0]
     if hit.size:
@@ -80,11 +86,10 @@ def test_cached_decoding_matches_full_forward(model_and_vars):
 def test_beam_search_with_one_beam_equals_greedy(model_and_vars):
   model, v = model_and_vars
   batch = {"encoder_input_tokens": _tokens(2, (3, 14))}
-  greedy = model.predict_batch(v, batch,
-                               models.DecodingConfig(max_decode_length=7))
-  beam = model.predict_batch(
-      v, batch, models.DecodingConfig(method="beam", beam_size=1,
-                                      max_decode_length=7))
+  predict = jax.jit(model.predict_batch, static_argnames="config")
+  greedy = predict(v, batch, config=models.DecodingConfig(max_decode_length=7))
+  beam = predict(v, batch, config=models.DecodingConfig(
+      method="beam", beam_size=1, max_decode_length=7))
   np.testing.assert_array_equal(np.asarray(greedy), np.asarray(beam))
 
 
@@ -93,8 +98,9 @@ def test_padding_does_not_change_unpadded_positions(model_and_vars):
   enc = _tokens(3, (1, 10))
   padded = jnp.concatenate([enc, jnp.zeros((1, 6), jnp.int32)], axis=1)
   dec = _tokens(4, (1, 5)).at[:, 0].set(0)
-  a = model.module.apply(v, enc, dec)
-  b = model.module.apply(v, padded, dec)
+  forward = _forward(model)
+  a = forward(v, enc, dec)
+  b = forward(v, padded, dec)
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
@@ -104,11 +110,11 @@ def test_loss_is_finite_and_weighted(model_and_vars):
   batch = {"encoder_input_tokens": _tokens(6, (2, 9)),
            "decoder_input_tokens": jnp.pad(tgt[:, :-1], ((0, 0), (1, 0))),
            "decoder_target_tokens": tgt}
-  loss, aux = model.loss_fn(v, batch, None)
+  loss, aux = jax.jit(model.loss_fn)(v, batch, None)
   assert np.isfinite(float(loss))
   assert float(aux["num_tokens"]) == 10.0
   # Mean target log-likelihood agrees with score_batch (z-loss aside).
-  scores = model.score_batch(v, batch)
+  scores = jax.jit(model.score_batch)(v, batch)
   np.testing.assert_allclose(float(aux["cross_entropy"]),
                              -float(scores.sum()) / 10.0, rtol=1e-5)
 
@@ -116,12 +122,13 @@ def test_loss_is_finite_and_weighted(model_and_vars):
 def test_dropout_changes_outputs_only_when_enabled():
   model = models.EncoderDecoderModel(Transformer(TINY.replace(
       dropout_rate=0.5)))
-  v = model.init_unboxed(jax.random.key(0))
+  v = jax.jit(model.init_unboxed)(jax.random.key(0))
   enc, dec = _tokens(7, (1, 8)), _tokens(8, (1, 4))
-  det1 = model.module.apply(v, enc, dec)
-  det2 = model.module.apply(v, enc, dec)
-  drop = model.module.apply(v, enc, dec, enable_dropout=True,
-                            rngs={"dropout": jax.random.key(1)})
+  forward = _forward(model)
+  det1 = forward(v, enc, dec)
+  det2 = forward(v, enc, dec)
+  drop = forward(v, enc, dec, enable_dropout=True,
+                 rngs={"dropout": jax.random.key(1)})
   np.testing.assert_array_equal(np.asarray(det1), np.asarray(det2))
   assert not np.allclose(np.asarray(det1), np.asarray(drop))
 

@@ -71,3 +71,11 @@ def test_postprocessing_and_squad_metric(tfds_dir):
   assert metric([target], predictions) == {"f1": 100.0, "em": 100.0}
   half = metric([target], ["النيل"])
   assert half["em"] == 0.0 and half["f1"] == pytest.approx(200 / 3)
+
+
+def test_a_language_with_no_examples_is_an_error():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  ds = tf.data.Dataset.from_tensor_slices({"id": ["english-1", "english-2"]})
+  assert len(list(tydiqa.filter_language(ds, "en"))) == 2
+  with pytest.raises(ValueError, match="no 'sw' examples"):
+    tydiqa.filter_language(ds, "sw")
