@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from lta.peft import merge
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter, unflatten_tree
 
@@ -39,17 +40,9 @@ def _compute_dtype(dtype) -> np.dtype:
   return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
 
 
-def modules(tree: Mapping[str, Any], prefix: str = "") -> dict[str, dict]:
+def modules(tree: Mapping[str, Any]) -> dict[str, dict]:
   """{module path: {leaf: array}} for every adapted kernel of `tree`."""
-  out = {}
-  for key, value in tree.items():
-    path = f"{prefix}{key}"
-    if isinstance(value, Mapping):
-      if value and all(not isinstance(v, Mapping) for v in value.values()):
-        out[path] = dict(value)
-      else:
-        out.update(modules(value, path + "/"))
-  return out
+  return merge.adapter_modules(tree)
 
 
 def _kron_b(leaves: Mapping[str, Any], dtype) -> np.ndarray:
@@ -62,12 +55,7 @@ def _kron_b(leaves: Mapping[str, Any], dtype) -> np.ndarray:
 def module_delta(leaves: Mapping[str, Any], config: AdapterConfig,
                  dtype=np.float32) -> np.ndarray:
   """dW (in, out) of one adapted kernel."""
-  # Scale the small factor, not the (in, out) product.
-  if "lora_a" in leaves:
-    return ((config.scale * np.asarray(leaves["lora_a"], dtype)) @
-            np.asarray(leaves["lora_b"], dtype))
-  return np.kron(config.scale * np.asarray(leaves["kron_a"], dtype),
-                 _kron_b(leaves, dtype))
+  return merge.module_delta(leaves, config.scale, dtype=dtype)
 
 
 def adapter_deltas(adapter: Adapter, dtype=None) -> dict[str, np.ndarray]:
@@ -279,34 +267,10 @@ def linear_lowrank(adapters: Sequence[Adapter], weights: Sequence[float],
 def merge_into_base(params: Mapping[str, Any],
                     delta_tree: Mapping[str, Any]) -> dict[str, Any]:
   """Base params with each module's dW added to its `kernel`."""
-  out = _copy_dicts(params)
+  deltas = {}
   for module, leaves in modules(delta_tree).items():
     if set(leaves) != {DELTA_LEAF}:
       raise ValueError(f"dW tree at {module!r} has leaves {sorted(leaves)}; "
                        f"expected only {DELTA_LEAF!r}")
-    node = out
-    for key in module.split("/"):
-      if not isinstance(node, dict) or key not in node:
-        raise KeyError(f"Base params have no {module}/kernel for the dW at "
-                       f"{module!r}")
-      node = node[key]
-    if "kernel" not in node:
-      raise KeyError(f"Base params have no {module}/kernel")
-    kernel = node["kernel"]
-    delta = leaves[DELTA_LEAF]
-    if tuple(np.shape(kernel)) != tuple(np.shape(delta)):
-      raise ValueError(f"{module}/kernel has shape {np.shape(kernel)} but its "
-                       f"dW has shape {np.shape(delta)}")
-    kernel = np.asarray(kernel)
-    # Add in at least float32 so bfloat16 kernels do not lose the update.
-    acc = np.promote_types(kernel.dtype, np.float32)
-    merged = kernel.astype(acc)  # a copy: the input params stay intact
-    merged += np.asarray(delta, acc)
-    node["kernel"] = merged.astype(kernel.dtype, copy=False)
-  return out
-
-
-def _copy_dicts(tree):
-  if isinstance(tree, Mapping):
-    return {k: _copy_dicts(v) for k, v in tree.items()}
-  return tree
+    deltas[f"{module}/kernel"] = leaves[DELTA_LEAF]
+  return merge.add_deltas(params, deltas)

@@ -34,45 +34,52 @@ def layout_of(leaves: Mapping[str, Any], where: str) -> str:
                    f"one of {[list(v) for v in LEAVES.values()]}.")
 
 
-def module_delta(leaves: Mapping[str, Any], scale: float, where: str = "?"):
-  """dW (in, out) of one adapted kernel, in float32 numpy."""
-  f = {k: np.asarray(v, np.float32) for k, v in leaves.items()}
+def module_delta(leaves: Mapping[str, Any], scale: float, where: str = "?",
+                 dtype=np.float32) -> np.ndarray:
+  """dW (in, out) of one adapted kernel, scaling the small factor."""
+  f = {k: np.asarray(v, dtype) for k, v in leaves.items()}
   layout = layout_of(f, where)
   if layout == "lora":
-    return scale * (f["lora_a"] @ f["lora_b"])
+    return (scale * f["lora_a"]) @ f["lora_b"]
   b = f["kron_b"] if layout == "krona" else f["kron_b_down"] @ f["kron_b_up"]
-  return scale * np.kron(f["kron_a"], b)
+  return np.kron(scale * f["kron_a"], b)
 
 
-def adapter_deltas(adapters: Mapping[str, Any],
-                   config: AdapterConfig) -> dict[str, np.ndarray]:
+def adapter_deltas(adapters: Mapping[str, Any], config: AdapterConfig,
+                   dtype=np.float32) -> dict[str, np.ndarray]:
   """{kernel_path: dW} for every adapted kernel."""
-  return {f"{module}/kernel": module_delta(leaves, config.scale, module)
+  return {f"{module}/kernel": module_delta(leaves, config.scale, module, dtype)
           for module, leaves in adapter_modules(adapters).items()}
 
 
-def _apply_deltas(params, deltas, sign):
+def add_deltas(params: Mapping[str, Any], deltas: Mapping[str, Any],
+               sign: float = 1.0) -> dict[str, Any]:
+  """A copy of params with `sign * dW` added to each named kernel.
+
+  Adds in at least float32, so bfloat16 kernels do not lose the update.
+  """
   flat = flatten(params)
   for path, delta in deltas.items():
     if path not in flat:
       raise KeyError(f"Adapter targets {path!r}, which the base parameters do "
                      "not have; was it trained on another architecture?")
-    kernel = flat[path]
-    if tuple(kernel.shape) != delta.shape:
-      raise ValueError(f"Adapter dW for {path} has shape {delta.shape}; the "
-                       f"base kernel has {tuple(kernel.shape)}.")
-    flat[path] = (np.asarray(kernel, np.float32) + sign * delta).astype(
-        kernel.dtype)
+    kernel = np.asarray(flat[path])
+    if kernel.shape != np.shape(delta):
+      raise ValueError(f"Adapter dW for {path} has shape {np.shape(delta)}; "
+                       f"the base kernel has {kernel.shape}.")
+    acc = np.promote_types(kernel.dtype, np.float32)
+    merged = kernel.astype(acc) + sign * np.asarray(delta, acc)
+    flat[path] = merged.astype(kernel.dtype, copy=False)
   return unflatten(flat)
 
 
 def merge_into_base(params: Mapping[str, Any], adapters: Mapping[str, Any],
                     config: AdapterConfig) -> dict[str, Any]:
   """W + dW for every adapted kernel; decoding then costs the base model's."""
-  return _apply_deltas(params, adapter_deltas(adapters, config), +1.0)
+  return add_deltas(params, adapter_deltas(adapters, config), +1.0)
 
 
 def unmerge_from_base(params: Mapping[str, Any], adapters: Mapping[str, Any],
                       config: AdapterConfig) -> dict[str, Any]:
   """Inverse of merge_into_base (up to float rounding)."""
-  return _apply_deltas(params, adapter_deltas(adapters, config), -1.0)
+  return add_deltas(params, adapter_deltas(adapters, config), -1.0)
