@@ -6,6 +6,15 @@ CONFIGURABLE_MODULES = (
     "lta.model.config",
     "lta.peft.config",
     "lta.models",
+    "lta.optimizers",
+    "lta.partitioning",
+    "lta.trainer",
+    "lta.vocab",
+    "lta.sweep",
+    "lta.merge_job",
+    "lta.eval_job",
+    "lta.pipeline",
+    "lta_tasks",
 )
 
 
