@@ -12,6 +12,7 @@ COMMANDS = {
     "train": "lta.main.train",
     "pipeline": "lta.main.pipeline",
     "merge": "lta.main.merge",
+    "eval": "lta.main.eval",
     "miniature": "lta.main.miniature",
 }
 
