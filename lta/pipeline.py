@@ -24,24 +24,19 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import gin
-import jax
 import seqio
 
 from lta import arithmetic
-from lta import compat
+from lta import eval_job
 from lta import evaluation
 from lta import reporting
 from lta import sweep
 from lta import trainer
 from lta import vocab
-from lta.checkpoints import fingerprint
-from lta.checkpoints import hf
 from lta.model.config import T5Config
-from lta.model.network import Transformer
-from lta.models import DecodingConfig, EncoderDecoderModel
+from lta.models import DecodingConfig
 from lta.optimizers import make_optimizer, make_schedule
 from lta.peft import adapter_io
-from lta.peft import merge
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter
 
@@ -295,40 +290,19 @@ def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:
                                                            data.world)
 
 
-class Scorer:
+class Scorer(eval_job.MergedScorer):
   """Merges an adapter into the base and scores one XLSum language."""
 
   def __init__(self, cfg: PipelineConfig, base_path: str, data: Data):
+    super().__init__(base_path, cfg.feature_lengths, cfg.batch_size,
+                     DecodingConfig(max_decode_length=cfg.target_length),
+                     cfg.eval_examples, fidelity_fn(data))
     self.cfg = cfg
-    self.base_path = base_path
     self.world = data.world
-    self.config, self.params = hf.load_hf_checkpoint(base_path)
-    self.fingerprint = fingerprint.base_model_fingerprint(self.config,
-                                                          self.params)
-    self.model = EncoderDecoderModel(Transformer(self.config))
-    self.predict_fn = evaluation.make_predict_fn(
-        self.model, DecodingConfig(max_decode_length=cfg.target_length))
-    self.fidelity = fidelity_fn(data)
-    self._examples: dict[tuple[str, str], list] = {}
-
-  def examples(self, task: str, split: str) -> list:
-    key = (task, split)
-    if key not in self._examples:
-      self._examples[key] = evaluation.load_examples(
-          task, split, self.cfg.feature_lengths, self.cfg.eval_examples)
-    return self._examples[key]
 
   def score(self, adapter: Adapter, target: str,
             split: str) -> evaluation.TaskResult:
-    compat.check_base([adapter], self.fingerprint, self.base_path)
-    params = merge.merge_into_base(self.params, adapter.tree, adapter.config)
-    task = f"xlsum.{target}"
-    examples = self.examples(task, split)
-    ids = evaluation.decode_examples(
-        self.predict_fn, {"params": jax.device_put(params)}, examples,
-        self.cfg.batch_size, self.cfg.input_length)
-    result = evaluation.score_task(task, examples, ids,
-                                   fidelity_fn=self.fidelity)
+    result = super().score(adapter, f"xlsum.{target}", split)
     if self.world is not None:  # the synthetic task has one right answer
       from lta.synthetic import scoring  # pylint: disable=g-import-not-at-top
       result.scores.update(scoring.headline_scores(
