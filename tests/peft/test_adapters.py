@@ -145,3 +145,21 @@ def test_mt5_small_lora_share_is_small():
   assert summary["base"] == 300_176_768
   assert summary["trainable"] == 24 * 4 * 4 * (512 + 384)
   assert 0.1 < summary["share_percent"] < 0.2
+
+
+@pytest.mark.parametrize("cfg", [LORA, KRONA], ids=["lora", "krona"])
+def test_merged_and_unmerged_decoding_give_identical_tokens(cfg):
+  model, v = _model(cfg)
+  adapters = _randomise(v["adapters"], 3)
+  enc, _ = _inputs()
+  predict = jax.jit(model.predict_batch, static_argnames="config")
+  config = models.DecodingConfig(max_decode_length=8)
+  unmerged = predict({"params": v["params"], "adapters": adapters},
+                     {"encoder_input_tokens": enc}, config=config)
+  merged = predict({"params": merge.merge_into_base(v["params"], adapters,
+                                                    cfg)},
+                   {"encoder_input_tokens": enc}, config=config)
+  base = predict({"params": v["params"]}, {"encoder_input_tokens": enc},
+                 config=config)
+  np.testing.assert_array_equal(np.asarray(merged), np.asarray(unmerged))
+  assert not np.array_equal(np.asarray(base), np.asarray(unmerged))
