@@ -14,6 +14,7 @@ COMMANDS = {
     "merge": "lta.main.merge",
     "eval": "lta.main.eval",
     "miniature": "lta.main.miniature",
+    "sweep": "lta.main.sweep",
 }
 
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU launcher: one node, or one process per node of a multi-node job
+# through JAX's distributed initialisation. The commands only.
+#
+#   launch/gpu.sh [--dry-run] -- <lta command and gin flags>
+#   launch/gpu.sh --num_nodes 2 --node_rank 0 --coordinator host0:1234 \
+#     [--dry-run] -- <lta command and gin flags>      # on node 0
+#   ... the same with --node_rank 1 on node 1.
+# Every GPU of a node is used by its one process; MODEL_DIR must be shared
+# by all nodes (a network filesystem or gs://).
+set -euo pipefail
+
+usage() { sed -n '2,10p' "$0"; exit 2; }
+NUM_NODES=1; NODE_RANK=0; COORDINATOR=""; DRY_RUN=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --num_nodes) NUM_NODES=$2; shift 2 ;;
+    --node_rank) NODE_RANK=$2; shift 2 ;;
+    --coordinator) COORDINATOR=$2; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    --) shift; break ;;
+    *) echo "gpu.sh: unknown flag $1" >&2; usage ;;
+  esac
+done
+[[ $# -ge 1 ]] || { echo "gpu.sh: give the lta command after --" >&2; exit 2; }
+
+DIST=()
+if [[ $NUM_NODES -gt 1 ]]; then
+  [[ -n $COORDINATOR ]] || { echo "gpu.sh: --coordinator host:port is required with --num_nodes > 1" >&2; exit 2; }
+  DIST=(--gin.initialize_distributed.enabled=True
+        "--gin.initialize_distributed.coordinator_address=\"$COORDINATOR\""
+        "--gin.initialize_distributed.num_processes=$NUM_NODES"
+        "--gin.initialize_distributed.process_id=$NODE_RANK")
+fi
+CMD=(env JAX_PLATFORMS=cuda lta "$@" "${DIST[@]}")
+if [[ $DRY_RUN == 1 ]]; then printf '%q ' "${CMD[@]}"; echo; else exec "${CMD[@]}"; fi

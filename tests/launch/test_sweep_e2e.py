@@ -1,0 +1,79 @@
+"""`lta sweep` end to end: a λ sweep of `lta eval` on the tiny model, on CPU.
+
+Builds the tiny pipeline (synthetic data, tiny base, LoRA task and language
+vectors; about two minutes), then sweeps λ over the add-and-subtract
+composition, one `lta eval` job per λ, and checks the collected table
+against each job's scores.json.
+"""
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+LAMBDAS = (0.5, 0.9)
+
+
+def _env():
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env.pop("XLA_FLAGS", None)
+  return env
+
+
+@pytest.mark.slow
+def test_lambda_sweep_on_the_tiny_model(tmp_path):
+  work = tmp_path / "pipeline"
+  proc = subprocess.run(
+      [sys.executable, "-m", "lta.main.pipeline",
+       f'--gin.PipelineConfig.workdir="{work}"',
+       "--gin.PipelineConfig.pretrain_steps=4",
+       "--gin.PipelineConfig.task_steps=3",
+       "--gin.PipelineConfig.language_steps=2",
+       "--gin.PipelineConfig.batch_size=4",
+       "--gin.PipelineConfig.lambdas=(0.5,)",
+       "--gin.PipelineConfig.eval_examples=2"],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  tasks = {"en": str(work / "task_en" / "adapter")}
+  langs = {l: str(work / f"lang_{l}" / "adapter") for l in ("en", "pt", "uk")}
+  base = shlex.join([
+      "lta", "eval", "--gin_file=runs/eval.gin",
+      f'--gin.run_eval.base_checkpoint="{work / "base" / "model"}"',
+      "--gin.run_eval.tasks=['xlsum.pt', 'xlsum.uk']",
+      "--gin.TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 16}",
+      '--gin.run_eval.composition="lang_task_add_subtract"',
+      "--gin.run_eval.sources=['en']",
+      f"--gin.run_eval.task_vectors={tasks!r}",
+      f"--gin.run_eval.language_vectors={langs!r}",
+      "--gin.run_eval.max_examples=2",
+      f'--gin.run_eval.tfds_data_dir="{work / "tfds"}"',
+      f'--gin.lta.vocab.get_vocabulary.path="{work / "spm" / "spm.model"}"'])
+  sweep_dir = tmp_path / "sweep"
+  proc = subprocess.run(
+      [sys.executable, "-m", "lta.main.cli", "sweep", "--mode=local",
+       f"--workdir={sweep_dir}", f"--base_command={base}",
+       f"--grid=LAMBDA={list(LAMBDAS)}",
+       "--output_binding=run_eval.output_dir"],
+      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "| job | LAMBDA | method | pt | uk | avg |" in proc.stdout
+  rows = list(csv.DictReader(open(sweep_dir / "sweep.csv")))
+  assert len(rows) == 2 * len(LAMBDAS)  # composition + task-only baseline
+  jobs = json.load(open(sweep_dir / "jobs.json"))
+  for job, lam in zip(jobs, LAMBDAS):
+    scores = json.load(open(os.path.join(job["output_dir"], "scores.json")))
+    comp = scores["lang_task_add_subtract"]
+    assert comp["pt"]["lambda"] == lam
+    row = next(r for r in rows if r["job"] == job["name"] and
+               r["method"] == "lang_task_add_subtract")
+    assert float(row["LAMBDA"]) == lam
+    for lang in ("pt", "uk"):
+      assert float(row[lang]) == pytest.approx(comp[lang]["rouge2"])
+    assert float(row["avg"]) == pytest.approx(
+        (comp["pt"]["rouge2"] + comp["uk"]["rouge2"]) / 2)
