@@ -16,8 +16,12 @@ Real data and a real base model are gin bindings, e.g.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional, Sequence
+
+# Quiet TensorFlow's C++ start-up logs; must precede its import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from lta import gin_cli
 from lta import pipeline
@@ -33,6 +37,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if not any(a.startswith("--gin_file") for a in argv):
     argv = [f"--gin_file={f}" for f in DEFAULT_GIN_FILES] + argv
   gin_cli.parse_and_configure(argv)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds.disable_progress_bar()  # the stage banners are the progress display
   pipeline.run_pipeline(pipeline.PipelineConfig(), T5Config(),
                         AdapterConfig())
   return 0
