@@ -57,6 +57,8 @@ import time
 
 import numpy as np
 
+import host_info  # bench/, next to this file
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
@@ -113,19 +115,6 @@ def _flags(argv=None) -> argparse.Namespace:
   return flags
 
 
-def _cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown CPU"
-
-
-def _load() -> str:
-  return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _variables(config: T5Config, adapter: AdapterConfig):
@@ -246,22 +235,22 @@ def main(argv=None) -> int:
         f"{flags.decode} tokens per row (EOS never argmax); each call = "
         f"encode + prefill + decode; median of {flags.runs} after "
         f"{flags.warmup} warm-up")
-  print(f"machine: {os.cpu_count()} CPUs ({_cpu_name()}), jax "
+  print(f"machine: {os.cpu_count()} CPUs ({host_info.cpu_name()}), jax "
         f"{jax.__version__} {jax.default_backend()}, python "
-        f"{platform.python_version()}; load avg {_load()} at start",
+        f"{platform.python_version()}; load avg {host_info.load()} at start",
         flush=True)
 
   # lta base is always timed: it is what every ratio is against.
   lta_names = ["base"] + [n for n in flags.variants if n not in ("base", "hf")]
   hf_backend = load_hf = None
   times, ids, params = _time_lta(flags, config, adapter, enc, lta_names)
-  load_lta = _load()
+  load_lta = host_info.load()
   if "hf" in flags.variants:
     with tempfile.TemporaryDirectory() as tmp:
       result, ids["hf"] = _time_hf(flags, config, params, enc, tmp)
       times["hf"] = result["times"]
       hf_backend = result["backend"]
-      load_hf = _load()
+      load_hf = host_info.load()
 
   base = statistics.median(times["base"])
   labels = {"base": "lta base", "merged": "lta merged LoRA",

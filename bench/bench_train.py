@@ -41,7 +41,8 @@ import subprocess
 import sys
 import time
 
-import matmul_rate  # bench/, next to this file
+import host_info  # bench/, next to this file
+import matmul_rate
 
 CONFIGS = ("lta_lora", "lta_full", "hf_lora")
 LABELS = {"lta_lora": "lta LoRA", "lta_full": "lta full FT",
@@ -118,19 +119,6 @@ def _peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _load() -> str:
-  return "/".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def _cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown CPU"
 
 
 def _tokens(flags, rng_seed=0):
@@ -269,7 +257,7 @@ def _worker(flags) -> None:
   else:
     result = _lta_worker(flags, full=flags.worker == "lta_full")
   result["peak_rss_mb"] = _peak_rss_mb()
-  result["load"] = _load()
+  result["load"] = host_info.load()
   print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -324,11 +312,11 @@ def main(argv=None) -> int:
   print(f"work: batch {flags.batch} x (inputs {flags.inputs} + targets "
         f"{flags.targets}) = {tokens:,} tokens/step; median of {flags.steps} "
         f"steps after {flags.warmup} warm-up; one process per config")
-  print(f"machine: {os.cpu_count()} CPUs ({_cpu_name()}), python "
+  print(f"machine: {os.cpu_count()} CPUs ({host_info.cpu_name()}), python "
         f"{platform.python_version()}; XLA on every core, torch "
         f"{flags.threads} threads with OMP_WAIT_POLICY="
-        f"{flags.omp_wait_policy or '(torch default)'}; load avg {_load()} at "
-        "start", flush=True)
+        f"{flags.omp_wait_policy or '(torch default)'}; load avg "
+        f"{host_info.load()} at start", flush=True)
   results = {}
   for name in names:
     results[name] = r = _run_config(name, flags, argv)
@@ -394,11 +382,11 @@ def main(argv=None) -> int:
   for name, r in results.items():
     print(f"{LABELS[name]}: {r['backend']}")
 
-  print(f"load avg at end {_load()}")
+  print(f"load avg at end {host_info.load()}")
   if flags.json_out:
     with open(flags.json_out, "w") as f:
       json.dump({"command": command, "flags": vars(flags),
-                 "cpus": os.cpu_count(), "cpu": _cpu_name(),
+                 "cpus": os.cpu_count(), "cpu": host_info.cpu_name(),
                  "machine_matmul_gflops": machine, "results": results}, f,
                 indent=2)
   return 0

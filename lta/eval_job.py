@@ -79,23 +79,21 @@ class MergedScorer:
 
 
 def select_lambda_and_score(
-    scorer: MergedScorer, compose: Callable[[float], Adapter], task: str,
-    lambdas: Sequence[float], selection_split: str, split: str,
-    metric: Optional[str] = None
+    score: Callable[[Adapter, str], evaluation.TaskResult],
+    compose: Callable[[float], Adapter], lambdas: Sequence[float],
+    selection_split: str, split: str,
+    selection_score: Callable[[evaluation.TaskResult], float]
 ) -> tuple[evaluation.TaskResult, dict[float, float]]:
-  """λ with the best `metric` on selection_split, then scored on split."""
-  metric = metric or evaluation.main_metric(task)
-  lang = evaluation.task_language(task)
-  if len(lambdas) == 1:
-    by_lambda = {float(lambdas[0]): float("nan")}
-  else:
-    by_lambda = sweep.sweep(
-        lambda lam: {lang: scorer.score(compose(lam), task,
-                                        selection_split).scores[metric]},
-        lambdas)[lang]
-  lam = sweep.best_lambda({lang: by_lambda})[lang] if len(lambdas) > 1 \
-      else float(lambdas[0])
-  result = scorer.score(compose(lam), task, split)
+  """Scores every λ on selection_split, then the best one on split.
+
+  score(adapter, split) decodes and scores one task. The selection scores
+  are returned (λ -> score) for plots, even for a single λ.
+  """
+  by_lambda = {float(lam): selection_score(score(compose(lam),
+                                                 selection_split))
+               for lam in lambdas}
+  lam = sweep.best_lambda({"": by_lambda})[""]
+  result = score(compose(lam), split)
   result.scores["lambda"] = lam
   return result, by_lambda
 
@@ -181,8 +179,11 @@ def _eval_composition(scorer, tasks, composition, task_vecs, lang_vecs,
             selection=selection)
         return Adapter(tree, manifest, name=f"{name}[{target}, λ={lam}]")
 
+      metric = evaluation.main_metric(task)
       result, by_lambda = select_lambda_and_score(
-          scorer, compose, task, grid, selection_split, split)
+          lambda adapter, s, task=task: scorer.score(adapter, task, s),
+          compose, grid, selection_split, split,
+          lambda r, metric=metric: r.scores[metric])
       results[label].append(result)
       if name == composition and len(grid) > 1:
         sweeps[target] = by_lambda

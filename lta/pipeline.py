@@ -300,9 +300,10 @@ class Scorer(eval_job.MergedScorer):
     self.cfg = cfg
     self.world = data.world
 
-  def score(self, adapter: Adapter, target: str,
-            split: str) -> evaluation.TaskResult:
-    result = super().score(adapter, f"xlsum.{target}", split)
+  def score_target(self, adapter: Adapter, target: str,
+                   split: str) -> evaluation.TaskResult:
+    """Scores `xlsum.<target>`, plus exact match on synthetic data."""
+    result = self.score(adapter, f"xlsum.{target}", split)
     if self.world is not None:  # the synthetic task has one right answer
       from lta.synthetic import scoring  # pylint: disable=g-import-not-at-top
       result.scores.update(scoring.headline_scores(
@@ -419,7 +420,7 @@ def sanity_checks(cfg: PipelineConfig, scorer: Scorer,
       histories[name] = _read_history(os.path.join(cfg.workdir, name))
   source_scores = {}
   for lang, vector in task_vectors.items():
-    scores = scorer.score(vector, lang, "test").scores
+    scores = scorer.score_target(vector, lang, "test").scores
     source_scores[lang] = scores
     print(f"  task vector {lang} on xlsum.{lang} test: ROUGE-2 "
           f"{scores['rouge2']:.2f}" + (
@@ -453,15 +454,11 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
             sources=sources, lam=lam, space=cfg.space)
         return Adapter(tree, manifest, name=f"{method}[{target}, λ={lam}]")
 
-      def validation(lam, target=target, compose=compose):
-        r = scorer.score(compose(lam), target, "validation")
-        return {target: scorer.selection_score(r)}
-
-      by_lambda = sweep.sweep(validation, grid)
-      lam = sweep.best_lambda(by_lambda)[target]
-      sweeps[label][target] = by_lambda[target]
-      result = scorer.score(compose(lam), target, "test")
-      result.scores["lambda"] = lam
+      result, sweeps[label][target] = eval_job.select_lambda_and_score(
+          lambda adapter, split, target=target: scorer.score_target(
+              adapter, target, split),
+          compose, grid, "validation", "test", scorer.selection_score)
+      lam = result.scores["lambda"]
       results[label].append(result)
       extra = (f" | exact match {result.scores['exact_match']:.0f}%"
                if "exact_match" in result.scores else "")

@@ -7,16 +7,13 @@ numbers. Whether the method's effect appears is reported, not asserted.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from lta import miniature
+from tests import cli_run
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = ("pt", "uk")
 METHODS = ("Task vector only (baseline)", "Language and task (add)",
            "Language and task (add and subtract)", "Task-only (add related)",
@@ -86,8 +83,7 @@ def test_config_rejects_repeated_seeds():
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   out = tmp_path_factory.mktemp("miniature")
-  args = [sys.executable, "-m", "lta.main.miniature",
-          "--gin_file=experiments/miniature.gin",
+  args = ["--gin_file=experiments/miniature.gin",
           f'--gin.MiniatureConfig.workdir="{out}"',
           f"--gin.MiniatureConfig.seeds={SEEDS}",
           '--gin.PipelineConfig.world_preset="tiny"',
@@ -98,11 +94,7 @@ def workdir(tmp_path_factory):
           "--gin.PipelineConfig.batch_size=4",
           f"--gin.PipelineConfig.lambdas={LAMBDAS}",
           f"--gin.PipelineConfig.eval_examples={EXAMPLES}"]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  env.pop("XLA_FLAGS", None)
-  proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=1800)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  proc = cli_run.run_module("lta.main.miniature", args, timeout=1800)
   assert "**Verdict**" in proc.stdout
   return out
 

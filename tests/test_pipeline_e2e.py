@@ -6,18 +6,15 @@ seqio state) with few steps, then checks every file it writes.
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from lta import metrics
+from tests import cli_run
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.peft import adapter_io
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ("Task vector only (baseline)", "Language and task (add)",
            "Language and task (add and subtract)")
 EXAMPLES = 4
@@ -26,19 +23,9 @@ EXAMPLES = 4
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   out = tmp_path_factory.mktemp("pipeline")
-  args = [sys.executable, "-m", "lta.main.pipeline",
-          f'--gin.PipelineConfig.workdir="{out}"',
-          "--gin.PipelineConfig.pretrain_steps=4",
-          "--gin.PipelineConfig.task_steps=3",
-          "--gin.PipelineConfig.language_steps=2",
-          "--gin.PipelineConfig.batch_size=4",
-          "--gin.PipelineConfig.lambdas=(0.5, 0.9)",
-          f"--gin.PipelineConfig.eval_examples={EXAMPLES}"]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  env.pop("XLA_FLAGS", None)
-  proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=900)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  proc = cli_run.run_module(
+      "lta.main.pipeline", cli_run.tiny_pipeline_flags(out, (0.5, 0.9),
+                                                       EXAMPLES))
   assert "[5/5] results" in proc.stdout
   assert "| Method | Pt | Uk | Avg |" in proc.stdout
   return out
@@ -88,7 +75,7 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
   tasks = {"en": str(workdir / "task_en" / "adapter")}
   langs = {lang: str(workdir / f"lang_{lang}" / "adapter")
            for lang in ("en", "pt", "uk")}
-  args = [sys.executable, "-m", "lta.main.eval", "--gin_file=runs/eval.gin",
+  args = ["--gin_file=runs/eval.gin",
           f'--gin.run_eval.output_dir="{out}"',
           f'--gin.run_eval.base_checkpoint="{workdir / "base" / "model"}"',
           "--gin.run_eval.tasks=['xlsum.pt', 'xlsum.uk']",
@@ -101,11 +88,7 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
           f"--gin.run_eval.max_examples={EXAMPLES}",
           f'--gin.run_eval.tfds_data_dir="{workdir / "tfds"}"',
           f'--gin.lta.vocab.get_vocabulary.path="{workdir / "spm" / "spm.model"}"']
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  env.pop("XLA_FLAGS", None)
-  proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True,
-                        text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  cli_run.run_module("lta.main.eval", args, timeout=600)
   for name in ("predictions.jsonl", "scores.csv", "scores.json", "table.md",
                "lambda_sweep.png", "relative_improvement.png"):
     assert (out / name).stat().st_size > 0, name

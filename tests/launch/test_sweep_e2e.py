@@ -10,36 +10,19 @@ import csv
 import json
 import os
 import shlex
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests import cli_run
+
 LAMBDAS = (0.5, 0.9)
-
-
-def _env():
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  env.pop("XLA_FLAGS", None)
-  return env
 
 
 @pytest.mark.slow
 def test_lambda_sweep_on_the_tiny_model(tmp_path):
   work = tmp_path / "pipeline"
-  proc = subprocess.run(
-      [sys.executable, "-m", "lta.main.pipeline",
-       f'--gin.PipelineConfig.workdir="{work}"',
-       "--gin.PipelineConfig.pretrain_steps=4",
-       "--gin.PipelineConfig.task_steps=3",
-       "--gin.PipelineConfig.language_steps=2",
-       "--gin.PipelineConfig.batch_size=4",
-       "--gin.PipelineConfig.lambdas=(0.5,)",
-       "--gin.PipelineConfig.eval_examples=2"],
-      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  cli_run.run_module("lta.main.pipeline",
+                     cli_run.tiny_pipeline_flags(work, (0.5,), 2))
   tasks = {"en": str(work / "task_en" / "adapter")}
   langs = {l: str(work / f"lang_{l}" / "adapter") for l in ("en", "pt", "uk")}
   base = shlex.join([
@@ -55,13 +38,11 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
       f'--gin.run_eval.tfds_data_dir="{work / "tfds"}"',
       f'--gin.lta.vocab.get_vocabulary.path="{work / "spm" / "spm.model"}"'])
   sweep_dir = tmp_path / "sweep"
-  proc = subprocess.run(
-      [sys.executable, "-m", "lta.main.cli", "sweep", "--mode=local",
-       f"--workdir={sweep_dir}", f"--base_command={base}",
-       f"--grid=LAMBDA={list(LAMBDAS)}",
-       "--output_binding=run_eval.output_dir"],
-      cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  proc = cli_run.run_module(
+      "lta.main.cli", ["sweep", "--mode=local", f"--workdir={sweep_dir}",
+                       f"--base_command={base}",
+                       f"--grid=LAMBDA={list(LAMBDAS)}",
+                       "--output_binding=run_eval.output_dir"])
   assert "| job | LAMBDA | method | pt | uk | avg |" in proc.stdout
   rows = list(csv.DictReader(open(sweep_dir / "sweep.csv")))
   assert len(rows) == 2 * len(LAMBDAS)  # composition + task-only baseline
