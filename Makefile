@@ -1,19 +1,22 @@
 # The README's two commands: `make demo` (the main job) and `make test`.
-# Both create .venv and install lta into it on first use.
+# Both create .venv on first use and install the locked dependency set
+# (requirements/lock.txt, made by `make lock`) plus lta itself.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lta-installed
+LOCK := requirements/lock.txt
 
-.PHONY: demo test test-all install
+.PHONY: demo test test-all install lock
 
 install: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): $(LOCK) pyproject.toml setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lta needs Python >= 3.11; run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,3 +27,8 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
+
+# Re-resolves the lock from pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --extra test --universal \
+	  --python-version 3.11 --generate-hashes -o $(LOCK)
