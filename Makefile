@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lta-installed
 LOCK := requirements/lock.txt
 
-.PHONY: demo test test-all install lock
+.PHONY: demo test test-all install lock hf-env
 
 install: $(STAMP)
 
@@ -32,3 +32,13 @@ test-all: $(STAMP)
 lock:
 	uv pip compile pyproject.toml --extra test --universal \
 	  --python-version 3.11 --generate-hashes -o $(LOCK)
+
+# The HF peer (torch, transformers, peft) for bench/ and fixture scripts,
+# in its own venv: lta's venv never has torch.
+HF_VENV ?= .venv-hf
+hf-env: $(HF_VENV)/.installed
+
+$(HF_VENV)/.installed: requirements/hf-peer.txt
+	$(PYTHON) -m venv $(HF_VENV)
+	$(HF_VENV)/bin/python -m pip install --quiet -r requirements/hf-peer.txt
+	touch $@

@@ -12,11 +12,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lta.errors import CheckpointError
 from lta.peft.manifest import Adapter, flatten_tree
 
 SPACES = ("factor", "delta")
 
-class IncompatibleAdaptersError(ValueError):
+class IncompatibleAdaptersError(CheckpointError):
   """Two adapters cannot be combined (or one is malformed)."""
 
 
