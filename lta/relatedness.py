@@ -2,9 +2,11 @@
 
 For a target T the paper averages the task vectors of the sources S with
 syntactic distance < 0.7 and geographic distance < 0.3 (section 5.4),
-ordered here by syntactic distance, then geographic.
+ordered here by syntactic distance, then geographic. `SelectionRule` holds
+the thresholds and the two choices the paper leaves open (language codes,
+rounding); its defaults come closest to Table 5 (docs/composition.md).
 
-Distances come from one of three tables, all keyed by ISO 639-3 codes:
+Distances come from one of three sources, all keyed by ISO 639-3 codes:
 
 * `load_table()`: the small committed table `lta/data/uriel_distances.tsv`
   (the paper's 22 XLSum languages, their macrolanguage codes and frr, dan,
@@ -12,22 +14,23 @@ Distances come from one of three tables, all keyed by ISO 639-3 codes:
 * `Lang2VecUriel`: recomputed from lang2vec 1.1.2's feature files.
   Geographic: great-circle distance / antipodal distance (= angle / pi)
   between coordinates trilaterated from the 'geo' features (see
-  `lta.uriel_geo`). Syntactic: cosine distance between `syntax_knn`
-  vectors (103 binary features, no missing values). lang2vec's own
+  `lta.uriel_geo`). Syntactic: `syntactic_angle` between the languages'
+  observed syntax features (the union of WALS, SSWL and Ethnologue, as
+  lang2vec's 'syntax_wals|syntax_sswl|syntax_ethnologue'). lang2vec's own
   precomputed syntactic distances are not reproducible from its features
-  (antonisa/lang2vec#17), so these differ from them; docs/composition.md
-  reports by how much.
+  (antonisa/lang2vec#17); docs/composition.md says how close this comes.
 * `Distances2Zip`: a user-supplied `distances2.zip` from the lang2vec GitHub
   version (scipy sparse upper-triangular matrices indexed by the order of
   `distances_languages.txt`). Its geographic values are rounded to one
   decimal and its syntactic values to two.
 
-Macrolanguages: XLSum's text is Modern Standard Arabic, Mandarin, Swahili
-(Kiswahili), Iranian Persian and Nepali proper, so ar, zh, sw, fa, ne map to
-the individual codes arb, cmn, swh, pes, npi by default; `macro=True` uses
-lang2vec's own letter-code mapping (ara, zho, swa, fas, nep) instead. In
-distances2.zip 'ara' has no coordinates and sits at geographic distance 1.0
-from every language (antonisa/lang2vec#15).
+Codes: by default (`SelectionRule.macro`) ar, zh, sw, fa, ne are the
+macrolanguages ara, zho, swa, fas, nep, as lang2vec's letter_codes.json maps
+them; `macro=False` uses the individual languages XLSum's text is (Modern
+Standard Arabic arb, Mandarin cmn, Kiswahili swh, Iranian Persian pes,
+Nepali npi). In distances2.zip 'ara' has no coordinates and sits at
+geographic distance 1.0 from every language (antonisa/lang2vec#15); the
+recomputed coordinates place it in Egypt.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ import importlib.util
 import io
 import os
 import zipfile
-from typing import Mapping, Optional, Protocol, Sequence
+from typing import Mapping, Optional, Protocol, Sequence, TextIO, Union
 
 import numpy as np
+
+from lta.errors import ConfigError
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 DISTANCES_TSV = os.path.join(DATA_DIR, "uriel_distances.tsv")
@@ -53,6 +58,28 @@ XLSUM_UNSEEN = ("mr", "gu", "zh", "ne", "pt", "si", "so", "vi", "yo", "uk",
                 "fa")
 SYNTACTIC_MAX = 0.7
 GEOGRAPHIC_MAX = 0.3
+# lang2vec's syntax_wals|syntax_sswl|syntax_ethnologue: observed features.
+SYNTAX_SOURCES = ("WALS", "SSWL", "ETHNO")
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionRule:
+  """Which sources count as related: both distances under their threshold.
+
+  geographic_decimals: round geographic distances first, as lang2vec's
+    distances2.zip stores them (one decimal: "< 0.3" keeps values < 0.25);
+    None compares them unrounded.
+  macro: macrolanguage codes for ar, zh, sw, fa, ne (see `uriel_code`).
+  """
+  syntactic_max: float = SYNTACTIC_MAX
+  geographic_max: float = GEOGRAPHIC_MAX
+  geographic_decimals: Optional[int] = 1
+  macro: bool = True
+
+  def related(self, syntactic: float, geographic: float) -> bool:
+    if self.geographic_decimals is not None:
+      geographic = round(geographic, self.geographic_decimals)
+    return syntactic < self.syntactic_max and geographic < self.geographic_max
 
 # Table 5 of the paper: sources selected for each unseen target, in order.
 PAPER_TABLE5 = {
@@ -89,8 +116,8 @@ def uriel_code(lang: str, macro: bool = False) -> str:
   if macro and lang in MACROLANGUAGE:
     return MACROLANGUAGE[lang]
   if lang not in ISO639_3:
-    raise KeyError(f"No ISO 639-3 code known for language {lang!r}; pass a "
-                   "3-letter code")
+    raise ConfigError(f"No ISO 639-3 code known for language {lang!r}; pass "
+                      "a 3-letter code")
   return ISO639_3[lang]
 
 
@@ -125,12 +152,19 @@ class DistanceTable:
     return self._get(a, b)[1]
 
 
-def load_table(path: str = DISTANCES_TSV) -> DistanceTable:
+def _tsv_rows(path: Union[str, TextIO]) -> tuple[str, list[list[str]]]:
+  """(name, rows) of a TSV file or text stream, '#' lines skipped."""
+  if not isinstance(path, str):
+    return "<stream>", list(csv.reader(
+        (l for l in path if not l.startswith("#")), delimiter="\t"))
+  with open(path) as f:
+    return path, _tsv_rows(f)[1]
+
+
+def load_table(path: Union[str, TextIO] = DISTANCES_TSV) -> DistanceTable:
   """Reads a TSV `code_a code_b syntactic geographic` ('#' lines skipped)."""
   pairs = {}
-  with open(path) as f:
-    rows = [r for r in csv.reader((l for l in f if not l.startswith("#")),
-                                  delimiter="\t")]
+  path, rows = _tsv_rows(path)
   if not rows or rows[0] != ["code_a", "code_b", "syntactic", "geographic"]:
     raise ValueError(f"{path}: expected header code_a, code_b, syntactic, "
                      f"geographic; got {rows[:1]}")
@@ -143,17 +177,17 @@ def load_table(path: str = DISTANCES_TSV) -> DistanceTable:
   return DistanceTable(pairs, source=path)
 
 
-def write_table(path: str, source: DistanceSource, codes: Sequence[str],
+def write_table(f: TextIO, source: DistanceSource, codes: Sequence[str],
                 header: Sequence[str] = ()) -> None:
+  """Writes the `load_table` TSV of all pairs of `codes` to stream `f`."""
   codes = sorted(set(codes))
-  with open(path, "w") as f:
-    for line in header:
-      f.write(f"# {line}\n")
-    f.write("code_a\tcode_b\tsyntactic\tgeographic\n")
-    for i, a in enumerate(codes):
-      for b in codes[i + 1:]:
-        f.write(f"{a}\t{b}\t{source.syntactic(a, b):.4f}\t"
-                f"{source.geographic(a, b):.4f}\n")
+  for line in header:
+    f.write(f"# {line}\n")
+  f.write("code_a\tcode_b\tsyntactic\tgeographic\n")
+  for i, a in enumerate(codes):
+    for b in codes[i + 1:]:
+      f.write(f"{a}\t{b}\t{source.syntactic(a, b):.4f}\t"
+              f"{source.geographic(a, b):.4f}\n")
 
 
 class Distances2Zip:
@@ -225,6 +259,21 @@ def lang2vec_data_dir() -> str:
   return os.path.join(list(spec.submodule_search_locations)[0], "data")
 
 
+def syntactic_angle(a: np.ndarray, b: np.ndarray) -> float:
+  """Angle between two languages' syntax, in right angles (0 to 2).
+
+  a, b: binary features with -1 where unobserved. Over the features both
+  have, coded +-1, the angle is arccos(1 - 2 f) for a share f that differ:
+  0 for identical, 1 when half differ (uncorrelated), 2 when all do; NaN
+  when no feature is observed in both (frr has none at all).
+  """
+  shared = (a >= 0) & (b >= 0)
+  if not shared.any():
+    return float("nan")
+  differ = float(np.mean(a[shared] != b[shared]))
+  return float(np.arccos(1.0 - 2.0 * differ) / (np.pi / 2))
+
+
 class Lang2VecUriel:
   """Distances recomputed from lang2vec's URIEL feature files."""
 
@@ -235,11 +284,15 @@ class Lang2VecUriel:
     self.geo = uriel_geo.GeoCoordinates.from_lang2vec(
         os.path.join(self.data_dir, "geocoord_features.npz"),
         calibration_stride=calibration_stride)
-    path = os.path.join(self.data_dir, "feature_predictions.npz")
+    path = os.path.join(self.data_dir, "features.npz")
     with np.load(path) as d:
       feats = [str(f) for f in d["feats"]]
+      sources = [str(s) for s in d["sources"]]
       cols = [i for i, f in enumerate(feats) if f.startswith("S_")]
-      self._syntax = d["data"][:, cols, 0].astype(np.float64)
+      data = d["data"][:, cols][:, :, [sources.index(s)
+                                       for s in SYNTAX_SOURCES]]
+      # -1 (unobserved) loses to any observed 0 or 1, as in lang2vec.
+      self._syntax = data.max(axis=2)
       self._syntax_index = {str(l): i for i, l in enumerate(d["langs"])}
     self._syntax_path = path
 
@@ -249,8 +302,7 @@ class Lang2VecUriel:
     return self._syntax[self._syntax_index[code]]
 
   def syntactic(self, a: str, b: str) -> float:
-    va, vb = self.syntax_vector(a), self.syntax_vector(b)
-    return float(1.0 - va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb)))
+    return syntactic_angle(self.syntax_vector(a), self.syntax_vector(b))
 
   def geographic(self, a: str, b: str) -> float:
     return self.geo.distance(a, b)
@@ -264,47 +316,59 @@ class Related:
 
 
 def select_related(target: str, candidates: Sequence[str],
-                   source: DistanceSource, *,
-                   syntactic_max: float = SYNTACTIC_MAX,
-                   geographic_max: float = GEOGRAPHIC_MAX,
-                   macro: bool = False) -> list[Related]:
-  """Candidates under both thresholds, by syntactic then geographic."""
-  t = uriel_code(target, macro)
+                   source: DistanceSource,
+                   rule: SelectionRule = SelectionRule()) -> list[Related]:
+  """Candidates `rule` calls related, by syntactic then geographic."""
+  t = uriel_code(target, rule.macro)
   out = []
   for lang in candidates:
-    c = uriel_code(lang, macro)
+    c = uriel_code(lang, rule.macro)
     syn, geo = source.syntactic(t, c), source.geographic(t, c)
-    if syn < syntactic_max and geo < geographic_max:
+    if np.isnan(syn) or np.isnan(geo):
+      raise ValueError(f"No {'syntactic' if np.isnan(syn) else 'geographic'}"
+                       f" distance between {t!r} and {c!r}: URIEL observes "
+                       "too little of one of them")
+    if rule.related(syn, geo):
       out.append(Related(lang, syn, geo))
   return sorted(out, key=lambda r: (r.syntactic, r.geographic, r.language))
 
 
 def related_table(targets: Sequence[str], sources: Sequence[str],
-                  source: DistanceSource, **kwargs
+                  source: DistanceSource,
+                  rule: SelectionRule = SelectionRule()
                   ) -> dict[str, list[Related]]:
-  return {t: select_related(t, sources, source, **kwargs) for t in targets}
+  return {t: select_related(t, sources, source, rule) for t in targets}
+
+
+SELECTIONS = ("paper", "uriel")
 
 
 def related_sources(target: str, candidates: Sequence[str],
-                    selection: str = "paper", **kwargs) -> list[str]:
+                    selection: str = "paper",
+                    rule: SelectionRule = SelectionRule()) -> list[str]:
   """Related languages of `target` among `candidates`.
 
   selection='paper': the paper's Table 5 (kept in its order), restricted to
-  the candidates; 'uriel': recomputed from the committed distance table.
+  the candidates; 'uriel': `rule` applied to the committed distance table.
   """
   if selection == "paper":
     if target not in PAPER_TABLE5:
-      raise KeyError(f"The paper's Table 5 has no row for {target!r}; it "
-                     f"covers {sorted(PAPER_TABLE5)}. Use selection='uriel'.")
+      raise ConfigError(
+          f"The paper's Table 5 has no row for {target!r}; it covers "
+          f"{sorted(PAPER_TABLE5)}. Use selection='uriel'.")
     chosen = [s for s in PAPER_TABLE5[target] if s in candidates]
   elif selection == "uriel":
-    chosen = [r.language for r in select_related(target, candidates,
-                                                 load_table(), **kwargs)]
+    try:
+      chosen = [r.language for r in select_related(target, candidates,
+                                                   load_table(), rule)]
+    except KeyError as e:
+      raise ConfigError(f"selection='uriel': {e.args[0]}") from e
   else:
-    raise ValueError(f"selection={selection!r}; expected 'paper' or 'uriel'")
+    raise ConfigError(f"selection={selection!r}; expected one of "
+                      f"{list(SELECTIONS)}")
   if not chosen:
-    raise ValueError(f"No related language of {target!r} among "
-                     f"{list(candidates)} ({selection})")
+    raise ConfigError(f"No related language of {target!r} among "
+                      f"{list(candidates)} (selection={selection!r})")
   return chosen
 
 
@@ -320,29 +384,49 @@ def format_table5(selection: Mapping[str, Sequence[str]]) -> str:
   return "\n".join(lines)
 
 
-def write_related(path: str, table: Mapping[str, Sequence[Related]],
+def write_related(f: TextIO, table: Mapping[str, Sequence[Related]],
                   header: Sequence[str] = ()) -> None:
-  with open(path, "w") as f:
-    for line in header:
-      f.write(f"# {line}\n")
-    f.write("target\trank\tsource\tsyntactic\tgeographic\n")
-    for target, rows in table.items():
-      for rank, r in enumerate(rows, start=1):
-        f.write(f"{target}\t{rank}\t{r.language}\t{r.syntactic:.4f}\t"
-                f"{r.geographic:.4f}\n")
+  """Writes the `read_related` TSV to stream `f`."""
+  for line in header:
+    f.write(f"# {line}\n")
+  f.write("target\trank\tsource\tsyntactic\tgeographic\n")
+  for target, rows in table.items():
+    for rank, r in enumerate(rows, start=1):
+      f.write(f"{target}\t{rank}\t{r.language}\t{r.syntactic:.4f}\t"
+              f"{r.geographic:.4f}\n")
 
 
-def read_related(path: str = RELATED_TSV) -> dict[str, list[Related]]:
+def read_related(path: Union[str, TextIO] = RELATED_TSV
+                 ) -> dict[str, list[Related]]:
   out: dict[str, list[Related]] = {}
-  with open(path) as f:
-    rows = list(csv.reader((l for l in f if not l.startswith("#")),
-                           delimiter="\t"))
+  path, rows = _tsv_rows(path)
   if not rows or rows[0] != ["target", "rank", "source", "syntactic",
                              "geographic"]:
     raise ValueError(f"{path}: unexpected header {rows[:1]}")
   for target, _, lang, syn, geo in rows[1:]:
     out.setdefault(target, []).append(Related(lang, float(syn), float(geo)))
   return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+  """How a selection agrees with Table 5: one decision per (target, seen)."""
+  decisions: int  # (target, source) pairs both select or both leave out
+  total: int
+  exact_sets: int  # targets whose whole set of sources is the paper's
+  selected: int  # sources selected, over all targets (the paper: 34)
+
+
+def agreement_with_paper(table: Mapping[str, Sequence[Related]]
+                         ) -> Agreement:
+  decisions = exact = selected = 0
+  for target, paper in PAPER_TABLE5.items():
+    chosen = {r.language for r in table.get(target, [])}
+    decisions += sum((s in chosen) == (s in paper) for s in XLSUM_SEEN)
+    exact += chosen == set(paper)
+    selected += len(chosen)
+  return Agreement(decisions, len(PAPER_TABLE5) * len(XLSUM_SEEN), exact,
+                   selected)
 
 
 def compare_with_paper(table: Mapping[str, Sequence[Related]]
@@ -364,20 +448,27 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--languages", help="its distances_languages.txt")
   parser.add_argument("--recompute", action="store_true",
                       help="recompute from lang2vec's feature files")
-  parser.add_argument("--macro", action="store_true",
-                      help="use macrolanguage codes (ara, zho, swa, fas, nep)")
+  parser.add_argument("--individual_codes", action="store_true",
+                      help="arb cmn swh pes npi instead of the "
+                           "macrolanguages ara zho swa fas nep")
   parser.add_argument("--syntactic_max", type=float, default=SYNTACTIC_MAX)
   parser.add_argument("--geographic_max", type=float, default=GEOGRAPHIC_MAX)
+  parser.add_argument("--geographic_decimals", type=int, default=1,
+                      help="round geographic distances first (negative: "
+                           "do not round)")
   args = parser.parse_args(argv)
+  rule = SelectionRule(
+      syntactic_max=args.syntactic_max, geographic_max=args.geographic_max,
+      geographic_decimals=(None if args.geographic_decimals < 0
+                           else args.geographic_decimals),
+      macro=not args.individual_codes)
   if args.distances2:
     source = Distances2Zip(args.distances2, args.languages)
   elif args.recompute:
     source = Lang2VecUriel()
   else:
     source = load_table()
-  table = related_table(XLSUM_UNSEEN, XLSUM_SEEN, source, macro=args.macro,
-                        syntactic_max=args.syntactic_max,
-                        geographic_max=args.geographic_max)
+  table = related_table(XLSUM_UNSEEN, XLSUM_SEEN, source, rule)
   print("Computed:")
   print(format_table5({t: [r.language for r in v] for t, v in table.items()}))
   print("\nPaper (Table 5):")
@@ -385,6 +476,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   print("\nDifferences (target: only computed | only paper):")
   for t, (extra, missing) in compare_with_paper(table).items():
     print(f"{t}: {' '.join(extra) or '-'} | {' '.join(missing) or '-'}")
+  agree = agreement_with_paper(table)
+  print(f"\nAgreement: {agree.decisions} of {agree.total} decisions, "
+        f"{agree.exact_sets} of {len(PAPER_TABLE5)} exact sets, "
+        f"{agree.selected} sources selected (the paper: "
+        f"{sum(map(len, PAPER_TABLE5.values()))})")
 
 
 if __name__ == "__main__":

@@ -39,17 +39,26 @@ def fit_on_sphere(anchors: np.ndarray, features: np.ndarray,
 
   anchors: (J, 3) unit vectors; features: (K, J). A linear solve of
   cos(pi f) = anchors @ x starts Gauss-Newton steps in the tangent plane.
+  The Jacobian row of anchor j is -w_j t_j, with t_j = a_j - (a_j.x) x its
+  tangent part and w_j = 1 / (pi sin angle); the normal matrix
+  sum_j w_j^2 t_j t_j^T is expanded so that only (K, J) arrays are formed.
   """
   x = np.linalg.lstsq(anchors, np.cos(np.pi * features).T, rcond=None)[0].T
   x /= np.linalg.norm(x, axis=1, keepdims=True)
+  outer = (anchors[:, :, None] * anchors[:, None, :]).reshape(-1, 9)
   for _ in range(iterations):
     dots = np.clip(x @ anchors.T, -1 + 1e-12, 1 - 1e-12)
     residual = np.arccos(dots) / np.pi - features
-    jac = -anchors[None] / (np.pi * np.sqrt(1 - dots**2))[..., None]
-    jac -= (jac @ x[..., None]) * x[:, None, :]  # tangent plane only
+    w = 1.0 / (np.pi * np.sqrt(1 - dots**2))
+    w2 = w * w
+    u = (w2 * dots) @ anchors
+    xx = x[:, :, None] * x[:, None, :]
     # x x^T fills the normal direction so the 3x3 system is regular.
-    normal = np.einsum("kpi,kpj->kij", jac, jac) + x[:, :, None] * x[:, None]
-    grad = np.einsum("kpi,kp->ki", jac, residual)
+    normal = ((w2 @ outer).reshape(-1, 3, 3)
+              - u[:, :, None] * x[:, None, :] - x[:, :, None] * u[:, None, :]
+              + ((w2 * dots**2).sum(1) + 1.0)[:, None, None] * xx)
+    wr = w * residual
+    grad = (wr * dots).sum(1)[:, None] * x - wr @ anchors
     x = x - np.linalg.solve(normal, grad[..., None])[..., 0]
     x /= np.linalg.norm(x, axis=1, keepdims=True)
   return x
