@@ -22,16 +22,23 @@ cross terms A_i B_j (i != j) appear. Kronecker factors behave the same way,
 kron(sum_i w_i A_i, sum_j w_j B_j) = sum_ij w_i w_j kron(A_i, B_j). *delta*
 combines dW exactly (`lta.merge_methods`). The two agree for a single
 adapter with weight 1 (and in general only then).
+
+Before anything is combined, `compose` checks λ (in [0, 1] unless
+`allow_extrapolation`), each input's manifest against its role
+(`compat.check_labels`) and the inputs' compatibility; after, that the
+result is finite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from lta import compat
 from lta import merge_methods
+from lta.errors import ConfigError, did_you_mean
 from lta.peft.manifest import Adapter, AdapterManifest, adapter_fingerprint
 
 Tree = Any
@@ -116,8 +123,8 @@ def register_composition(name: str):
 
 def _one_source(sources: Sequence[str], name: str) -> str:
   if len(sources) != 1:
-    raise ValueError(f"Composition {name!r} takes exactly one source "
-                     f"language, got {list(sources)}")
+    raise ConfigError(f"Composition {name!r} takes exactly one source "
+                      f"language, got sources={list(sources)}")
   return sources[0]
 
 
@@ -142,7 +149,7 @@ def _lang_task_add_subtract(target, sources, lam):
 
 def _mean_of_tasks(sources):
   if not sources:
-    raise ValueError("A task average needs at least one source language")
+    raise ConfigError("A task average needs at least one source language")
   return [(1.0 / len(sources), "task", s) for s in sources]
 
 
@@ -161,7 +168,8 @@ def _task_only_add_related(target, sources, lam):
 @register_composition("lang_task_add_subtract_related")
 def _lang_task_add_subtract_related(target, sources, lam):
   if not sources:
-    raise ValueError("lang_task_add_subtract_related needs source languages")
+    raise ConfigError("lang_task_add_subtract_related needs source "
+                      "languages")
   n = len(sources)
   return ([(lam / n, "task", s) for s in sources] +
           [(1.0 - lam, "language", target)] +
@@ -172,29 +180,43 @@ def composition_terms(name: str, *, target: str, sources: Sequence[str],
                       lam: float = 1.0) -> list[Term]:
   """Terms of composition `name`, equal (kind, language) terms summed."""
   if name not in COMPOSITIONS:
-    raise ValueError(f"Unknown composition {name!r}; known: "
-                     f"{sorted(COMPOSITIONS)}")
+    raise ConfigError(f"Unknown composition {name!r}"
+                      f"{did_you_mean(name, COMPOSITIONS)}; known: "
+                      f"{sorted(COMPOSITIONS)}")
   summed: dict[tuple[str, str], float] = {}
   for w, kind, lang in COMPOSITIONS[name](target, list(sources), lam):
     summed[(kind, lang)] = summed.get((kind, lang), 0.0) + w
   return [(w, kind, lang) for (kind, lang), w in summed.items()]
 
 
-def compose(name: str, *, task_vectors: Mapping[str, Adapter],
-            language_vectors: Optional[Mapping[str, Adapter]] = None,
-            target: str, sources: Union[str, Sequence[str], None] = None,
-            lam: float = 1.0, space: str = "factor",
-            selection: str = "paper", **merge_kwargs
-            ) -> tuple[Tree, AdapterManifest]:
-  """Builds the adapter for `target` with composition `name`.
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  """What a composition combines: the adapters, their weights, the sources.
 
-  sources: one language (str) for the single-source compositions, a list for
-    the related ones. If None: all task languages for task_only_add_all, and
-    for the *_related compositions the related languages of `target` among
-    the task languages from `lta.relatedness.related_sources` with
-    `selection` ('paper' = the paper's Table 5, 'uriel' = recomputed).
-  merge_kwargs: passed to `merge_adapters` (method, output, rank, ...).
+  unlabelled: inputs whose manifests name no task or language, accepted
+    with allow_unlabelled=True (recorded in the result's provenance).
   """
+  name: str
+  target: str
+  sources: list[str]
+  lam: float
+  adapters: list[Adapter]
+  weights: list[float]
+  unlabelled: list[str]
+
+
+def plan(name: str, *, task_vectors: Mapping[str, Adapter],
+         language_vectors: Optional[Mapping[str, Adapter]] = None,
+         target: str, sources: Union[str, Sequence[str], None] = None,
+         lam: float = 1.0, selection: str = "paper",
+         allow_extrapolation: bool = False,
+         allow_unlabelled: bool = False) -> Plan:
+  """Resolves composition `name` to weighted adapters, checking λ and labels.
+
+  Nothing is combined, so callers may check every target before any work.
+  See `compose` for the arguments.
+  """
+  lam = compat.check_lambda(lam, allow_extrapolation=allow_extrapolation)
   if isinstance(sources, str):
     sources = [sources]
   if sources is None:
@@ -205,25 +227,63 @@ def compose(name: str, *, task_vectors: Mapping[str, Adapter],
       sources = relatedness.related_sources(
           target, sorted(task_vectors), selection=selection)
     else:
-      raise ValueError(f"Composition {name!r} needs `sources`")
+      raise ConfigError(f"Composition {name!r} needs `sources`")
   elif name == "task_only_add_all" and set(sources) != set(task_vectors):
-    raise ValueError(f"task_only_add_all averages every task vector "
-                     f"{sorted(task_vectors)}; got sources {list(sources)}")
+    raise ConfigError(f"task_only_add_all averages every task vector "
+                      f"{sorted(task_vectors)}; got sources {list(sources)}")
   terms = composition_terms(name, target=target, sources=sources, lam=lam)
   pools = {"task": task_vectors, "language": language_vectors or {}}
+  used: dict[str, dict[str, Adapter]] = {"task": {}, "language": {}}
   adapters, weights = [], []
   for w, kind, lang in terms:
     if lang not in pools[kind]:
-      raise KeyError(f"Composition {name!r} needs the {kind} vector of "
-                     f"{lang!r}; have {sorted(pools[kind])}")
+      raise ConfigError(
+          f"Composition {name!r} for {target!r} needs the {kind} vector of "
+          f"{lang!r}{did_you_mean(lang, pools[kind])}; have "
+          f"{sorted(pools[kind])}")
+    used[kind][lang] = pools[kind][lang]
     adapters.append(pools[kind][lang])
     weights.append(w)
+  unlabelled = compat.check_labels(used["task"], used["language"],
+                                   allow_unlabelled=allow_unlabelled)
+  return Plan(name, target, list(sources), lam, adapters, weights,
+              unlabelled)
+
+
+def compose(name: str, *, task_vectors: Mapping[str, Adapter],
+            language_vectors: Optional[Mapping[str, Adapter]] = None,
+            target: str, sources: Union[str, Sequence[str], None] = None,
+            lam: float = 1.0, space: str = "factor",
+            selection: str = "paper", allow_extrapolation: bool = False,
+            allow_unlabelled: bool = False, **merge_kwargs
+            ) -> tuple[Tree, AdapterManifest]:
+  """Builds the adapter for `target` with composition `name`.
+
+  task_vectors, language_vectors: {language: adapter}; each manifest must
+    agree with its role and key (`compat.check_labels`).
+  sources: one language (str) for the single-source compositions, a list for
+    the related ones. If None: all task languages for task_only_add_all, and
+    for the *_related compositions the related languages of `target` among
+    the task languages from `lta.relatedness.related_sources` with
+    `selection` ('paper' = the paper's Table 5, 'uriel' = recomputed).
+  lam: in [0, 1]; outside only with allow_extrapolation=True (recorded in
+    the provenance). Never NaN or Inf.
+  allow_unlabelled: accept inputs whose manifests name no task or language,
+    trusting their keys (recorded in the provenance).
+  merge_kwargs: passed to `merge_adapters` (method, output, rank, ...).
+  """
+  p = plan(name, task_vectors=task_vectors, language_vectors=language_vectors,
+           target=target, sources=sources, lam=lam, selection=selection,
+           allow_extrapolation=allow_extrapolation,
+           allow_unlabelled=allow_unlabelled)
+  provenance = {"composition": name, "lam": p.lam, "target": target,
+                "sources": p.sources,
+                "allow_extrapolation": bool(allow_extrapolation)}
+  if p.unlabelled:
+    provenance["unlabelled_inputs"] = p.unlabelled
   return merge_adapters(
-      adapters, weights, space=space, task=adapters[0].manifest.task,
-      language=target,
-      provenance={"composition": name, "lam": lam, "target": target,
-                  "sources": list(sources)},
-      **merge_kwargs)
+      p.adapters, p.weights, space=space, task=p.adapters[0].manifest.task,
+      language=target, provenance=provenance, **merge_kwargs)
 
 
 # --- merging ----------------------------------------------------------------
@@ -248,36 +308,16 @@ def merge_adapters(adapters: Sequence[Adapter], weights: Sequence[float], *,
   if len(adapters) != len(weights) or not adapters:
     raise ValueError(f"merge_adapters needs as many weights as adapters (>0), "
                      f"got {len(adapters)} and {len(weights)}")
+  _check_merge_options(space, method, output, density, drop_rate)
   compat.check_compatible(adapters, space)
-  first = adapters[0]
   weights = [float(w) for w in weights]
-  own = "lora" if first.config.kind == "lora" else "kron"
-  if space == "factor":
-    if method != "linear" or output not in (None, own):
-      raise ValueError(f"Factor space supports method='linear' with the "
-                       f"inputs' own output only; got method={method!r}, "
-                       f"output={output!r}")
-    tree = weighted_sum([a.tree for a in adapters], weights)
-    config = first.config
-    output = own
-  elif space == "delta":
-    output = output or own
-    if method == "linear" and output in ("lora", "kron"):
-      if output == "kron" and first.config.kind != "krona":
-        raise ValueError("output='kron' needs Kronecker inputs")
-      if output == "lora" and first.config.kind != "lora":
-        raise ValueError("output='lora' needs LoRA inputs; use 'kron' or "
-                         "'delta'")
-      tree, config = merge_methods.linear_lowrank(adapters, weights, output,
-                                                  rank)
-    else:
-      deltas = merge_methods.combine_deltas(
-          adapters, weights, method=method, density=density,
-          drop_rate=drop_rate, seed=seed)
-      tree, config = merge_methods.refactor_tree(deltas, first, output, rank)
-  else:
-    raise ValueError(f"space={space!r}; expected one of {compat.SPACES}")
-
+  # Overflow is reported below, naming the inputs and weights.
+  with np.errstate(over="ignore", invalid="ignore"):
+    tree, config, output = _combine(adapters, weights, space, method, output,
+                                    rank, density, drop_rate, seed)
+  compat.check_finite(tree, "merging " + " + ".join(
+      f"{w:g} {a.label}" for a, w in zip(adapters, weights)))
+  first = adapters[0]
   record = dict(provenance or {})
   record.update({
       "method": method, "space": space, "output": output,
@@ -299,3 +339,51 @@ def merge_adapters(adapters: Sequence[Adapter], weights: Sequence[float], *,
       task=task or first.manifest.task,
       language=language or first.manifest.language, provenance=record)
   return tree, manifest
+
+
+def _combine(adapters, weights, space, method, output, rank, density,
+             drop_rate, seed) -> tuple[Tree, Any, str]:
+  """(tree, config, output) of `merge_adapters`, unchecked."""
+  first = adapters[0]
+  own = "lora" if first.config.kind == "lora" else "kron"
+  if space == "factor":
+    if method != "linear" or output not in (None, own):
+      raise ConfigError(f"Factor space supports method='linear' with the "
+                        f"inputs' own output only; got method={method!r}, "
+                        f"output={output!r}")
+    tree = weighted_sum([a.tree for a in adapters], weights)
+    config = first.config
+    output = own
+  elif space == "delta":
+    output = output or own
+    if method == "linear" and output in ("lora", "kron"):
+      if output == "kron" and first.config.kind != "krona":
+        raise ConfigError("output='kron' needs Kronecker inputs")
+      if output == "lora" and first.config.kind != "lora":
+        raise ConfigError("output='lora' needs LoRA inputs; use 'kron' or "
+                          "'delta'")
+      tree, config = merge_methods.linear_lowrank(adapters, weights, output,
+                                                  rank)
+    else:
+      deltas = merge_methods.combine_deltas(
+          adapters, weights, method=method, density=density,
+          drop_rate=drop_rate, seed=seed)
+      tree, config = merge_methods.refactor_tree(deltas, first, output, rank)
+  return tree, config, output
+
+
+def _check_merge_options(space: str, method: str, output: Optional[str],
+                         density: float, drop_rate: float) -> None:
+  """Refuses an unknown space, method or output, or a ratio out of range."""
+  for what, value, known in (("space", space, compat.SPACES),
+                             ("method", method, merge_methods.METHODS)):
+    if value not in known:
+      raise ConfigError(f"{what}={value!r}{did_you_mean(value, known)}; "
+                        f"expected one of {list(known)}")
+  if output is not None and output not in merge_methods.OUTPUTS:
+    raise ConfigError(f"output={output!r}; expected one of "
+                      f"{list(merge_methods.OUTPUTS)} or None")
+  if method == "ties" and not 0.0 < density <= 1.0:
+    raise ConfigError(f"TIES density={density!r} must be in (0, 1]")
+  if method == "dare" and not 0.0 <= drop_rate < 1.0:
+    raise ConfigError(f"DARE drop_rate={drop_rate!r} must be in [0, 1)")

@@ -3,16 +3,19 @@
 Every check names both inputs and the mismatch; nothing is broadcast or cast
 silently. In factor space the stored factors are combined element-wise, so
 rank and scale (alpha, rsLoRA) must agree too; in delta space each adapter
-becomes its own dW first, so those may differ.
+becomes its own dW first, so those may differ. A composition's λ and the
+role each adapter plays in it (task or language vector, of which language)
+are checked here too, against the manifests.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from lta.errors import CheckpointError
+from lta.errors import CheckpointError, ConfigError
 from lta.peft.manifest import Adapter, flatten_tree
 
 SPACES = ("factor", "delta")
@@ -70,6 +73,12 @@ def check_adapter(adapter: Adapter) -> None:
       raise IncompatibleAdaptersError(
           f"{label}: {path} has dtype {dtype}, manifest says "
           f"{adapter.manifest.dtype}")
+  check_finite(adapter.tree, label)
+
+
+def check_finite(tree: Any, label: str) -> None:
+  """Refuses NaN or Inf anywhere in a nested dict of arrays."""
+  flat = flatten_tree(tree)
   for path, value in flat.items():
     arr = np.asarray(value)
     if not np.all(np.isfinite(arr)):
@@ -166,3 +175,95 @@ def check_base(adapters: Sequence[Adapter], base_fingerprint: str,
           f"{a.manifest.base_model_name!r} "
           f"({a.manifest.base_model_fingerprint}), not on {base_path} "
           f"({base_fingerprint})")
+
+
+# --- a composition's λ and labels -------------------------------------------
+
+# Manifest tasks of language vectors (lta.trainer records the task family:
+# 'mc4_prefix_lm.pt' -> task 'mc4_prefix_lm', language 'pt').
+LANGUAGE_OBJECTIVES = ("mc4_prefix_lm", "mc4_denoise")
+
+
+class MislabelledAdapterError(IncompatibleAdaptersError):
+  """An adapter's manifest disagrees with the role it is given."""
+
+
+def check_lambda(lam: Any, *, allow_extrapolation: bool = False,
+                 name: str = "lam",
+                 switch: str = "allow_extrapolation=True") -> float:
+  """λ as a float: finite, and in [0, 1] unless extrapolation is asked for.
+
+  Outside [0, 1] one side of λ task + (1 - λ) language gets a negative
+  weight, which inverts the method; `switch` names how to ask for it.
+  """
+  try:
+    value = float(lam)
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"{name}={lam!r} is not a number") from e
+  if not math.isfinite(value):
+    raise ConfigError(f"{name}={lam!r}: λ must be finite")
+  if not allow_extrapolation and not 0.0 <= value <= 1.0:
+    raise ConfigError(
+        f"{name}={lam!r} is outside [0, 1]: λ task + (1-λ) language would "
+        f"weigh the task by {value:g} and the language by {1 - value:g}; "
+        f"set {switch} to extrapolate")
+  return value
+
+
+def _same_language(a: str, b: str) -> bool:
+  # mC4 task names spell region tags with '_' ('zh_cn'), users with '-'.
+  return a.replace("-", "_").lower() == b.replace("-", "_").lower()
+
+
+def _described(adapter: Adapter) -> str:
+  m = adapter.manifest
+  return (f"{adapter.label} (manifest: task {m.task!r}, language "
+          f"{m.language!r})")
+
+
+def check_labels(task_vectors: Mapping[str, Adapter],
+                 language_vectors: Mapping[str, Adapter], *,
+                 allow_unlabelled: bool = False) -> list[str]:
+  """Refuses an adapter whose manifest contradicts its role in a composition.
+
+  task_vectors / language_vectors: {language: adapter} as the composition
+  uses them. A task vector's manifest names a task (not a language-modelling
+  objective) and the language it is keyed under, and all name the same
+  task; a language vector's names one of LANGUAGE_OBJECTIVES and its key.
+  An empty task or language is refused too, unless `allow_unlabelled` (for
+  adapters from before manifests were filled): then the key is trusted.
+  Returns the labels of the adapters accepted that way.
+  """
+  hint = ("; set allow_unlabelled=True to trust the role and language it "
+          "is given under")
+  unlabelled = []
+  tasks: dict[str, str] = {}
+  for role, vectors in (("task", task_vectors),
+                        ("language", language_vectors)):
+    for key, adapter in vectors.items():
+      task, language = adapter.manifest.task, adapter.manifest.language
+      where = f"{role} vector {key!r}: {_described(adapter)}"
+      if not task or not language:
+        if not allow_unlabelled:
+          raise MislabelledAdapterError(
+              f"{where} does not say which "
+              f"{'task' if not task else 'language'} it was trained on"
+              f"{hint}")
+        unlabelled.append(adapter.label)
+      is_lm = task in LANGUAGE_OBJECTIVES
+      if task and role == "task" and is_lm:
+        raise MislabelledAdapterError(
+            f"{where} is a language vector, not a task vector")
+      if task and role == "language" and not is_lm:
+        raise MislabelledAdapterError(
+            f"{where} was not trained on a language-modelling objective "
+            f"{LANGUAGE_OBJECTIVES}")
+      if language and not _same_language(language, key):
+        raise MislabelledAdapterError(
+            f"{where} is a {language!r} {role} vector, given as {key!r}")
+      if task and role == "task":
+        tasks[key] = task
+  if len(set(tasks.values())) > 1:
+    raise MislabelledAdapterError(
+        f"The task vectors were trained on different tasks: {tasks}")
+  return unlabelled

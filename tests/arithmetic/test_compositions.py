@@ -5,6 +5,7 @@ import pytest
 
 from lta import arithmetic
 from lta import merge_methods
+from lta.errors import ConfigError
 from lta.peft.manifest import flatten_tree
 from tests.arithmetic.random_adapters import (krona_config, lora_config,
                                              make_adapter)
@@ -16,7 +17,8 @@ LAM = 0.7
 def _vectors(config, seed=0):
   rng = np.random.default_rng(seed)
   tasks = {l: make_adapter(rng, config, "xlsum", l) for l in SEEN}
-  langs = {l: make_adapter(rng, config, "prefix_lm", l) for l in SEEN + ["pt"]}
+  langs = {l: make_adapter(rng, config, "mc4_prefix_lm", l)
+           for l in SEEN + ["pt"]}
   return tasks, langs
 
 
@@ -139,8 +141,8 @@ def test_provenance_records_inputs_weights_and_fingerprints():
   assert prov["lam"] == 0.25 and prov["sources"] == ["en"]
   assert prov["method"] == "linear" and prov["space"] == "factor"
   weights = {(i["task"], i["language"]): i["weight"] for i in prov["inputs"]}
-  assert weights == {("xlsum", "en"): 0.25, ("prefix_lm", "pt"): 0.75,
-                     ("prefix_lm", "en"): -0.75}
+  assert weights == {("xlsum", "en"): 0.25, ("mc4_prefix_lm", "pt"): 0.75,
+                     ("mc4_prefix_lm", "en"): -0.75}
   assert all(i["fingerprint"].startswith("sha256:") for i in prov["inputs"])
 
 
@@ -170,19 +172,29 @@ def test_same_target_and_source_cancels_language_vectors():
 
 def test_compose_errors_name_what_is_missing():
   tasks, langs = _vectors(lora_config())
-  with pytest.raises(ValueError, match="Unknown composition 'task_add'"):
-    arithmetic.compose("task_add", task_vectors=tasks, target="pt",
-                       sources="en")
-  with pytest.raises(KeyError, match="language vector of 'fa'"):
-    arithmetic.compose("lang_task_add", task_vectors=tasks,
-                       language_vectors=langs, target="fa", sources="en")
-  with pytest.raises(ValueError, match="exactly one source"):
-    arithmetic.compose("lang_task_add", task_vectors=tasks,
-                       language_vectors=langs, target="pt",
-                       sources=["en", "ar"])
-  with pytest.raises(ValueError, match="averages every task vector"):
-    arithmetic.compose("task_only_add_all", task_vectors=tasks, target="pt",
-                       sources=["en"])
-  with pytest.raises(ValueError, match="Factor space supports"):
-    arithmetic.compose("task_only", task_vectors=tasks, target="pt",
-                       sources="en", method="ties")
+  cases = [
+      (dict(name="task_add", sources="en"),
+       "Unknown composition 'task_add' (did you mean 'lang_task_add'"),
+      (dict(name="lang_task_add", target="fa", sources="en"),
+       "'lang_task_add' for 'fa' needs the language vector of 'fa'; have "),
+      (dict(name="lang_task_add", sources=["en", "ar"]),
+       "exactly one source language, got sources=['en', 'ar']"),
+      (dict(name="task_only_add_all", sources=["en"]),
+       "averages every task vector"),
+      (dict(name="task_only", sources="en", method="ties"),
+       "Factor space supports"),
+      (dict(name="task_only", sources="en", space="deltas"),
+       "space='deltas' (did you mean 'delta'?)"),
+      (dict(name="task_only", sources="en", space="delta", method="tie"),
+       "method='tie' (did you mean 'ties'?)"),
+      (dict(name="task_only", sources="en", space="delta", method="ties",
+            density=0.0), "TIES density=0.0 must be in (0, 1]"),
+      (dict(name="task_only_add_related", selection="urial"),
+       "selection='urial'; expected one of"),
+  ]
+  for kwargs, message in cases:
+    kwargs = {"target": "pt", **kwargs}
+    with pytest.raises(ConfigError) as info:
+      arithmetic.compose(task_vectors=tasks, language_vectors=langs,
+                         **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -49,7 +49,7 @@ def test_mismatched_trees_are_refused_with_the_path():
 def test_lambda_one_returns_the_task_vector(seed):
   rng = np.random.default_rng(seed)
   task = make_adapter(rng, lora_config(), "xlsum", "en")
-  lang = {l: make_adapter(rng, lora_config(), "prefix_lm", l)
+  lang = {l: make_adapter(rng, lora_config(), "mc4_prefix_lm", l)
           for l in ("en", "pt")}
   for name in ("lang_task_add", "lang_task_add_subtract"):
     tree, _ = arithmetic.compose(name, task_vectors={"en": task},
