@@ -1,7 +1,10 @@
 """`lta merge` end to end: gin flags -> composed adapter (+ merged model)."""
 
+import functools
+import hashlib
 import os
 
+import gin
 import jax
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ from lta import arithmetic
 from lta import compat
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
+from lta.errors import CheckpointError, ConfigError, LtaError
 from lta.main import merge as merge_main
 from lta.model.network import Transformer
 from lta.models import EncoderDecoderModel
@@ -22,20 +26,33 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "hf", "mt5_tiny")
 LORA = AdapterConfig(rank=2, alpha=4.0)
 
 
+@pytest.fixture(autouse=True)
+def fresh_gin():
+  """Each `lta merge` starts from its own flags, as in a new process."""
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
 @pytest.fixture(scope="module")
 def base():
   config, params = hf.load_hf_checkpoint(FIXTURE)
   return config, params, fingerprint.base_model_fingerprint(config, params)
 
 
+@functools.lru_cache
+def _adapter_shapes(config):
+  model = EncoderDecoderModel(Transformer(config, LORA))
+  return jax.eval_shape(lambda: model.init_unboxed(jax.random.key(0)))[
+      "adapters"]
+
+
 def _adapter(base, seed, task, lang, base_fp=None):
   config, params, fp = base
-  model = EncoderDecoderModel(Transformer(config, LORA))
-  shapes = jax.eval_shape(lambda: model.init_unboxed(jax.random.key(0)))
   rng = np.random.default_rng(seed)
   tree = jax.tree.map(
       lambda s: rng.normal(size=s.shape).astype(np.float32) * 0.1,
-      shapes["adapters"])
+      _adapter_shapes(config))
   manifest = AdapterManifest.for_tree(
       tree, LORA, base_model_fingerprint=base_fp or fp,
       base_model_name=config.name, task=task, language=lang)
@@ -100,6 +117,7 @@ def test_merge_refuses_an_adapter_from_another_base(tmp_path, base):
                      match=r"task\[en\].*another-model.*mt5_tiny"):
     merge_main.main(_flags(tmp_path / "out", tasks, langs,
                            merge_into_base_path=f'"{FIXTURE}"'))
+  assert not (tmp_path / "out").exists()  # refused before writing anything
 
 
 def test_merge_refuses_inputs_from_different_bases(tmp_path, base):
@@ -112,3 +130,132 @@ def test_merge_refuses_inputs_from_different_bases(tmp_path, base):
            "pt": _save(tmp_path, lang_pt, "lang_pt")}
   with pytest.raises(compat.IncompatibleAdaptersError, match="another-model"):
     merge_main.main(_flags(tmp_path / "out", tasks, langs))
+
+
+@pytest.fixture(scope="module")
+def saved(base, tmp_path_factory):
+  """Adapter dirs: a task vector, language vectors, mislabelled and foreign."""
+  d = tmp_path_factory.mktemp("adapters")
+  vectors = {"task_en": _adapter(base, 0, "xlsum", "en"),
+             "lang_en": _adapter(base, 1, "mc4_prefix_lm", "en"),
+             "lang_pt": _adapter(base, 2, "mc4_prefix_lm", "pt"),
+             "lang_de": _adapter(base, 3, "mc4_prefix_lm", "de"),
+             "lang_pt_other_base": _adapter(base, 2, "mc4_prefix_lm", "pt",
+                                            base_fp="sha256:another-model")}
+  return {name: _save(d, a, name) for name, a in vectors.items()}
+
+
+def _digest(directory):
+  """{relative path: sha256} of every file under `directory`."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, directory)] = hashlib.sha256(
+            f.read()).hexdigest()
+  return out
+
+
+def _refused(argv, error=LtaError):
+  """The one-line message of the LtaError `lta merge` raises.
+
+  gin appends "In call to configurable 'run_merge'" on a line of its own;
+  the message is the first line.
+  """
+  with pytest.raises(error) as info:
+    merge_main.main(argv)
+  assert isinstance(info.value, LtaError)
+  message, *gin_notes = str(info.value).split("\n")
+  assert all(n.strip().startswith("In call to configurable")
+             for n in gin_notes), gin_notes
+  return message
+
+
+def _standard(saved, out, pt="lang_pt", **extra):
+  return _flags(out, {"en": saved["task_en"]},
+                {"en": saved["lang_en"], "pt": saved[pt]}, **extra)
+
+
+def test_existing_output_is_replaced_only_with_overwrite(tmp_path, saved):
+  out = tmp_path / "out"
+  assert merge_main.main(_standard(saved, out)) == 0
+  first = _digest(out)
+  message = _refused(_standard(saved, out, lam=0.5), ConfigError)
+  assert f"run_merge.output_dir='{out}' is not empty (it holds adapter)" in (
+      message) and "--overwrite" in message
+  assert _digest(out) == first
+  assert merge_main.main(_standard(saved, out, lam=0.5) +
+                         ["--overwrite"]) == 0
+  _, manifest = adapter_io.load_adapter(str(out / "adapter"))
+  assert manifest.provenance["lam"] == 0.5
+  assert merge_main.main(_standard(saved, out, lam=0.25, overwrite=True)) == 0
+  _, manifest = adapter_io.load_adapter(str(out / "adapter"))
+  assert manifest.provenance["lam"] == 0.25
+
+
+def test_a_refused_merge_leaves_the_output_untouched(tmp_path, saved):
+  out = tmp_path / "out"
+  assert merge_main.main(_standard(saved, out)) == 0
+  before = _digest(out)
+  # Every check fails after the output dir check passes (--overwrite).
+  message = _refused(_standard(saved, out, pt="lang_pt_other_base",
+                               merge_into_base_path=f'"{FIXTURE}"') +
+                     ["--overwrite"], compat.IncompatibleAdaptersError)
+  assert "another-model" in message
+  message = _refused(_standard(saved, out, lam=1e39,
+                               allow_extrapolation=True) + ["--overwrite"],
+                     CheckpointError)
+  assert "merging 1e+39 task[en]=" in message and "non-finite" in message
+  assert _digest(out) == before
+
+
+@pytest.mark.parametrize("lam", [-0.5, 1.5, 1e6, "1e999", "-1e999"])
+def test_lambda_outside_unit_interval_is_refused_before_anything(
+    tmp_path, saved, lam):
+  out = tmp_path / "out"
+  message = _refused(_standard(saved, out, lam=lam), ConfigError)
+  assert message.startswith("run_merge.lam=")
+  assert ("outside [0, 1]" in message and
+          "run_merge.allow_extrapolation=True" in message) or (
+              "must be finite" in message)
+  assert not out.exists()
+
+
+def test_extrapolation_asked_for_by_name_is_recorded(tmp_path, saved):
+  out = tmp_path / "out"
+  assert merge_main.main(_standard(saved, out, lam=1.5,
+                                   allow_extrapolation=True)) == 0
+  _, manifest = adapter_io.load_adapter(str(out / "adapter"))
+  assert manifest.provenance["allow_extrapolation"] is True
+  assert manifest.provenance["lam"] == 1.5
+  message = _refused(_standard(saved, tmp_path / "inf", lam="1e999",
+                               allow_extrapolation=True), ConfigError)
+  assert message == "run_merge.lam=inf: λ must be finite"
+
+
+def test_a_mislabelled_language_vector_is_refused(tmp_path, saved):
+  message = _refused(_standard(saved, tmp_path / "out", pt="lang_de"),
+                     compat.MislabelledAdapterError)
+  assert message == (
+      f"language vector 'pt': language[pt]={saved['lang_de']} (manifest: "
+      "task 'mc4_prefix_lm', language 'de') is a 'de' language vector, "
+      "given as 'pt'")
+  message = _refused(_flags(tmp_path / "out", {"en": saved["lang_en"]},
+                            {"en": saved["lang_en"], "pt": saved["lang_pt"]}),
+                     compat.MislabelledAdapterError)
+  assert "is a language vector, not a task vector" in message
+  assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ({"composition": '"lang_task_add_subtrct"'},
+     "Unknown composition 'lang_task_add_subtrct' (did you mean "
+     "'lang_task_add_subtract'"),
+    ({"target": '"uk"'}, "needs the language vector of 'uk'"),
+    ({"space": '"deltas"'}, "space='deltas' (did you mean 'delta'?)"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, saved, extra, expected):
+  message = _refused(_standard(saved, tmp_path / "out", **extra),
+                     ConfigError)
+  assert expected in message
