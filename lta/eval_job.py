@@ -24,10 +24,12 @@ import seqio
 from lta import arithmetic
 from lta import compat
 from lta import evaluation
+from lta import input_pipeline
 from lta import reporting
 from lta import sweep
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
+from lta.errors import ConfigError
 from lta.merge_job import load_adapters
 from lta.model.network import Transformer
 from lta.models import DecodingConfig, EncoderDecoderModel
@@ -98,12 +100,6 @@ def select_lambda_and_score(
   return result, by_lambda
 
 
-def _as_tuple(value: Union[float, Sequence[float]]) -> tuple[float, ...]:
-  if isinstance(value, (int, float)):
-    return (float(value),)
-  return tuple(float(v) for v in value)
-
-
 @gin.configurable
 def run_eval(*, output_dir: str = gin.REQUIRED,
              base_checkpoint: str = gin.REQUIRED,
@@ -120,15 +116,34 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              lambdas: Union[float, Sequence[float]] = 1.0,
              space: str = "factor", selection: str = "paper",
              tfds_data_dir: Optional[str] = None,
-             mixture_or_task_module: str = "lta_tasks") -> dict[str, str]:
-  """Writes predictions.jsonl, scores.csv/json, table.md (and plots)."""
+             mixture_or_task_module: str = "lta_tasks",
+             allow_extrapolation: bool = False,
+             allow_unlabelled: bool = False) -> dict[str, str]:
+  """Writes predictions.jsonl, scores.csv/json, table.md (and plots).
+
+  λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
+  vectors whose manifests name no task or language.
+  """
   __import__(mixture_or_task_module)
   if tfds_data_dir:
     seqio.set_tfds_data_dir_override(tfds_data_dir)
   if adapter_dir and composition:
-    raise ValueError("run_eval: give adapter_dir or composition, not both.")
+    raise ConfigError("run_eval: give adapter_dir or composition, not both.")
+  lambdas = sweep.check_lambdas(
+      lambdas, allow_extrapolation=allow_extrapolation,
+      name="run_eval.lambdas", switch="run_eval.allow_extrapolation=True")
   for task in tasks:
-    seqio.get_mixture_or_task(task)  # unknown names fail before decoding
+    input_pipeline.check_task(task)  # unknown names fail before decoding
+  if composition is not None:
+    task_vecs = load_adapters(task_vectors or {}, "task")
+    lang_vecs = load_adapters(language_vectors or {}, "language")
+    for task in tasks:  # refuse a composition before decoding anything
+      arithmetic.plan(composition, task_vectors=task_vecs,
+                      language_vectors=lang_vecs,
+                      target=evaluation.task_language(task), sources=sources,
+                      lam=lambdas[0], selection=selection,
+                      allow_extrapolation=allow_extrapolation,
+                      allow_unlabelled=allow_unlabelled)
   scorer = MergedScorer(base_checkpoint, task_feature_lengths, batch_size,
                         decoding or DecodingConfig(
                             max_decode_length=task_feature_lengths["targets"]),
@@ -145,10 +160,10 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
     results[label] = [scorer.score(adapter, t, split) for t in tasks]
   else:
     results, plots = _eval_composition(
-        scorer, tasks, composition, load_adapters(task_vectors or {}, "task"),
-        load_adapters(language_vectors or {}, "language"), sources,
-        _as_tuple(lambdas), space, selection, selection_split, split,
-        output_dir)
+        scorer, tasks, composition, task_vecs, lang_vecs, sources, lambdas,
+        space, selection, selection_split, split, output_dir,
+        allow_extrapolation=allow_extrapolation,
+        allow_unlabelled=allow_unlabelled)
   caption = (f"{split} split; main metric per task; base "
              f"{scorer.config.name} ({base_checkpoint}).")
   paths = reporting.write_results(output_dir, results, caption)
@@ -160,7 +175,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
 
 def _eval_composition(scorer, tasks, composition, task_vecs, lang_vecs,
                       sources, lambdas, space, selection, selection_split,
-                      split, output_dir):
+                      split, output_dir, **checks):
   """The composition (λ chosen per target) next to the task-only baseline."""
   methods = {"Task vector only (baseline)": ("task_only", (1.0,)),
              composition: (composition, lambdas)}
@@ -176,7 +191,7 @@ def _eval_composition(scorer, tasks, composition, task_vecs, lang_vecs,
         tree, manifest = arithmetic.compose(
             name, task_vectors=task_vecs, language_vectors=lang_vecs,
             target=target, sources=sources, lam=lam, space=space,
-            selection=selection)
+            selection=selection, **checks)
         return Adapter(tree, manifest, name=f"{name}[{target}, λ={lam}]")
 
       metric = evaluation.main_metric(task)

@@ -89,6 +89,8 @@ class PipelineConfig:
   input_length: int = 128
   target_length: int = 16
   lambdas: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+  # λ outside [0, 1] inverts the method; only when asked for by name.
+  allow_extrapolation: bool = False
   space: str = "factor"
   eval_examples: int = 16
   # Validation metric that picks λ (e.g. "exact_match" on synthetic data).
@@ -115,7 +117,10 @@ class PipelineConfig:
       raise ValueError(f"PipelineConfig.pretrain_objectives "
                        f"{self.pretrain_objectives}: choose from "
                        f"{sorted(PRETRAIN_OBJECTIVES)}.")
-    sweep.lambda_grid(self.lambdas)  # validates
+    sweep.check_lambdas(
+        self.lambdas, allow_extrapolation=self.allow_extrapolation,
+        name="PipelineConfig.lambdas",
+        switch="PipelineConfig.allow_extrapolation=True")
 
   @property
   def sources(self) -> tuple[str, ...]:
@@ -451,7 +456,8 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
         tree, manifest = arithmetic.compose(
             method, task_vectors=task_vectors,
             language_vectors=language_vectors, target=target,
-            sources=sources, lam=lam, space=cfg.space)
+            sources=sources, lam=lam, space=cfg.space,
+            allow_extrapolation=cfg.allow_extrapolation)
         return Adapter(tree, manifest, name=f"{method}[{target}, λ={lam}]")
 
       result, sweeps[label][target] = eval_job.select_lambda_and_score(

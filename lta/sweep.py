@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, Union
 
 import gin
+
+from lta import compat
+from lta.errors import ConfigError
 
 ByLambda = dict[str, dict[float, float]]  # language -> λ -> score
 
 
+def check_lambdas(lambdas: Union[float, Sequence[float]], *,
+                  allow_extrapolation: bool = False, name: str = "lambdas",
+                  switch: str = "allow_extrapolation=True"
+                  ) -> tuple[float, ...]:
+  """One λ or a grid, as floats: finite, in [0, 1] unless extrapolating.
+
+  name and switch name the binding and its extrapolation switch in errors.
+  """
+  if isinstance(lambdas, (int, float)):
+    return (compat.check_lambda(lambdas, allow_extrapolation=
+                                allow_extrapolation, name=name,
+                                switch=switch),)
+  grid = tuple(lambdas)
+  if not grid:
+    raise ConfigError(f"{name} is empty; give at least one λ")
+  return tuple(compat.check_lambda(lam, allow_extrapolation=
+                                   allow_extrapolation, name=f"{name}[{i}]",
+                                   switch=switch)
+               for i, lam in enumerate(grid))
+
+
 @gin.configurable
-def lambda_grid(lambdas: Sequence[float] = (0.3, 0.5, 0.7, 0.9)
-                ) -> tuple[float, ...]:
+def lambda_grid(lambdas: Sequence[float] = (0.3, 0.5, 0.7, 0.9),
+                allow_extrapolation: bool = False) -> tuple[float, ...]:
   """The λ values to try; bind `lambda_grid.lambdas` to change them."""
-  grid = tuple(float(x) for x in lambdas)
-  if not grid or any(not 0.0 <= x <= 1.0 for x in grid):
-    raise ValueError(f"lambda_grid.lambdas must be values in [0, 1], got "
-                     f"{lambdas!r}")
-  return grid
+  return check_lambdas(lambdas, allow_extrapolation=allow_extrapolation,
+                       name="lambda_grid.lambdas",
+                       switch="lambda_grid.allow_extrapolation=True")
 
 
 def sweep(score_fn: Callable[[float], Mapping[str, float]],
