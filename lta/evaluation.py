@@ -39,10 +39,12 @@ def main_metric(task_name: str) -> str:
 
 @dataclasses.dataclass
 class TaskResult:
+  """scores: metric -> value; notes: metric -> why it has no value."""
   task: str
   language: str
   scores: dict[str, float]
   examples: list[dict[str, Any]]
+  notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def load_examples(task_name: str, split: str,
@@ -128,15 +130,18 @@ def score_task(task_name: str, examples: Sequence[Mapping[str, Any]],
     scores.update({k: float(v) for k, v in
                    metric_fn(targets, predictions).items()})
   texts = [_text(p) for p in predictions]
+  notes: dict[str, str] = {}
   if fidelity and fidelity_fn is not None:
     scores["language_fidelity"] = float(fidelity_fn(texts, lang))
-  elif fidelity and detectable(lang):
+  elif fidelity and metrics.fidelity_gap(lang):
+    notes["language_fidelity"] = metrics.fidelity_gap(lang)
+  elif fidelity:
     scores["language_fidelity"] = metrics.language_fidelity(texts, lang)
   main = main_metric(task_name)
   per_example = main_per_example(task_name, targets, predictions)
   _, low, high = metrics.bootstrap_ci(per_example)
   scores[f"{main}_ci_low"], scores[f"{main}_ci_high"] = low, high
-  return TaskResult(task_name, lang, scores, records)
+  return TaskResult(task_name, lang, scores, records, notes)
 
 
 def detectable(lang: str) -> bool:

@@ -20,6 +20,11 @@ import os
 import re
 from typing import Any, Optional, Sequence
 
+from lta.errors import ConfigError
+
+# How tables and logs name the identifier.
+IDENTIFIER = "fastText lid.176"
+
 # The labels of fastText lid.176 (both the .ftz and the .bin model).
 LID176_LABELS = frozenset("""
 af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr
@@ -52,11 +57,16 @@ LANGUAGE_ALIASES = {
 }
 
 
+class UndetectableLanguageError(ConfigError):
+  """A language the identifier has no label for."""
+
+
 def to_lid_code(lang: str) -> str:
   """Maps an ISO code, region-tagged code or dataset name to a lid.176 label.
 
-  Raises ValueError for a language lid.176 cannot detect (e.g. Hausa, Igbo,
-  Kirundi, Oromo, Tigrinya, Nigerian Pidgin of XLSum).
+  Raises UndetectableLanguageError (a ValueError) for a language lid.176
+  cannot detect (e.g. Hausa, Igbo, Kirundi, Oromo, Tigrinya, Nigerian
+  Pidgin of XLSum).
   """
   key = lang.strip().lower().replace(" ", "_")
   if key in LANGUAGE_ALIASES:
@@ -66,7 +76,7 @@ def to_lid_code(lang: str) -> str:
   base = re.split(r"[-_]", key)[0]
   if base in LID176_LABELS:
     return base
-  raise ValueError(
+  raise UndetectableLanguageError(
       f"language {lang!r} is not one lid.176 can detect; use an ISO 639-1 "
       "code or XLSum/TyDi QA name of one of its 176 languages")
 

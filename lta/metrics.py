@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import os
 import re
 import string
@@ -226,6 +227,27 @@ def language_matches(predictions: Sequence[str], target_lang: str,
   code = langid.to_lid_code(target_lang)
   detected = langid.detect_languages(list(predictions), model_path)
   return np.array([d == code for d in detected], dtype=bool)
+
+
+_GAPS_WARNED: set[str] = set()
+
+
+def fidelity_gap(target_lang: str) -> Optional[str]:
+  """None if the identifier knows `target_lang`, else why there is no score.
+
+  The note ("n/a: ...") stands wherever the fidelity would (tables,
+  scores.json, console), never a bare NaN; it is logged once per language.
+  """
+  try:
+    langid.to_lid_code(target_lang)
+    return None
+  except langid.UndetectableLanguageError:
+    note = f"n/a: the identifier ({langid.IDENTIFIER}) has no {target_lang!r}"
+    if target_lang not in _GAPS_WARNED:
+      _GAPS_WARNED.add(target_lang)
+      logging.getLogger(__name__).warning(
+          "Language fidelity is not measured for %r: %s", target_lang, note)
+    return note
 
 
 def language_fidelity(predictions: Sequence[str], target_lang: str,

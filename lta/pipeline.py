@@ -464,12 +464,18 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
           lambda adapter, split, target=target: scorer.score_target(
               adapter, target, split),
           compose, grid, "validation", "test", scorer.selection_score)
-      lam = result.scores["lambda"]
       results[label].append(result)
-      extra = (f" | exact match {result.scores['exact_match']:.0f}%"
-               if "exact_match" in result.scores else "")
-      print(f"  {target} | {label}: λ={lam} | test ROUGE-2 "
-            f"{result.scores['rouge2']:.2f}{extra} | fidelity "
-            f"{result.scores.get('language_fidelity', float('nan')):.0f}%",
-            flush=True)
+      print(score_line(target, label, result), flush=True)
   return results, sweeps
+
+
+def score_line(target: str, label: str,
+               result: evaluation.TaskResult) -> str:
+  """One console line per method and target."""
+  scores = result.scores
+  extra = (f" | exact match {scores['exact_match']:.0f}%"
+           if "exact_match" in scores else "")
+  fidelity = result.notes.get("language_fidelity") or (
+      f"{scores['language_fidelity']:.0f}%")
+  return (f"  {target} | {label}: λ={scores['lambda']} | test ROUGE-2 "
+          f"{scores['rouge2']:.2f}{extra} | fidelity {fidelity}")

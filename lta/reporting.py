@@ -10,11 +10,18 @@ from typing import Mapping, Sequence
 
 from lta.evaluation import TaskResult, main_metric
 
-Scores = Mapping[str, Mapping[str, float]]  # method -> language -> value
+# method -> language -> value, or a note ("n/a: ...") where there is none.
+Scores = Mapping[str, Mapping[str, float | str]]
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | str) -> str:
+  if isinstance(value, str):
+    return value.split(":", 1)[0]  # the note itself goes under the table
   return "–" if value is None or math.isnan(value) else f"{value:.1f}"
+
+
+def _is_number(value: float | str) -> bool:
+  return not isinstance(value, str) and not math.isnan(value)
 
 
 def markdown_table(rows: Scores, languages: Sequence[str],
@@ -25,20 +32,23 @@ def markdown_table(rows: Scores, languages: Sequence[str],
            "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
   for method, by_lang in rows.items():
     values = [by_lang.get(lang, float("nan")) for lang in languages]
-    present = [v for v in values if not math.isnan(v)]
+    present = [v for v in values if _is_number(v)]
     avg = sum(present) / len(present) if present else float("nan")
     lines.append("| " + " | ".join([method] + [_fmt(v) for v in values] +
                                    [_fmt(avg)]) + " |")
-  table = "\n".join(lines)
+  notes = sorted({v for row in rows.values() for v in row.values()
+                  if isinstance(v, str)})
+  table = "\n".join(lines + ([""] + notes if notes else []))
   return f"{table}\n\n{caption}\n" if caption else table + "\n"
 
 
 def metric_rows(results: Mapping[str, Sequence[TaskResult]],
-                metric: str | None = None) -> dict[str, dict[str, float]]:
-  """method -> language -> value of `metric` (default: each task's main)."""
-  return {method: {r.language: r.scores.get(metric or main_metric(r.task),
-                                            float("nan"))
-                   for r in task_results}
+                metric: str | None = None
+                ) -> dict[str, dict[str, float | str]]:
+  """method -> language -> value of `metric` (default: each task's main),
+  or the note saying why there is none."""
+  return {method: {r.language: r.notes.get(metric) or r.scores.get(
+      metric or main_metric(r.task), float("nan")) for r in task_results}
           for method, task_results in results.items()}
 
 
@@ -62,7 +72,10 @@ def write_results(out_dir: str, results: Mapping[str, Sequence[TaskResult]],
         for metric, value in sorted(r.scores.items()):
           writer.writerow([method, r.task, r.language, metric,
                            f"{value:.6f}"])
-  nested = {method: {r.language: dict(r.scores) for r in task_results}
+        for metric, note in sorted(r.notes.items()):
+          writer.writerow([method, r.task, r.language, metric, note])
+  nested = {method: {r.language: {**r.scores, **r.notes}
+                     for r in task_results}
             for method, task_results in results.items()}
   with open(paths["scores.json"], "w", encoding="utf-8") as f:
     json.dump(nested, f, indent=2, sort_keys=True)
@@ -72,7 +85,8 @@ def write_results(out_dir: str, results: Mapping[str, Sequence[TaskResult]],
   text = [f"### {metric}\n", markdown_table(metric_rows(results), languages,
                                             caption)]
   fidelity = metric_rows(results, "language_fidelity")
-  if any(not math.isnan(v) for row in fidelity.values() for v in row.values()):
+  if any(isinstance(v, str) or not math.isnan(v)
+         for row in fidelity.values() for v in row.values()):
     text += ["\n### language fidelity (% of outputs in the target language)\n",
              markdown_table(fidelity, languages)]
   with open(paths["table.md"], "w", encoding="utf-8") as f:

@@ -1,0 +1,87 @@
+"""A language the identifier lacks: an explicit n/a everywhere, never NaN.
+
+Runs the code path of `lta eval` and the pipeline: `evaluation.score_task`
+on the registered XLSum tasks, `reporting.write_results`, and the
+pipeline's console line.
+"""
+
+import csv
+import json
+import logging
+
+import gin
+import numpy as np
+import pytest
+
+from lta import evaluation
+from lta import metrics
+from lta import pipeline
+from lta import reporting
+from lta import vocab
+from metrics_fixtures import read_jsonl
+
+HAUSA = [("Gwamnati ta sanar da sabon shiri domin taimaka wa kananan "
+          "'yan kasuwa.", "Gwamnati ta fitar da shirin taimaka wa 'yan "
+                          "kasuwa."),
+         ("Ambaliyar ruwa ta tilasta wa daruruwan iyalai barin gidajensu.",
+          "Daruruwan iyalai sun bar gidajensu bayan ambaliyar ruwa.")]
+NOTE = "n/a: the identifier (fastText lid.176) has no 'ha'"
+
+
+@pytest.fixture
+def tiny_vocabulary(spm_model_path):
+  import lta_tasks  # pylint: disable=unused-import  (registers xlsum.*)
+  with gin.unlock_config():
+    gin.bind_parameter("lta.vocab.get_vocabulary.path", spm_model_path)
+  yield vocab.get_vocabulary()
+  gin.clear_config()
+
+
+def _score(task, pairs, vocabulary):
+  """score_task on (target, prediction) pairs, as decoding would give."""
+  examples = [{"inputs": np.array(vocabulary.encode(t), np.int32),
+               "inputs_pretokenized": t.encode(),
+               "targets": np.array(vocabulary.encode(t), np.int32),
+               "targets_pretokenized": t.encode()} for t, _ in pairs]
+  ids = [np.array(vocabulary.encode(p), np.int32) for _, p in pairs]
+  return evaluation.score_task(task, examples, ids)
+
+
+def test_fidelity_gap_is_explicit_and_warned_once(tiny_vocabulary, tmp_path,
+                                                 caplog, monkeypatch):
+  monkeypatch.setattr(metrics, "_GAPS_WARNED", set())
+  portuguese = [(r["target"], r["prediction"])
+                for r in read_jsonl("summaries.jsonl") if r["lang"] == "pt"]
+  with caplog.at_level(logging.WARNING, logger="lta.metrics"):
+    hausa = _score("xlsum.ha", HAUSA, tiny_vocabulary)
+    again = _score("xlsum.ha", HAUSA[:1], tiny_vocabulary)
+    pt = _score("xlsum.pt", portuguese, tiny_vocabulary)
+  warnings = [r.getMessage() for r in caplog.records
+              if r.name == "lta.metrics"]
+  assert warnings == [f"Language fidelity is not measured for 'ha': {NOTE}"]
+  for result in (hausa, again):
+    assert "language_fidelity" not in result.scores
+    assert result.notes == {"language_fidelity": NOTE}
+  assert pt.notes == {} and 0 <= pt.scores["language_fidelity"] <= 100
+
+  hausa.scores["lambda"] = pt.scores["lambda"] = 0.5
+  paths = reporting.write_results(str(tmp_path), {"composed": [hausa, pt]})
+  scores = json.load(open(paths["scores.json"]))
+  assert scores["composed"]["ha"]["language_fidelity"] == NOTE
+  assert isinstance(scores["composed"]["pt"]["language_fidelity"], float)
+  rows = list(csv.DictReader(open(paths["scores.csv"])))
+  assert {"method": "composed", "task": "xlsum.ha", "language": "ha",
+          "metric": "language_fidelity", "value": NOTE} in rows
+  table = open(paths["table.md"]).read()
+  fidelity = table.split("### language fidelity")[1]
+  pt_value = f"{pt.scores['language_fidelity']:.1f}"
+  assert f"| composed | n/a | {pt_value} | {pt_value} |" in fidelity
+  assert NOTE in fidelity.splitlines()
+  for text in (open(paths["scores.json"]).read(), table,
+               open(paths["scores.csv"]).read()):
+    assert "nan" not in text.lower()
+
+  line = pipeline.score_line("ha", "composed", hausa)
+  assert line.endswith(f"| fidelity {NOTE}") and "nan" not in line
+  assert pipeline.score_line("pt", "composed", pt).endswith(
+      f"| fidelity {pt.scores['language_fidelity']:.0f}%")
