@@ -52,9 +52,10 @@ def test_relatedness_table_and_related_sources(tiny_world):
   for target, sources in want.items():
     assert tiny_world.related_sources(target) == sources
     chosen = relatedness.select_related(
-        target, tiny_world.sources, table,
-        syntactic_max=languages.SYNTACTIC_MAX,
-        geographic_max=languages.LEXICAL_MAX)
+        target, tiny_world.sources, table, relatedness.SelectionRule(
+            syntactic_max=languages.SYNTACTIC_MAX,
+            geographic_max=languages.LEXICAL_MAX, geographic_decimals=None,
+            macro=False))
     assert [r.language for r in chosen] == sources
   sources = tiny_world.sources
   for i, a in enumerate(sources):  # Sources borrow nothing from each other.
