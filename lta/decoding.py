@@ -23,6 +23,14 @@ other leaf must have the batch as its leading axis; it is repeated
 `k` of example `b`) and gathered along axis 0 when beams are reordered.
 Caches with a leading layer axis (scanned layers) are not supported.
 
+Sampling: the temperature divides the logits first; top-k, then top-p
+(nucleus) filter the tempered distribution, as in T5X and HF. Boundaries:
+top-k keeps every token whose logit is >= the k-th largest; top-p keeps a
+token iff the mass of the tokens strictly more likely than it is < topp (the
+token that crosses topp is kept, and so is every token tied with the last
+one kept). T5X has the same rules; HF's top-p differs only at exact ties,
+which it breaks by sort order.
+
 Progress: every decoder takes an optional `progress_fn(step: int)`, called on
 the host through `jax.debug.callback` every `progress_every` steps and at the
 last step. It is off (None) by default, so jitted decodes carry no host
@@ -111,15 +119,17 @@ def _report_progress(progress_fn: Optional[ProgressFn], progress_every: int,
 
 
 def _filter_logits(logits: jax.Array, topk: int, topp: float) -> jax.Array:
-  """Masks everything outside the top-k tokens or the top-p nucleus."""
+  """Masks all but the top-k tokens, then all outside the top-p nucleus.
+
+  Boundary rules: see "Sampling" in the module docstring. `topp` of 0 or
+  >= 1 does not filter.
+  """
   if topk:
     kth = lax.top_k(logits, topk)[0][:, -1:]
     logits = jnp.where(logits < kth, -jnp.inf, logits)
-  if topp:
+  if 0.0 < topp < 1.0:
     sorted_logits = jnp.sort(logits, axis=-1)[:, ::-1]
     probs = jax.nn.softmax(sorted_logits, axis=-1)
-    # Keep a token while the mass strictly before it is below topp, so the
-    # most likely token always survives.
     keep = (jnp.cumsum(probs, axis=-1) - probs) < topp
     cutoff = jnp.min(jnp.where(keep, sorted_logits, jnp.inf), axis=-1,
                      keepdims=True)
@@ -201,7 +211,11 @@ def temperature_sample(tokens_to_logits: TokensToLogits,
                        topp: float = 0.0,
                        progress_fn: Optional[ProgressFn] = None,
                        progress_every: int = 16) -> Tuple[jax.Array, jax.Array]:
-  """Samples from softmax(logits / temperature), optionally top-k or top-p.
+  """Samples from softmax(logits / temperature), optionally top-k / top-p.
+
+  As in T5X and HF, the temperature comes first: top-k and top-p filter the
+  tempered distribution (boundary rules: "Sampling" in the module
+  docstring).
 
   Args:
     tokens_to_logits: see the module docstring.
@@ -213,8 +227,10 @@ def temperature_sample(tokens_to_logits: TokensToLogits,
     decoder_start_id: first input token.
     temperature: 0 (below MIN_TEMPERATURE) means greedy. May be traced.
     topk: if positive, sample among the k most likely tokens only.
-    topp: if in (0, 1], sample from the smallest set of most likely tokens
-      whose probability reaches topp (nucleus sampling). Exclusive with topk.
+    topp: if in (0, 1), sample from the smallest set of most likely tokens
+      whose probability reaches topp (nucleus sampling). With topk as well,
+      the nucleus is taken within the top k (HF's order; T5X allows only
+      one of the two).
     progress_fn, progress_every: optional host progress callback.
 
   Returns:
@@ -226,17 +242,15 @@ def temperature_sample(tokens_to_logits: TokensToLogits,
     raise ValueError(f"topk must be >= 0, got {topk}")
   if not 0.0 <= topp <= 1.0:
     raise ValueError(f"topp must be in [0, 1], got {topp}")
-  if topk and topp:
-    raise ValueError(f"use topk ({topk}) or topp ({topp}), not both")
 
   def select_fn(logits, step_rng):
     if topk and topk > logits.shape[-1]:
       raise ValueError(
           f"topk={topk} exceeds the vocabulary ({logits.shape[-1]})")
     t = jnp.asarray(temperature, jnp.float32)
-    scaled = (_filter_logits(logits, topk, topp)
-              / jnp.maximum(t, MIN_TEMPERATURE))
-    sampled = jax.random.categorical(step_rng, scaled, axis=-1)
+    tempered = logits / jnp.maximum(t, MIN_TEMPERATURE)
+    sampled = jax.random.categorical(
+        step_rng, _filter_logits(tempered, topk, topp), axis=-1)
     return jnp.where(t < MIN_TEMPERATURE, jnp.argmax(logits, axis=-1), sampled)
 
   return _decode_loop(tokens_to_logits, initial_cache, batch_size,

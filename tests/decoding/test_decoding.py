@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from lta import decoding
 
@@ -194,16 +195,13 @@ def test_sampling_is_deterministic_given_rng_and_scores_its_tokens():
                                rtol=1e-5, atol=1e-4)
 
 
-def _first_token_frequencies(kw, rows=20000):
-  """Samples the first token for many copies of example 0."""
-  model = ToyModel(vocab=6, max_len=2, batch=1, seed=7, scale=1.0)
-  cache = {"prev": jnp.zeros((rows,), jnp.int32),
-           "bias": jnp.tile(jnp.asarray(model.bias, jnp.float32), (rows, 1)),
-           "index": jnp.array(0, jnp.int32)}
-  ids, _ = decoding.temperature_sample(
-      model.tokens_to_logits, cache, rows, 1, EOS, jax.random.PRNGKey(0), **kw)
-  freq = np.bincount(np.asarray(ids)[:, 0], minlength=model.vocab) / rows
-  return freq, model.logits(0, START, START, 0)
+# Fixed logits for the sampling-distribution tests: no ties, a spread of
+# probabilities, and a nucleus boundary away from every topp used below.
+SAMPLING_LOGITS = np.array(
+    [1.9, 0.3, 2.6, -0.4, 1.2, 3.1, -1.5, 0.8, 2.2, -0.9], np.float64)
+SAMPLES = 40000
+# Chance that the chi-square check fails for a correct sampler, per setting.
+FALSE_ALARM = 1e-4
 
 
 def _softmax(x):
@@ -211,36 +209,77 @@ def _softmax(x):
   return e / e.sum()
 
 
-def test_temperature_sampling_follows_the_tempered_distribution():
-  freq, logits = _first_token_frequencies(dict(temperature=0.7))
-  np.testing.assert_allclose(freq, _softmax(logits / 0.7), atol=0.015)
+def reference_distribution(logits, temperature, topk, topp):
+  """T5X/HF target: temperature, then top-k, then nucleus, in float64.
+
+  Top-k keeps logits >= the k-th largest. Top-p keeps a token iff the mass
+  of the tokens strictly more likely than it is < topp, so the token that
+  crosses topp is kept and tied tokens stand or fall together.
+  """
+  z = np.asarray(logits, np.float64) / temperature
+  keep = np.ones(z.shape, bool)
+  if topk:
+    keep &= z >= np.sort(z)[-topk]
+  if 0.0 < topp < 1.0:
+    p = np.where(keep, np.exp(z - z[keep].max()), 0.0)
+    p /= p.sum()
+    mass_above = np.array([p[p > q].sum() for q in p])
+    # Exactly at the boundary the answer would depend on rounding.
+    assert np.min(np.abs(mass_above[keep] - topp)) > 1e-3
+    keep &= mass_above < topp
+  q = np.where(keep, np.exp(z - z[keep].max()), 0.0)
+  return q / q.sum()
 
 
-def test_topk_samples_only_the_k_best_tokens_in_proportion():
-  freq, logits = _first_token_frequencies(dict(topk=2))
-  top2 = np.argsort(-logits)[:2]
-  want = np.zeros_like(freq)
-  want[top2] = _softmax(logits[top2])
-  np.testing.assert_allclose(freq, want, atol=0.015)
+def _fixed_logits(ids, cache, step):
+  del ids, step
+  return cache["logits"], cache
 
 
-def test_topp_samples_from_the_nucleus():
-  _, logits = _first_token_frequencies(dict(topk=1), rows=1)
-  probs = _softmax(logits)
-  order = np.argsort(-probs)
-  # Nucleus: most likely tokens until their mass reaches topp.
-  topp = float(probs[order[0]] + 0.5 * probs[order[1]])
-  freq, _ = _first_token_frequencies(dict(topp=topp))
-  nucleus = order[:2]
-  want = np.zeros_like(freq)
-  want[nucleus] = probs[nucleus] / probs[nucleus].sum()
-  np.testing.assert_allclose(freq, want, atol=0.015)
+@functools.lru_cache(maxsize=None)
+def _first_token_sampler(topk, topp, rows=SAMPLES):
+  """Jitted one-step sampler; the temperature is traced (one compile)."""
+  return jax.jit(lambda cache, rng, temperature: decoding.temperature_sample(
+      _fixed_logits, cache, rows, 1, EOS, rng, temperature=temperature,
+      topk=topk, topp=topp)[0])
+
+
+def _sample_first_tokens(temperature, topk, topp, rows=SAMPLES):
+  """Token counts of `rows` one-step samples from SAMPLING_LOGITS."""
+  logits = jnp.tile(jnp.asarray(SAMPLING_LOGITS, jnp.float32), (rows, 1))
+  ids = _first_token_sampler(topk, topp, rows)(
+      {"logits": logits}, jax.random.PRNGKey(0), temperature)
+  return np.bincount(np.asarray(ids)[:, 0], minlength=len(SAMPLING_LOGITS))
+
+
+@pytest.mark.parametrize("temperature,topk,topp", [
+    (0.5, 0, 0.8), (2.0, 0, 0.8), (0.7, 0, 0.0), (2.0, 3, 0.0),
+    (2.5, 8, 0.9)])
+def test_sampling_matches_the_tempered_then_filtered_distribution(
+    temperature, topk, topp):
+  want = reference_distribution(SAMPLING_LOGITS, temperature, topk, topp)
+  if topp:
+    # The settings tell the orders apart: filtering the untempered logits
+    # (the old bug) gives a distribution far from the target.
+    kept_untempered = reference_distribution(SAMPLING_LOGITS, 1.0, topk,
+                                             topp) > 0
+    filtered_first = _softmax(np.where(kept_untempered,
+                                       SAMPLING_LOGITS / temperature, -np.inf))
+    assert 0.5 * np.abs(want - filtered_first).sum() > 0.05
+  counts = _sample_first_tokens(temperature, topk, topp)
+  # Filtered tokens are never drawn.
+  assert np.all(counts[want == 0] == 0), (counts, want)
+  # Pearson chi-square over the kept tokens, failing with prob FALSE_ALARM.
+  support = want > 0
+  expected = SAMPLES * want[support]
+  assert expected.min() >= 20  # the chi-square approximation holds
+  stat = np.sum((counts[support] - expected) ** 2 / expected)
+  limit = scipy.stats.chi2.isf(FALSE_ALARM, df=support.sum() - 1)
+  assert stat < limit, (stat, limit, counts / SAMPLES, want)
 
 
 def test_sampling_rejects_bad_filters():
   model = ToyModel()
-  with pytest.raises(ValueError, match="not both"):
-    _sample(model, 4, 0, topk=2, topp=0.5)
   with pytest.raises(ValueError, match="topp"):
     _sample(model, 4, 0, topp=1.5)
   with pytest.raises(ValueError, match="exceeds the vocabulary"):
