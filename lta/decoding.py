@@ -31,6 +31,16 @@ token that crosses topp is kept, and so is every token tied with the last
 one kept). T5X has the same rules; HF's top-p differs only at exact ties,
 which it breaks by sort order.
 
+Finished beams: with `finish_at_max_length=True` (the default) a hypothesis
+finishes when it emits EOS or reaches `max_decode_len`, and both kinds
+compete under the length penalty. With False (T5X's rule) only EOS ends a
+hypothesis; the live hypotheses at `max_decode_len` are returned only for
+an example where none emitted EOS. HF `generate(num_beams=k)` finishes at
+the limit like the default, with two differences: its length penalty is
+`length ** alpha` rather than GNMT's `((5 + length) / 6) ** alpha` (they
+agree only at alpha = 0), and of a step's 2k candidates only the best k may
+finish (lta and T5X finish every one of the 2k that ends).
+
 Progress: every decoder takes an optional `progress_fn(step: int)`, called on
 the host through `jax.debug.callback` every `progress_every` steps and at the
 last step. It is off (None) by default, so jitted decodes carry no host
@@ -291,19 +301,26 @@ def beam_search(tokens_to_logits: TokensToLogits,
                 beam_size: int = 4,
                 alpha: float = 0.6,
                 decoder_start_id: int = 0,
+                finish_at_max_length: bool = True,
                 progress_fn: Optional[ProgressFn] = None,
                 progress_every: int = 16) -> Tuple[jax.Array, jax.Array]:
   """Beam search with the T5X length penalty.
 
   A finished hypothesis of `length` tokens (EOS included) scores
-  `log_prob / length_penalty(alpha, length)`. A hypothesis that reaches
-  `max_decode_len` without EOS is finished there with the same formula (T5X
-  only falls back to such hypotheses when none ended with EOS). Each step
-  keeps the top 2*beam_size extensions, so beam_size live hypotheses survive
-  even if beam_size of them end. The search stops early once every example
-  has beam_size finished hypotheses that no live one can still beat; with
-  `alpha >= 0` the bound `live_log_prob / length_penalty(max_decode_len)` is
-  exact.
+  `log_prob / length_penalty(alpha, length)`. Which hypotheses count as
+  finished:
+    * `finish_at_max_length=True` (lta's default): those that emit EOS, and
+      those that reach `max_decode_len` without it, scored with the same
+      formula, so a hypothesis cut off at the limit competes with ones that
+      ended. HF finishes at the limit too (see the module docstring).
+    * `finish_at_max_length=False` (T5X's rule): only those that emit EOS.
+      An example none of whose hypotheses emitted EOS returns its live
+      hypotheses at `max_decode_len` instead, scored with the same formula.
+  Each step keeps the top 2*beam_size extensions, so beam_size live
+  hypotheses survive even if beam_size of them end. The search stops early
+  once every example has beam_size finished hypotheses that no live one can
+  still beat; with `alpha >= 0` the bound
+  `live_log_prob / length_penalty(max_decode_len)` is exact.
 
   Returns:
     ids [batch, beam_size, max_decode_len] and scores [batch, beam_size],
@@ -345,7 +362,9 @@ def beam_search(tokens_to_logits: TokensToLogits,
 
     # Extensions of NEG_INF placeholder beams are not real hypotheses.
     valid = top_log_probs > NEG_INF / 2
-    ends = valid & ((tokens == eos_id) | (step == length - 1))
+    ends = valid & (tokens == eos_id)
+    if finish_at_max_length:
+      ends = ends | (valid & (step == length - 1))
 
     # Live set: the best extensions that did not end.
     live_cand = jnp.where(ends | ~valid, NEG_INF, top_log_probs)
@@ -384,5 +403,17 @@ def beam_search(tokens_to_logits: TokensToLogits,
       expand_cache_to_beams(initial_cache, beams),
   )
   final = lax.while_loop(cond_fn, body_fn, init)
-  _, _, _, _, finished_seqs, finished_scores, _, _ = final
+  (_, live_seqs, live_log_probs, _, finished_seqs, finished_scores,
+   finished_flags, _) = final
+  if not finish_at_max_length:
+    # The loop only stops early once every example has finished hypotheses,
+    # so an example with none ran to max_decode_len: its live set is full.
+    none_finished = ~jnp.any(finished_flags, axis=1)
+    live_scores = jnp.where(live_log_probs > NEG_INF / 2,
+                            live_log_probs / best_possible_penalty, NEG_INF)
+    live_seqs = jnp.where((live_scores > NEG_INF / 2)[:, :, None], live_seqs, 0)
+    finished_seqs = jnp.where(none_finished[:, None, None], live_seqs,
+                              finished_seqs)
+    finished_scores = jnp.where(none_finished[:, None], live_scores,
+                                finished_scores)
   return finished_seqs, finished_scores

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lta import decoding
+from lta import errors
 from lta.model.network import Transformer
 
 Array = jax.Array
@@ -18,22 +19,44 @@ Variables = Mapping[str, Any]
 Batch = Mapping[str, Array]
 
 
+DECODING_METHODS = ("greedy", "beam", "sample")
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class DecodingConfig:
-  """How predict_batch decodes: 'greedy', 'beam' or 'sample'."""
+  """How predict_batch decodes: 'greedy', 'beam' or 'sample'.
+
+  beam_size, alpha and finish_at_max_length apply to 'beam';
+  temperature, topk and topp to 'sample'. finish_at_max_length=False is
+  T5X's rule (only EOS finishes a hypothesis); see lta.decoding.
+  """
   method: str = "greedy"
   max_decode_length: int = 64
   beam_size: int = 4
   alpha: float = 0.6
+  finish_at_max_length: bool = True
   temperature: float = 1.0
   topk: int = 0
   topp: float = 0.0
 
   def __post_init__(self):
-    if self.method not in ("greedy", "beam", "sample"):
-      raise ValueError(f"DecodingConfig.method={self.method!r}; expected "
-                       "'greedy', 'beam' or 'sample'.")
+    if self.method not in DECODING_METHODS:
+      raise errors.ConfigError(
+          f"DecodingConfig.method={self.method!r}; expected one of "
+          f"{', '.join(map(repr, DECODING_METHODS))}"
+          f"{errors.did_you_mean(str(self.method), DECODING_METHODS)}")
+    bounds = [("max_decode_length", self.max_decode_length >= 1, ">= 1"),
+              ("beam_size", self.beam_size >= 1, ">= 1"),
+              ("alpha", self.alpha >= 0, ">= 0"),
+              ("temperature", self.temperature >= 0, ">= 0"),
+              ("topk", self.topk >= 0, ">= 0"),
+              ("topp", 0 <= self.topp <= 1, "in [0, 1]")]
+    for field, ok, want in bounds:
+      if not ok:
+        raise errors.ConfigError(
+            f"DecodingConfig.{field}={getattr(self, field)!r}; expected "
+            f"{want}")
 
 
 def cross_entropy_with_z_loss(logits: Array, targets: Array, weights: Array,
@@ -151,8 +174,9 @@ class EncoderDecoderModel:
     if config.method == "greedy":
       return decoding.greedy_decode(**common)
     if config.method == "beam":
-      ids, _ = decoding.beam_search(beam_size=config.beam_size,
-                                    alpha=config.alpha, **common)
+      ids, _ = decoding.beam_search(
+          beam_size=config.beam_size, alpha=config.alpha,
+          finish_at_max_length=config.finish_at_max_length, **common)
       return ids[:, 0]
     if rng is None:
       raise ValueError("DecodingConfig.method='sample' needs an rng.")

@@ -16,6 +16,8 @@ import pytest
 import scipy.stats
 
 from lta import decoding
+from lta import errors
+from lta import models
 
 EOS = 1
 PAD = 0
@@ -88,18 +90,27 @@ def numpy_greedy(model, max_len):
   return out
 
 
-def brute_force(model, b, max_len, alpha):
-  """All hypotheses of example b, best first, as (ids, score)."""
+def brute_force(model, b, max_len, alpha, finish_at_max_length=True):
+  """All finished hypotheses of example b, best first, as (ids, score).
+
+  With finish_at_max_length=False (T5X's rule) only EOS-terminated
+  hypotheses count, unless none is possible: then the max-length ones do.
+  """
   words = [t for t in range(model.vocab) if t not in (PAD, EOS)]
-  hyps = []
-  for length in range(1, max_len + 1):
+
+  def hypotheses(length, lasts):
     for prefix in itertools.product(words, repeat=length - 1):
-      lasts = [EOS] if length < max_len else [EOS] + words
       for last in lasts:
         tokens = list(prefix) + [last]
         score = (model.sequence_log_prob(b, tokens)
                  / ((5.0 + length) / 6.0) ** alpha)
-        hyps.append((tokens + [PAD] * (max_len - length), score))
+        yield tokens + [PAD] * (max_len - length), score
+
+  hyps = [h for length in range(1, max_len + 1)
+          for h in hypotheses(length, [EOS])]
+  if finish_at_max_length or not any(np.isfinite(h[1]) for h in hyps):
+    hyps += list(hypotheses(max_len, words))
+  hyps = [h for h in hyps if np.isfinite(h[1])]
   hyps.sort(key=lambda h: -h[1])
   return hyps
 
@@ -278,6 +289,16 @@ def test_sampling_matches_the_tempered_then_filtered_distribution(
   assert stat < limit, (stat, limit, counts / SAMPLES, want)
 
 
+@pytest.mark.parametrize("field,value,message", [
+    ("method", "beams", r"method='beams'.*did you mean 'beam'"),
+    ("topp", 1.5, r"topp=1.5; expected in \[0, 1\]"),
+    ("beam_size", 0, r"beam_size=0; expected >= 1"),
+    ("alpha", -0.5, r"alpha=-0.5; expected >= 0")])
+def test_decoding_config_names_the_bad_field(field, value, message):
+  with pytest.raises(errors.ConfigError, match=message):
+    models.DecodingConfig(**{field: value})
+
+
 def test_sampling_rejects_bad_filters():
   model = ToyModel()
   with pytest.raises(ValueError, match="topp"):
@@ -291,10 +312,11 @@ def test_sampling_rejects_bad_filters():
 # ---------------------------------------------------------------------------
 
 
-def _beam(model, max_len, beam_size, alpha, jit=False):
+def _beam(model, max_len, beam_size, alpha, jit=False, **kw):
   fn = functools.partial(
       decoding.beam_search, model.tokens_to_logits, batch_size=model.batch,
-      max_decode_len=max_len, eos_id=EOS, beam_size=beam_size, alpha=alpha)
+      max_decode_len=max_len, eos_id=EOS, beam_size=beam_size, alpha=alpha,
+      **kw)
   if jit:
     fn = jax.jit(fn)
   ids, scores = fn(model.initial_cache())
@@ -325,6 +347,79 @@ def test_length_penalty_changes_the_winner():
   for a in alphas:
     ids, _ = _beam(model, 4, 27, a)
     assert [list(ids[b, 0]) for b in range(2)] == best[a]
+
+
+@pytest.mark.parametrize("finish_at_max_length", [True, False])
+def test_both_finishing_rules_find_the_exhaustive_top_k(finish_at_max_length):
+  # 3 words, max_len 3: 2 * 18 beams hold every candidate of every step, so
+  # the search is exact under either rule. The T5X rule has only 13
+  # EOS-terminated hypotheses: the other slots stay empty.
+  max_len, beam_size, alpha = 3, 18, 0.6
+  model = ToyModel(vocab=5, max_len=max_len, batch=2, seed=15, scale=1.5)
+  ids, scores = _beam(model, max_len, beam_size, alpha, jit=True,
+                      finish_at_max_length=finish_at_max_length)
+  for b in range(model.batch):
+    want = brute_force(model, b, max_len, alpha,
+                       finish_at_max_length)[:beam_size]
+    real = len(want)
+    np.testing.assert_array_equal(ids[b, :real], [h[0] for h in want])
+    np.testing.assert_allclose(scores[b, :real], [h[1] for h in want],
+                               rtol=1e-5, atol=1e-5)
+    assert np.all(ids[b, real:] == PAD)
+    assert np.all(scores[b, real:] < decoding.NEG_INF / 2)
+    # The fixture tells the rules apart: a hypothesis cut off at max_len
+    # wins under lta's rule, an EOS-terminated one under T5X's.
+    winners = {rule: brute_force(model, b, max_len, alpha, rule)[0][0]
+               for rule in (True, False)}
+    assert EOS not in winners[True] and EOS in winners[False]
+
+
+class HandModel:
+  """Tokens a=2, b=3. Step 0: P(a, b, EOS) = .6, .3, .1. Later steps:
+  P(a) = .9 and P(b) = .1 whatever came before; EOS is impossible."""
+
+  vocab, batch = 4, 1
+
+  def initial_cache(self):
+    return {"index": jnp.array(0, jnp.int32)}
+
+  def tokens_to_logits(self, ids, cache, step):
+    first = jnp.log(jnp.array([0.0, 0.1, 0.6, 0.3]))
+    later = jnp.log(jnp.array([0.0, 0.0, 0.9, 0.1]))
+    logits = jnp.where(step == 0, first, later)
+    return jnp.tile(logits, (ids.shape[0], 1)), cache
+
+
+def test_finishing_rules_by_hand():
+  # Beam 2, alpha 0, max_len 3. Step 0 keeps a and b live and finishes
+  # [EOS] (log .1). Steps 1-2 extend a and b; the best full-length paths are
+  # a a a (.6 * .9 * .9 = .486) and b a a (.3 * .81 = .243).
+  #   lta's rule: both beat [EOS] (.1)  -> [a a a], [b a a].
+  #   T5X's rule: only [EOS] ended      -> [EOS], then an empty slot.
+  model = HandModel()
+  a, b = 2, 3
+  ids, scores = _beam(model, 3, 2, 0.0)
+  np.testing.assert_array_equal(ids[0], [[a, a, a], [b, a, a]])
+  np.testing.assert_allclose(scores[0], np.log([0.486, 0.243]), rtol=1e-5)
+  ids, scores = _beam(model, 3, 2, 0.0, finish_at_max_length=False)
+  np.testing.assert_array_equal(ids[0], [[EOS, PAD, PAD], [PAD, PAD, PAD]])
+  np.testing.assert_allclose(scores[0, 0], np.log(0.1), rtol=1e-5)
+  assert scores[0, 1] < decoding.NEG_INF / 2
+
+
+def test_t5x_rule_returns_max_length_hypotheses_when_none_ended():
+  # EOS is impossible: T5X's rule falls back to the live hypotheses, which
+  # then equal lta's (same ids, same length-penalised scores).
+  max_len, beam_size, alpha = 3, 9, 0.6
+  model = ToyModel(vocab=5, max_len=max_len, batch=2, seed=8,
+                   eos_mode="never")
+  t5x = _beam(model, max_len, beam_size, alpha, finish_at_max_length=False)
+  lta = _beam(model, max_len, beam_size, alpha)
+  np.testing.assert_array_equal(t5x[0], lta[0])
+  np.testing.assert_allclose(t5x[1], lta[1], rtol=1e-6)
+  for b in range(model.batch):
+    want = brute_force(model, b, max_len, alpha, False)[:beam_size]
+    np.testing.assert_array_equal(t5x[0][b], [h[0] for h in want])
 
 
 def test_small_beam_scores_are_consistent_and_sorted():
