@@ -13,6 +13,9 @@ FIXTURES = os.path.join(os.path.dirname(os.path.dirname(
 MT5 = os.path.join(FIXTURES, "mt5_tiny")
 MT5_SHARDED = os.path.join(FIXTURES, "mt5_tiny_sharded")
 T5V1 = os.path.join(FIXTURES, "t5v1_tiny")
+# Generation references (greedy and beam generate, EOS mid-sequence).
+MT5_GEN = os.path.join(FIXTURES, "mt5_gen_tiny")
+T5V1_GEN = os.path.join(FIXTURES, "t5v1_gen_tiny")
 
 
 def reference(name: str):
@@ -37,18 +40,3 @@ def lta_logits(config, params, enc, dec, adapter=None, adapters=None):
 
 def lta_encode(config, params, enc):
   return np.asarray(_jitted(config, None)[1]({"params": params}, enc))
-
-
-def greedy(config, params, enc, steps):
-  """Greedy decoding as transformers' generate does it (pad after eos)."""
-  batch = enc.shape[0]
-  dec = np.full((batch, steps + 1), config.pad_token_id, np.int32)
-  dec[:, 0] = config.decoder_start_token_id
-  done = np.zeros(batch, bool)
-  for t in range(steps):
-    # Causal: the logits at t ignore the placeholder tokens after t.
-    nxt = lta_logits(config, params, enc, dec)[:, t].argmax(-1)
-    nxt = np.where(done, config.pad_token_id, nxt)
-    done |= nxt == config.eos_token_id
-    dec[:, t + 1] = nxt
-  return dec

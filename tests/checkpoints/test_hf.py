@@ -2,15 +2,20 @@ import json
 import os
 import shutil
 
+import gin
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
+from lta import evaluation
+from lta import models
 from lta.checkpoints import hf
 from lta.checkpoints import layout
+from lta.model.network import Transformer
 from tests.checkpoints import hf_fixtures as fx
 
 TOL = 1e-4
+EOS_ID = 1
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +67,91 @@ def test_t5v1_config_is_tied_relu():
   assert set(params["encoder"]["layers_0"]["mlp"]) == {"wi", "wo"}
 
 
-@pytest.mark.parametrize("name,path", [("mt5_tiny", fx.MT5),
-                                       ("t5v1_tiny", fx.T5V1)])
-def test_greedy_decoding_matches_generate(name, path):
+GENERATION = [("mt5_gen_tiny", fx.MT5_GEN), ("t5v1_gen_tiny", fx.T5V1_GEN)]
+PADDINGS = ("right", "left")
+
+
+def _decode_like_lta_eval(path, ref, decoding):
+  """predict_batch, jitted as `lta eval` jits it, on both paddings."""
+  assert decoding.max_decode_length == ref["max_new_tokens"]
   config, params = hf.load_hf_checkpoint(path)
+  model = models.EncoderDecoderModel(Transformer(config))
+  predict = evaluation.make_predict_fn(model, decoding)
+  return {padding: np.asarray(predict(
+      {"params": params},
+      {"encoder_input_tokens": ref[f"encoder_input_ids_{padding}"]}))
+          for padding in PADDINGS}
+
+
+@pytest.mark.parametrize("name,path", GENERATION)
+def test_cached_greedy_decoding_matches_generate(name, path):
   ref = fx.reference(name)
-  want = ref["generated_ids"]
-  got = fx.greedy(config, params, ref["encoder_input_ids"], want.shape[1] - 1)
-  np.testing.assert_array_equal(got, want)
-  assert len(np.unique(want)) > 3  # a degenerate reference would prove little
+  got = _decode_like_lta_eval(path, ref, models.DecodingConfig(
+      max_decode_length=int(ref["max_new_tokens"])))
+  for padding in PADDINGS:
+    enc = ref[f"encoder_input_ids_{padding}"]
+    first_or_last = {"right": -1, "left": 0}[padding]
+    assert (enc[:, first_or_last] == 0).any()  # rows of different lengths
+    # generate's rows: the start token, then ids up to the longest row.
+    hf_ids = ref[f"greedy_generate_{padding}"][:, 1:]
+    np.testing.assert_array_equal(got[padding][:, :hf_ids.shape[1]], hf_ids,
+                                  err_msg=f"{name}, {padding} padding")
+    assert np.all(got[padding][:, hf_ids.shape[1]:] == 0)
+  # The reference exercises EOS: some rows end mid-sequence and then pad,
+  # some run to the limit; and no row repeats one id.
+  ids = got["right"]
+  ended = np.array([EOS_ID in row[:-1] for row in ids])
+  assert ended.any() and not ended.all(), ids
+  for row in ids:
+    body = row[:list(row).index(EOS_ID)] if EOS_ID in row else row
+    assert np.all(row[len(body) + 1:] == 0) and len(set(body)) >= 3, row
+
+
+@pytest.mark.parametrize("name,path", GENERATION)
+def test_cached_beam_search_matches_generate(name, path):
+  # generate: num_beams=4, length_penalty=0. lta: alpha=0 and its default
+  # rule, which finishes at the limit as generate does. generate's other
+  # difference (only the best num_beams of a step's 2*num_beams candidates
+  # may finish) picks nothing else here: the fixture script checks it.
+  ref = fx.reference(name)
+  got = _decode_like_lta_eval(path, ref, models.DecodingConfig(
+      method="beam", beam_size=int(ref["num_beams"]), alpha=0.0,
+      max_decode_length=int(ref["max_new_tokens"])))
+  for padding in PADDINGS:
+    np.testing.assert_array_equal(got[padding], ref[f"beam_ids_{padding}"],
+                                  err_msg=f"{name}, {padding} padding")
+  assert not np.array_equal(got["right"], ref["greedy_ids_right"])
+  assert any(EOS_ID in row[:-1] for row in got["right"])
+
+
+def test_t5x_finishing_rule_bound_by_gin():
+  # Expected: the rows T5X's rule picks from the same search, which the
+  # fixture script derived from generate's own log-probs.
+  ref = fx.reference("mt5_gen_tiny")
+  try:
+    with gin.unlock_config():
+      gin.parse_config(f"""
+          DecodingConfig.method = 'beam'
+          DecodingConfig.beam_size = {int(ref["num_beams"])}
+          DecodingConfig.alpha = 0.0
+          DecodingConfig.finish_at_max_length = False
+          DecodingConfig.max_decode_length = {int(ref["max_new_tokens"])}
+      """)
+    decoding = models.DecodingConfig()
+  finally:
+    gin.clear_config()
+  assert decoding.finish_at_max_length is False
+  got = _decode_like_lta_eval(fx.MT5_GEN, ref, decoding)
+  for padding in PADDINGS:
+    np.testing.assert_array_equal(got[padding],
+                                  ref[f"beam_t5x_ids_{padding}"],
+                                  err_msg=f"{padding} padding")
+  # Of the rows whose default winner was cut off at the limit, one ends with
+  # EOS now, and one keeps it because none of its hypotheses ended.
+  cut_off = [EOS_ID not in row for row in ref["beam_ids_right"]]
+  t5x_rows, default_rows = got["right"][cut_off], ref["beam_ids_right"][cut_off]
+  assert any(EOS_ID in row for row in t5x_rows)
+  assert any(np.array_equal(a, b) for a, b in zip(t5x_rows, default_rows))
 
 
 def test_sharded_equals_single_file(mt5):
