@@ -79,7 +79,7 @@ def test_tfds_source_gives_the_same_examples_as_local_shards(tfds_dir):
 
 def test_missing_shards_name_the_pattern(tmp_path):
   _bind("lta_tasks.mc4_local_dir.path", str(tmp_path))
-  with pytest.raises(FileNotFoundError, match=r"c4-sw\.tfrecord-\*"):
+  with pytest.raises(errors.DataError, match=r"c4-sw\.tfrecord-\*"):
     _examples("mc4_prefix_lm.sw")
 
 
