@@ -162,24 +162,21 @@ def plan(request: Request) -> Plan:
 
 def _prepare_xlsum(plan_: Plan) -> list[Prepared]:
   request = plan_.request
-  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS
-          if request.overwrite else
-          tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  kept = {code for code in plan_.xlsum_languages if not request.overwrite and
+          xlsum_builder.Xlsum(config=code, data_dir=request.tfds_data_dir
+                              ).is_prepared()}
+  builders = xlsum_builder.prepare(
+      plan_.xlsum_languages, request.tfds_data_dir, request.xlsum_manual_dir,
+      request.skip_malformed, request.overwrite)
   out = []
-  for code in plan_.xlsum_languages:
-    builder = xlsum_builder.Xlsum(config=code,
-                                  data_dir=request.tfds_data_dir,
-                                  skip_malformed=request.skip_malformed)
-    existed = builder.is_prepared() and not request.overwrite
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=request.xlsum_manual_dir, download_mode=mode))
+  for code, builder in zip(plan_.xlsum_languages, builders):
     metadata = builder.info.metadata or {}
     out.append(Prepared(
         f"XL-Sum {code}", os.fspath(builder.data_path),
         {s: builder.info.splits[s].num_examples for s in xlsum.SPLITS},
         skipped=sum(v for k, v in metadata.items()
                     if k.startswith("skipped_malformed_")),
-        note="already prepared, kept (--overwrite rebuilds)" if existed
+        note="already prepared, kept (--overwrite rebuilds)" if code in kept
         else ""))
   return out
 

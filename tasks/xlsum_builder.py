@@ -204,18 +204,27 @@ def prepare(
     data_dir: Optional[str] = None,
     manual_dir: Optional[str] = None,
     skip_malformed: Optional[bool] = None,
-) -> None:
-  """Builds the TFDS data of `languages` (ISO codes) once, for the tasks."""
+    overwrite: bool = False,
+) -> list[Xlsum]:
+  """Builds the TFDS data of `languages` (ISO codes) once, for the tasks.
+
+  Data already prepared is kept unless `overwrite`. Returns the builders.
+  """
   unknown = sorted(set(languages) - set(XLSUM_LANGUAGES))
   if unknown:
     raise errors.DataError(
         f"not XL-Sum languages: {unknown}"
         f"{errors.did_you_mean(unknown[0], XLSUM_LANGUAGES)}; known:"
         f" {sorted(XLSUM_LANGUAGES)}")
+  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else
+          tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  builders = []
   for code in languages:
     builder = Xlsum(
         config=code, data_dir=data_dir, skip_malformed=skip_malformed
     )
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=manual_dir, download_mode=mode))
+    builders.append(builder)
+  return builders
