@@ -20,6 +20,7 @@ import functools
 import seqio
 import tensorflow as tf
 
+from lta import errors
 from lta import preprocessors
 from lta import vocab
 
@@ -48,9 +49,10 @@ def denoise(dataset: tf.data.Dataset, sequence_length, output_features,
             noise_density: float = NOISE_DENSITY) -> tf.data.Dataset:
   """A seqio preprocessor: masked chunk -> the chunk."""
   if not 0.0 <= noise_density < 1.0:
-    raise ValueError(f"noise_density must be in [0, 1), got {noise_density}")
+    raise errors.ConfigError(
+        f"noise_density must be in [0, 1), got {noise_density}")
   budget = min(
-      preprocessors._token_budget(k, sequence_length, output_features)  # pylint: disable=protected-access
+      preprocessors.token_budget(k, sequence_length, output_features)
       for k in ("inputs", "targets"))
   dataset = dataset.filter(lambda x: tf.size(x[key]) >= 1)
   return _mask_random_chunk(dataset, key=key, max_tokens=budget,  # pylint: disable=unexpected-keyword-arg

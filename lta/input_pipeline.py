@@ -15,7 +15,9 @@ from typing import Iterator, Mapping, Optional, Sequence
 import numpy as np
 import seqio
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
+from lta import errors
 from lta import partitioning
 
 # Features lta's EncoderDecoderModel reads; packing (segment ids) is not
@@ -36,14 +38,64 @@ def import_task_modules(modules: Optional[Sequence[str] | str]) -> None:
                         f"({e})") from e
 
 
-def check_task(name: str) -> None:
+def _unknown_task_message(name: str) -> str:
+  registered = sorted(set(seqio.TaskRegistry.names()) |
+                      set(seqio.MixtureRegistry.names()))
+  hint = errors.did_you_mean(name, registered, n=5)
+  message = (f"MIXTURE_OR_TASK_NAME={name!r} is not a registered seqio task "
+             f"or mixture")
+  if hint:
+    return message + hint
+  families = sorted({n.split(".")[0] + (".<...>" if "." in n else "")
+                     for n in registered})
+  return (f"{message}; none of the {len(registered)} registered names is "
+          f"close (families: {', '.join(families[:12])}"
+          f"{', ...' if len(families) > 12 else ''}); if another module "
+          "registers it, name it in MIXTURE_OR_TASK_MODULE")
+
+
+def _check_tfds_prepared(task: seqio.Task) -> None:
+  loader = task.source.tfds_dataset
+  if loader.name is None:  # Splits from several datasets: not checked.
+    return
+  data_dir = loader.data_dir
   try:
-    seqio.get_mixture_or_task(name)
-  except ValueError as e:
-    raise ValueError(
-        f"MIXTURE_OR_TASK_NAME={name!r} is not a registered seqio task or "
-        "mixture; set MIXTURE_OR_TASK_MODULE to the module that registers it"
-    ) from e
+    builder = tfds.builder(loader.name, data_dir=data_dir)
+    prepared = builder.is_prepared()
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.DataError(
+        f"{task.name}: TFDS dataset {loader.name} cannot be opened "
+        f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
+  if not prepared:
+    raise errors.DataError(
+        f"{task.name}: TFDS dataset {loader.name} is not prepared in "
+        f"{builder.data_dir}; run lta prepare-data (docs/experiments.md, "
+        "Data), or set --tfds_data_dir / TFDS_DATA_DIR to where it was")
+
+
+def check_task(name: str, split: str = "train") -> None:
+  """Fails fast, before any model loads, when `name` cannot give data.
+
+  Raises:
+    DataError: `name` is not registered (the closest registered names are
+      listed), or the data of one of its tasks with `split` is not
+      prepared: a TFDS dataset not in the data dir, missing or changed
+      shards (sources with a `check_prepared(split)` method say which).
+  """
+  try:
+    task_or_mixture = seqio.get_mixture_or_task(name)
+  except ValueError:
+    raise errors.DataError(_unknown_task_message(name)) from None
+  tasks = (task_or_mixture.tasks if isinstance(task_or_mixture, seqio.Mixture)
+           else [task_or_mixture])
+  for task in tasks:
+    if split not in task.splits:
+      continue
+    check_prepared = getattr(task.source, "check_prepared", None)
+    if check_prepared is not None:
+      check_prepared(split)
+    elif isinstance(task.source, seqio.TfdsDataSource):
+      _check_tfds_prepared(task)
 
 
 def get_dataset(mixture_or_task_name: str,

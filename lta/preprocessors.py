@@ -1,9 +1,28 @@
-"""T5's prefix language-modelling objective as a seqio token preprocessor.
+"""T5's prefix language-modelling objective as seqio token preprocessors.
 
 Language vectors are trained on unlabelled text with this objective (paper,
-Sec. 2): take a random chunk of a tokenized document and split it at a
-random point; the model reads the prefix (`inputs`) and predicts the rest
-(`targets`).
+Sec. 2), which is `t5.data.preprocessors.prefix_lm` (Raffel et al., 2020).
+`prefix_lm` does what T5's does, in the same three steps:
+
+1. `select_random_chunk`: a document longer than `max_chunk_tokens` (T5's
+   65,536) is cut into chunks of that size at multiples of it, and one chunk,
+   drawn uniformly, is kept; a shorter document is kept whole. Empty
+   documents are dropped.
+2. `split_into_segments`: the chunk is cut into consecutive segments of
+   `sequence_length["inputs"]` tokens (less one for EOS where the feature
+   adds one); the last segment may be shorter. Every segment is one example,
+   so a long document gives several and a short one gives one.
+3. `split_at_random_point`: a segment of n >= 2 tokens is split after k
+   tokens, k uniform on {1, ..., n - 1}: `inputs` is the first k tokens,
+   `targets` the other n - k. A one-token segment gives empty `inputs` and
+   that token as `targets`, as in T5.
+
+`inputs` followed by `targets` is always exactly the segment, and the
+segments of a document are its chunk, in order. Targets longer than
+`sequence_length["targets"]` (less EOS) are cut by the task's later
+`append_eos_after_trim`, as in T5; a targets length of at least the inputs
+length keeps every token. Randomness comes from seqio's per-preprocessor
+seeds, so a task's output is fixed by the seed given to `get_dataset`.
 """
 
 from typing import Mapping, Optional
@@ -11,47 +30,79 @@ from typing import Mapping, Optional
 import seqio
 import tensorflow as tf
 
+from lta import errors
 
-def _token_budget(
+# T5's `select_random_chunk(max_length=65536)` in its prefix_lm.
+MAX_CHUNK_TOKENS = 65536
+
+
+def token_budget(
     key: str,
-    sequence_length: Mapping[str, Optional[int]],
+    sequence_length: Optional[Mapping[str, Optional[int]]],
     output_features: Mapping[str, seqio.Feature],
 ) -> int:
   """Tokens `key` may hold before EOS is appended."""
   length = sequence_length.get(key) if sequence_length else None
   if length is None:
-    raise ValueError(
-        f"prefix_lm needs sequence_length['{key}'] (got {sequence_length!r})"
-    )
+    raise errors.ConfigError(
+        f"the objective needs sequence_length['{key}'] (TASK_FEATURE_LENGTHS;"
+        f" got {sequence_length!r})")
   budget = length - (1 if output_features[key].add_eos else 0)
   if budget < 1:
-    raise ValueError(
+    raise errors.ConfigError(
         f"sequence_length['{key}']={length} leaves no room for tokens"
-        f" (add_eos={output_features[key].add_eos})"
-    )
+        f" (add_eos={output_features[key].add_eos})")
   return budget
 
 
-@seqio.map_over_dataset(num_seeds=2)
-def _split_random_chunk(
-    features, seeds, *, key: str, inputs_max: int, targets_max: int
-):
-  """Cuts one random chunk from `features[key]` and splits it in two."""
+@seqio.map_over_dataset(num_seeds=1)
+def _select_random_chunk(features, seed, *, key: str, max_tokens: int):
+  tokens = features[key]
+  num_chunks = (tf.size(tokens) + max_tokens - 1) // max_tokens
+  chunk = tf.random.stateless_uniform(
+      [], seed=seed, maxval=num_chunks, dtype=tf.int32)
+  return {key: tokens[chunk * max_tokens:(chunk + 1) * max_tokens]}
+
+
+def select_random_chunk(dataset: tf.data.Dataset, *, key: str,
+                        max_tokens: int) -> tf.data.Dataset:
+  """One grid-aligned chunk of at most `max_tokens` per non-empty document."""
+  dataset = dataset.filter(lambda x: tf.size(x[key]) > 0)
+  return _select_random_chunk(dataset, key=key, max_tokens=max_tokens)  # pylint: disable=unexpected-keyword-arg
+
+
+def split_into_segments(dataset: tf.data.Dataset, *, key: str,
+                        segment_tokens: int) -> tf.data.Dataset:
+  """One example per consecutive `segment_tokens`-token segment of `key`."""
+
+  def to_rows(x):
+    tokens = x[key]
+    n = tf.size(tokens)
+    rows = (n + segment_tokens - 1) // segment_tokens
+    padded = tf.pad(tokens, [[0, rows * segment_tokens - n]])
+    lengths = tf.minimum(segment_tokens, n - tf.range(rows) * segment_tokens)
+    return tf.reshape(padded, [rows, segment_tokens]), lengths
+
+  dataset = dataset.filter(lambda x: tf.size(x[key]) > 0)
+  dataset = dataset.map(to_rows, num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.unbatch().map(lambda row, length: {key: row[:length]},
+                               num_parallel_calls=tf.data.AUTOTUNE)
+
+
+@seqio.map_over_dataset(num_seeds=1)
+def _split_at_random_point(features, seed, *, key: str):
   tokens = features[key]
   n = tf.size(tokens)
-  chunk_len = tf.minimum(n, inputs_max + targets_max)
-  start = tf.random.stateless_uniform(
-      [], seed=seeds[0], minval=0, maxval=n - chunk_len + 1, dtype=tf.int32
-  )
-  chunk = tokens[start : start + chunk_len]
-  # Both halves non-empty and within budget; the range is never empty
-  # because 2 <= chunk_len <= inputs_max + targets_max.
-  lowest = tf.maximum(1, chunk_len - targets_max)
-  highest = tf.minimum(inputs_max, chunk_len - 1)
-  split = tf.random.stateless_uniform(
-      [], seed=seeds[1], minval=lowest, maxval=highest + 1, dtype=tf.int32
-  )
-  return {"inputs": chunk[:split], "targets": chunk[split:]}
+  # k uniform on {1, ..., n-1}; k = 0 only for a one-token segment.
+  k = tf.random.stateless_uniform(
+      [], seed=seed, minval=tf.minimum(1, n - 1), maxval=n, dtype=tf.int32)
+  return {"inputs": tokens[:k], "targets": tokens[k:]}
+
+
+def split_at_random_point(dataset: tf.data.Dataset, *,
+                          key: str) -> tf.data.Dataset:
+  """Each sequence in `key` -> {"inputs": its prefix, "targets": the rest}."""
+  return _split_at_random_point(dataset, key=key)  # pylint: disable=unexpected-keyword-arg
 
 
 def prefix_lm(
@@ -59,30 +110,30 @@ def prefix_lm(
     sequence_length: Mapping[str, Optional[int]],
     output_features: Mapping[str, seqio.Feature],
     key: str = "targets",
+    max_chunk_tokens: int = MAX_CHUNK_TOKENS,
 ) -> tf.data.Dataset:
-  """Prefix-LM examples from tokenized documents in `features[key]`.
+  """T5's prefix-LM examples from tokenized documents in `features[key]`.
 
-  Each document gives one example: a chunk of at most
-  `inputs_len + targets_len` tokens (less room for EOS where the feature adds
-  one) starting at a random offset, split at a random point so that `inputs`
-  and `targets` are both non-empty and fit their lengths. `inputs` followed
-  by `targets` is exactly the chunk. Documents shorter than two tokens are
-  dropped. Randomness comes from seqio's per-preprocessor seeds, so a task's
-  output is fixed by the seed given to `get_dataset`.
+  See the module docstring for the three steps.
 
   Args:
     dataset: examples with a 1-D int token tensor under `key`.
     sequence_length: must give lengths for "inputs" and "targets".
     output_features: the task's features (for their `add_eos`).
     key: the feature holding the document's tokens.
+    max_chunk_tokens: documents longer than this contribute one random
+      chunk of this many tokens.
 
   Returns:
-    A dataset of {"inputs", "targets"} token examples; other features are
-    dropped because they describe the whole document, not the split.
+    A dataset of {"inputs", "targets"} token examples, one per segment;
+    other features are dropped because they describe the whole document.
   """
-  inputs_max = _token_budget("inputs", sequence_length, output_features)
-  targets_max = _token_budget("targets", sequence_length, output_features)
-  dataset = dataset.filter(lambda x: tf.size(x[key]) >= 2)
-  return _split_random_chunk(  # pylint: disable=unexpected-keyword-arg
-      dataset, key=key, inputs_max=inputs_max, targets_max=targets_max
-  )
+  segment_tokens = token_budget("inputs", sequence_length, output_features)
+  token_budget("targets", sequence_length, output_features)  # validates
+  if max_chunk_tokens < 1:
+    raise errors.ConfigError(
+        f"prefix_lm: max_chunk_tokens must be positive, got {max_chunk_tokens}")
+  dataset = select_random_chunk(dataset, key=key, max_tokens=max_chunk_tokens)
+  dataset = split_into_segments(dataset, key=key,
+                                segment_tokens=segment_tokens)
+  return split_at_random_point(dataset, key=key)

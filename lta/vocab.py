@@ -8,13 +8,17 @@ with `gin.bind_parameter`) therefore repoints every registered task, e.g. at
 the tiny test vocabulary in the CPU pipeline.
 """
 
+import dataclasses
 import functools
+import json
 import os
 from typing import Iterable, Optional, Sequence
 
 import gin
 import seqio
 import tensorflow as tf
+
+from lta import errors
 
 # The public mT5 vocabulary: 250,000 pieces plus 100 sentinels already in the
 # model file, hence extra_ids=0 (as in T5X's mT5 configs).
@@ -193,3 +197,117 @@ def train_tiny_sentencepiece(
       minloglevel=2,
   )
   return os.fspath(model_prefix) + ".model"
+
+
+# ------------------------- the vocabulary and the model -------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVocabulary:
+  """What a model expects of its vocabulary, and where that was read."""
+  rows: int  # T5Config.vocab_size: rows of the embedding and the head
+  eos_id: int
+  pad_id: int
+  source: str
+
+
+def _gin_bindings(path: str, wanted: Sequence[str], seen=()) -> dict:
+  """T5Config bindings of a gin file and the files it includes, read with
+  gin's parser but not applied (no global gin state changes)."""
+  # Imported on use: only `lta prepare-data` reads model files this way.
+  from gin import config_parser  # pylint: disable=g-import-not-at-top
+  from lta import gin_cli  # pylint: disable=g-import-not-at-top
+
+  if not os.path.exists(path) and os.path.exists(
+      os.path.join(gin_cli.GIN_DIR, path)):
+    path = os.path.join(gin_cli.GIN_DIR, path)
+  if not os.path.exists(path):
+    raise errors.MissingFileError(f"model gin file {path!r} does not exist")
+  if path in seen:
+    return {}
+  found = {}
+  with open(path, encoding="utf-8") as f:
+    parser = config_parser.ConfigParser(f, gin.config.ParserDelegate(
+        skip_unknown=True))
+    for statement in parser:
+      if isinstance(statement, config_parser.IncludeStatement):
+        found.update(_gin_bindings(statement.filename, wanted, seen + (path,)))
+      elif (isinstance(statement, config_parser.BindingStatement) and
+            statement.selector.split(".")[-1] == "T5Config" and
+            not statement.scope and statement.arg_name in wanted):
+        found[statement.arg_name] = statement.value
+  return found
+
+
+def model_vocabulary(gin_file: Optional[str] = None,
+                     checkpoint_path: Optional[str] = None) -> ModelVocabulary:
+  """The vocabulary size and special ids of a model, without loading it.
+
+  From an HF checkpoint's config.json, else from the T5Config bindings of a
+  gin model file (e.g. models/mt5_base.gin), else T5Config's defaults (mT5).
+  """
+  # Imported on use: the model config imports nothing heavy, but the vocab
+  # module should not depend on the model package at import time.
+  from lta.model.config import T5Config  # pylint: disable=g-import-not-at-top
+
+  default = T5Config()
+  fields = ("vocab_size", "eos_token_id", "pad_token_id")
+  if checkpoint_path:
+    config_file = os.path.join(checkpoint_path, "config.json")
+    if not tf.io.gfile.exists(config_file):
+      raise errors.MissingFileError(
+          f"{config_file} does not exist (--initial_checkpoint_path must be"
+          " an HF checkpoint directory)")
+    with tf.io.gfile.GFile(config_file) as f:
+      values, source = json.load(f), config_file
+  elif gin_file:
+    values, source = _gin_bindings(gin_file, fields), gin_file
+  else:
+    values, source = {}, "T5Config's defaults (mT5)"
+  try:
+    return ModelVocabulary(
+        rows=int(values.get("vocab_size", default.vocab_size)),
+        eos_id=int(values.get("eos_token_id", default.eos_token_id)),
+        pad_id=int(values.get("pad_token_id", default.pad_token_id)),
+        source=source)
+  except (TypeError, ValueError) as e:
+    raise errors.CheckpointError(f"{source}: {e}") from None
+
+
+def check_fits_model(vocabulary: seqio.Vocabulary,
+                     model: ModelVocabulary) -> None:
+  """DataError unless every id of `vocabulary` has a row in the model and
+  the two agree on the EOS and PAD ids.
+
+  mT5 has more rows (250,112) than SentencePiece ids (250,100): the extra
+  rows are never produced, which is fine; fewer rows are not.
+  """
+  name = getattr(vocabulary, "sentencepiece_model_file", str(vocabulary))
+  if vocabulary.vocab_size > model.rows:
+    raise errors.DataError(
+        f"vocabulary {name} has {vocabulary.vocab_size:,} ids but the model"
+        f" ({model.source}) has {model.rows:,} embedding rows"
+        " (T5Config.vocab_size); use the model's own vocabulary")
+  for what, ours, theirs in (("EOS", vocabulary.eos_id, model.eos_id),
+                             ("PAD", vocabulary.pad_id, model.pad_id)):
+    if ours != theirs:
+      raise errors.DataError(
+          f"vocabulary {name} has {what} id {ours} but the model"
+          f" ({model.source}) uses {theirs}")
+
+
+def load_checked(path: str) -> seqio.SentencePieceVocabulary:
+  """The SentencePiece vocabulary at `path`, read now; one-line errors."""
+  if "://" not in path and not os.path.exists(path):
+    raise errors.MissingFileError(
+        f"vocabulary {path!r} does not exist (--vocab, or"
+        " lta.vocab.get_vocabulary.path in gin)")
+  vocabulary = get_vocabulary(path)
+  try:
+    vocabulary.vocab_size  # pylint: disable=pointless-statement
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.DataError(
+        f"vocabulary {path!r} is not a SentencePiece model"
+        f" ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    ) from e
+  return vocabulary

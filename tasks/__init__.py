@@ -5,10 +5,12 @@ Installed as `lta_tasks`. Task names:
   tydiqa_goldp.<lang>, tydiqa_goldp_dev.<lang>  TyDi QA GoldP, 9 languages
   mc4_prefix_lm.<lang>                       mC4 prefix-LM, every mC4 language
 Mixtures: xlsum_seen, xlsum_zeroshot, tydiqa_goldp_zeroshot, and the
-companion-study mixtures of `lta_tasks.mixtures`.
+companion-study mixtures of `lta_tasks.mixtures`. `lta_tasks.prepare` (the
+`lta prepare-data` command) prepares their data.
 """
 
 from . import mc4
 from . import mixtures
 from . import tydiqa
+from . import tydiqa_builder
 from . import xlsum

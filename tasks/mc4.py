@@ -1,21 +1,24 @@
 """mC4 prefix-LM tasks: `mc4_prefix_lm.<lang>` for every mC4 language.
 
 Language vectors are trained on these (T5's prefix-LM objective, see
-`lta.preprocessors.prefix_lm`). The text comes from TFDS
-`c4/multilingual:3.1.0` (splits `<lang>` and `<lang>-validation`) unless gin
-points at a directory of the json.gz shards published for mC4:
+`lta.preprocessors.prefix_lm`). The text is read from, in this order:
 
-  lta_tasks.mc4_local_dir.path = "/data/mc4"
+1. a directory of the json.gz shards published for mC4, when gin names one:
+     lta_tasks.mc4_local_dir.path = "/data/mc4"
+   holding `c4-<lang>.tfrecord-XXXXX-of-YYYYY.json.gz` (train) and
+   `c4-<lang>-validation.tfrecord-XXXXX-of-YYYYY.json.gz`, one JSON object
+   per line with text, timestamp and url; records are validated as read;
+2. the shards indexed by `lta prepare-data --mc4_dir=...`, when the TFDS data
+   dir holds an index for the language (`lta_tasks.mc4_index`);
+3. TFDS `c4/multilingual:3.1.0` (splits `<lang>` and `<lang>-validation`).
 
-which must hold `c4-<lang>.tfrecord-XXXXX-of-YYYYY.json.gz` (train) and
-`c4-<lang>-validation.tfrecord-XXXXX-of-YYYYY.json.gz`, one JSON object per
-line with text, timestamp and url. The choice is made when a dataset is
-built, so the binding may come after this module is imported. Language
-codes with a dash (`bg-Latn`) use an underscore in task names.
+The choice is made when a dataset is built, so gin bindings and
+--tfds_data_dir may come after this module is imported. Language codes with
+a dash (`bg-Latn`) use an underscore in task names.
 """
 
 import functools
-import os
+import json
 from typing import Mapping, Optional, Sequence
 
 import gin
@@ -23,15 +26,19 @@ import seqio
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from lta import errors
 from lta import preprocessors
 from lta import vocab
 
 from . import jsonl_records
+from . import mc4_index
+from . import tfds_dirs
 
 TFDS_NAME = "c4/multilingual:3.1.0"
 MC4_LANGS = tuple(tfds.text.c4.MC4_LANGUAGES)
 
-_FIELDS = ("text", "timestamp", "url")
+_FIELDS = mc4_index.FIELDS
+local_file_patterns = mc4_index.local_file_patterns
 
 
 def task_name(lang: str) -> str:
@@ -40,24 +47,16 @@ def task_name(lang: str) -> str:
 
 @gin.configurable(module="lta_tasks")
 def mc4_local_dir(path: Optional[str] = None) -> Optional[str]:
-  """Directory of mC4 json.gz shards to read instead of TFDS (None: TFDS)."""
+  """Directory of mC4 json.gz shards to read as they are (None: the index
+  `lta prepare-data` wrote in the TFDS data dir, else TFDS)."""
   return path
-
-
-def local_file_patterns(directory: str, lang: str) -> dict[str, str]:
-  return {
-      "train": os.path.join(directory, f"c4-{lang}.tfrecord-*-of-*.json.gz"),
-      "validation": os.path.join(
-          directory, f"c4-{lang}-validation.tfrecord-*-of-*.json.gz"
-      ),
-  }
 
 
 def _shard_records(filename, skip_malformed):
   for record in jsonl_records.read_json_lines(
       filename.decode("utf-8"),
       required=_FIELDS,
-      nonempty=("text",),
+      nonempty=mc4_index.NONEMPTY,
       skip_malformed=bool(skip_malformed),
   ):
     yield {field: record[field] for field in _FIELDS}
@@ -73,7 +72,7 @@ def read_shard(filename: tf.Tensor, skip_malformed: bool) -> tf.data.Dataset:
 
 
 class Mc4Source(seqio.DataSource):
-  """mC4 text in one language, from TFDS or from local json.gz shards."""
+  """mC4 text in one language: local shards, indexed shards or TFDS."""
 
   def __init__(self, lang: str):
     self._lang = lang
@@ -84,23 +83,58 @@ class Mc4Source(seqio.DataSource):
   def supports_arbitrary_sharding(self) -> bool:
     return False
 
-  def _delegate(self) -> seqio.DataSource:
+  def _where(self):
+    """(local directory, index, skip) that choose the delegate."""
     directory = mc4_local_dir()
-    skip = jsonl_records.skip_malformed_records()
-    key = (directory, skip)
+    index = None
+    if directory is None:
+      index = mc4_index.find(self._lang, tfds_dirs.tfds_data_dir())
+    return directory, index, jsonl_records.skip_malformed_records()
+
+  def _delegate(self) -> seqio.DataSource:
+    directory, index, skip = self._where()
+    key = (directory, skip, index and json.dumps(index.to_json()))
     if key not in self._delegates:
-      if directory is None:
-        source = seqio.TfdsDataSource(
-            tfds_name=TFDS_NAME,
-            splits={"train": self._lang, "validation": f"{self._lang}-validation"},
-        )
-      else:
+      if directory is not None:
         source = seqio.FileDataSource(
             read_file_fn=functools.partial(read_shard, skip_malformed=skip),
             split_to_filepattern=local_file_patterns(directory, self._lang),
         )
+      elif index is not None:
+        source = seqio.FileDataSource(
+            read_file_fn=functools.partial(
+                read_shard, skip_malformed=skip or index.skip_malformed),
+            split_to_filepattern={s: index.paths(s) for s in self.splits},
+            num_input_examples={s: index.records(s) for s in self.splits},
+        )
+      else:
+        source = seqio.TfdsDataSource(
+            tfds_name=TFDS_NAME,
+            splits={"train": self._lang, "validation": f"{self._lang}-validation"},
+        )
       self._delegates[key] = source
     return self._delegates[key]
+
+  def check_prepared(self, split: str) -> None:
+    """DataError unless `split` can be read; a stat per shard at most."""
+    directory, index, _ = self._where()
+    if directory is not None:
+      pattern = local_file_patterns(directory, self._lang)[split]
+      if not tf.io.gfile.glob(pattern):
+        raise errors.DataError(
+            f"mC4 '{self._lang}' {split}: no shards match {pattern}"
+            " (lta_tasks.mc4_local_dir.path)")
+    elif index is not None:
+      mc4_index.check(index, split)
+    else:
+      data_dir = tfds_dirs.tfds_data_dir()
+      if not tfds.builder(TFDS_NAME, data_dir=data_dir).is_prepared():
+        raise errors.DataError(
+            f"mC4 '{self._lang}' is not prepared in {data_dir}: no"
+            f" {mc4_index.index_path(data_dir, self._lang)} and no TFDS"
+            f" {TFDS_NAME}; run lta prepare-data --mc4_dir=DIR"
+            f" --mc4_languages={self._lang} with its json.gz shards, or set"
+            " --tfds_data_dir / TFDS_DATA_DIR to where that was done")
 
   def get_dataset(
       self,
@@ -114,11 +148,8 @@ class Mc4Source(seqio.DataSource):
       num_epochs: Optional[int] = 1,
   ) -> tf.data.Dataset:
     source = self._delegate()
-    if isinstance(source, seqio.FileDataSource) and not source.list_shards(split):
-      pattern = local_file_patterns(mc4_local_dir(), self._lang)[split]
-      raise FileNotFoundError(
-          f"mC4 '{self._lang}' {split}: no shards match {pattern}"
-      )
+    if isinstance(source, seqio.FileDataSource):
+      self.check_prepared(split)
     return source.get_dataset(
         split=split, shuffle=shuffle, seed=seed, shard_info=shard_info
     )

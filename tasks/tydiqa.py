@@ -2,8 +2,8 @@
 
 Inputs are `question: <question> context: <passage>`, targets the first gold
 answer; scores are SQuAD F1/EM against all gold answers. Read from TFDS
-`tydi_qa/goldp:3.0.0`, whose `train` and `validation` splits mix all
-languages; each task keeps one language by the example id, which starts
+`tydi_qa/goldp:3.0.0` (`lta prepare-data --tydiqa`, see `tydiqa_builder`),
+whose `train` and `validation` splits mix all languages; each task keeps one language by the example id, which starts
 with the language's name (`finnish--7633091408814529542-0`).
 
 The paper trains on English and evaluates the others zero-shot:
@@ -17,6 +17,7 @@ import seqio
 import tensorflow as tf
 from tensorflow_datasets.question_answering import tydi_qa
 
+from lta import errors
 from lta import vocab
 
 TFDS_NAME = "tydi_qa/goldp:3.0.0"
@@ -41,8 +42,9 @@ def filter_language(dataset: tf.data.Dataset, lang: str) -> tf.data.Dataset:
   # An empty split is an error, never a silent empty dataset. Pipelines are
   # built eagerly, so this reads only up to the first match.
   if next(iter(filtered.take(1)), None) is None:
-    raise ValueError(f"TyDi QA GoldP split has no {lang!r} examples (no id "
-                     f"starts with {prefix!r}).")
+    raise errors.DataError(
+        f"TyDi QA GoldP split has no {lang!r} examples (no id starts with"
+        f" {prefix!r}).")
   return filtered
 
 

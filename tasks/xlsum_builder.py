@@ -23,6 +23,8 @@ from typing import Optional
 from etils import epath
 import tensorflow_datasets as tfds
 
+from lta import errors
+
 from . import jsonl_records
 
 # ISO code (task name) -> language name in the release file names.
@@ -130,34 +132,27 @@ class Xlsum(tfds.core.GeneratorBasedBuilder):
 
   def _release_files(self, dl_manager) -> dict[str, epath.Path]:
     language = self.builder_config.release_name
-    names = {s: f"{language}_{f}.jsonl" for s, f in _SPLIT_FILES.items()}
-    searched = []
     try:
       manual_dir = dl_manager.manual_dir
     except AssertionError:  # No manual directory, or an empty one.
       manual_dir = None
     if manual_dir is not None:
-      for directory in (manual_dir, manual_dir / language):
-        searched.append(os.fspath(directory))
-        if any((directory / n).exists() for n in names.values()):
-          return self._check_present(directory, names)
+      found = find_release_files(manual_dir, self.builder_config.name)
+      if found is not None:
+        return found
     url = _ARCHIVE_URL.format(language=language)
     try:
       directory = epath.Path(dl_manager.download_and_extract(url))
     except Exception as e:  # pylint: disable=broad-except
-      raise FileNotFoundError(
-          f"XL-Sum '{language}': no {names['train']} in"
-          f" {searched or 'a manual directory (none given)'}, and downloading"
-          f" {url} failed: {e}"
-      ) from e
-    return self._check_present(directory, names)
-
-  def _check_present(self, directory, names) -> dict[str, epath.Path]:
-    paths = {s: directory / n for s, n in names.items()}
-    missing = [os.fspath(p) for p in paths.values() if not p.exists()]
-    if missing:
-      raise FileNotFoundError(f"XL-Sum split files missing: {missing}")
-    return paths
+      raise errors.DataError(
+          f"XL-Sum '{language}': no {language}_train.jsonl in"
+          f" {manual_dir or 'a manual directory (none given)'}, and"
+          f" downloading {url} failed: {str(e).splitlines()[0]}") from e
+    found = find_release_files(directory, self.builder_config.name)
+    if found is None:
+      raise errors.DataError(f"XL-Sum '{language}': {url} holds no"
+                             f" {language}_train.jsonl")
+    return found
 
   def _split_generators(self, dl_manager):
     skip = self._skip_malformed
@@ -169,20 +164,39 @@ class Xlsum(tfds.core.GeneratorBasedBuilder):
     }
 
   def _generate_examples(self, path, split: str, skip: bool):
-    path = os.fspath(path)
-    before = jsonl_records.skipped_record_counts().get(path, 0)
+    stats = jsonl_records.ReadStats()
     for index, record in enumerate(
         jsonl_records.read_json_lines(
-            path,
+            os.fspath(path),
             required=_FIELDS,
             nonempty=("summary", "text"),
             skip_malformed=skip,
+            stats=stats,
         )
     ):
       # Line order, not the article id: ids are not promised to be unique.
       yield index, {field: record[field] for field in _FIELDS}
-    skipped = jsonl_records.skipped_record_counts().get(path, 0) - before
-    self.info.metadata[f"skipped_malformed_{split}"] = skipped
+    self.info.metadata[f"skipped_malformed_{split}"] = stats.skipped_records
+
+
+def find_release_files(directory, code: str) -> Optional[dict[str, epath.Path]]:
+  """Split -> release file of language `code` in `directory` (flat, or under
+  `<language>/`); None when neither holds any.
+
+  Raises:
+    DataError: some but not all of the three split files are there.
+  """
+  language = XLSUM_LANGUAGES[code]
+  names = {s: f"{language}_{f}.jsonl" for s, f in _SPLIT_FILES.items()}
+  for candidate in (epath.Path(directory), epath.Path(directory) / language):
+    paths = {s: candidate / n for s, n in names.items()}
+    present = {s: p.exists() for s, p in paths.items()}
+    if all(present.values()):
+      return paths
+    if any(present.values()):
+      missing = [os.fspath(p) for s, p in paths.items() if not present[s]]
+      raise errors.DataError(f"XL-Sum split files missing: {missing}")
+  return None
 
 
 def prepare(
@@ -190,17 +204,27 @@ def prepare(
     data_dir: Optional[str] = None,
     manual_dir: Optional[str] = None,
     skip_malformed: Optional[bool] = None,
-) -> None:
-  """Builds the TFDS data of `languages` (ISO codes) once, for the tasks."""
+    overwrite: bool = False,
+) -> list[Xlsum]:
+  """Builds the TFDS data of `languages` (ISO codes) once, for the tasks.
+
+  Data already prepared is kept unless `overwrite`. Returns the builders.
+  """
   unknown = sorted(set(languages) - set(XLSUM_LANGUAGES))
   if unknown:
-    raise ValueError(
-        f"not XL-Sum languages: {unknown}; known: {sorted(XLSUM_LANGUAGES)}"
-    )
+    raise errors.DataError(
+        f"not XL-Sum languages: {unknown}"
+        f"{errors.did_you_mean(unknown[0], XLSUM_LANGUAGES)}; known:"
+        f" {sorted(XLSUM_LANGUAGES)}")
+  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else
+          tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
+  builders = []
   for code in languages:
     builder = Xlsum(
         config=code, data_dir=data_dir, skip_malformed=skip_malformed
     )
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-    )
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=manual_dir, download_mode=mode))
+    builders.append(builder)
+  return builders

@@ -15,6 +15,7 @@ COMMANDS = {
     "eval": "lta.main.eval",
     "miniature": "lta.main.miniature",
     "sweep": "lta.main.sweep",
+    "prepare-data": "lta.main.prepare_data",
 }
 
 

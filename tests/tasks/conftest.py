@@ -3,9 +3,9 @@
 Everything is built once per session from the committed files in
 tests/fixtures/data (see make_task_fixtures.py there) in the real formats:
 XL-Sum jsonl goes through `lta_tasks.xlsum_builder`, TyDi QA SQuAD JSON
-through TFDS's own parser into a `tydi_qa/goldp:3.0.0` directory, and mC4
-json.gz is read directly (plus a `c4/multilingual:3.1.0` directory written
-with TFDS's SequentialWriter).
+through `lta_tasks.tydiqa_builder` into a `tydi_qa/goldp:3.0.0` directory,
+and mC4 json.gz is read directly (plus a `c4/multilingual:3.1.0` directory
+written with TFDS's SequentialWriter).
 """
 
 import gzip
@@ -40,7 +40,6 @@ import lta_tasks  # pylint: disable=g-import-not-at-top,wrong-import-position
 from lta import vocab  # pylint: disable=g-import-not-at-top,wrong-import-position
 import seqio  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tensorflow_datasets.question_answering import qa_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 XLSUM_FIXTURE_LANGS = {"en": "english", "ar": "arabic", "zh": "chinese_simplified"}
 
@@ -94,12 +93,7 @@ def tfds_data_dir(tmp_path_factory) -> str:
   lta_tasks.xlsum_builder.prepare(
       XLSUM_FIXTURE_LANGS, data_dir, manual_dir=str(FIXTURES / "xlsum"))
 
-  tydi = tfds.builder("tydi_qa/goldp:3.0.0", data_dir=data_dir)
-  _write_tfds(tydi.info, {
-      split: [ex for _, ex in qa_utils.generate_squadlike_examples(
-          str(FIXTURES / "tydiqa" / f"tydiqa-goldp-v1.1-{name}.json"))]
-      for split, name in (("train", "train"), ("validation", "dev"))
-  })
+  lta_tasks.tydiqa_builder.prepare(data_dir, str(FIXTURES / "tydiqa"))
 
   c4 = tfds.builder("c4/multilingual:3.1.0", data_dir=data_dir)
   c4_splits = {}

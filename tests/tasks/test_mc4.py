@@ -8,12 +8,14 @@ import pytest
 import seqio
 import tensorflow as tf
 
+from lta import errors
 from lta import vocab
 from lta_tasks import jsonl_records
 from lta_tasks import mc4
 from tests.tasks.conftest import FIXTURES
 
-LENGTHS = {"inputs": 9, "targets": 7}
+# Segments of 8 tokens; targets (at most 7 of them) are never cut.
+LENGTHS = {"inputs": 9, "targets": 9}
 
 
 def _bind(name, value):
@@ -36,17 +38,17 @@ def _examples(name, split="train", seed=5):
 
 
 def _check_prefix_lm(examples, texts):
-  """Each example is one document's chunk, split in two, each half + EOS."""
-  assert len(examples) == len(texts)
-  for ex, text in zip(examples, texts):
+  """Examples are the texts' 8-token segments, in order, each split in two
+  with EOS after each half."""
+  tokens = []
+  for ex in examples:
     assert ex["inputs"][-1] == vocab.EOS_ID and ex["targets"][-1] == vocab.EOS_ID
     inputs, targets = ex["inputs"][:-1], ex["targets"][:-1]
-    assert 1 <= len(inputs) <= 8 and 1 <= len(targets) <= 6
-    tokens = list(vocab.get_vocabulary().encode(text))
-    chunk = inputs + targets
-    assert len(chunk) == min(len(tokens), 14)
-    assert any(tokens[i:i + len(chunk)] == chunk
-               for i in range(len(tokens) - len(chunk) + 1))
+    assert len(inputs) + len(targets) <= 8 and targets
+    tokens += inputs + targets
+  encoded = [list(vocab.get_vocabulary().encode(t)) for t in texts]
+  assert tokens == sum(encoded, [])
+  assert len(examples) == sum(-(-len(e) // 8) for e in encoded)
 
 
 def test_every_mc4_language_has_a_task():
@@ -77,7 +79,7 @@ def test_tfds_source_gives_the_same_examples_as_local_shards(tfds_dir):
 
 def test_missing_shards_name_the_pattern(tmp_path):
   _bind("lta_tasks.mc4_local_dir.path", str(tmp_path))
-  with pytest.raises(FileNotFoundError, match=r"c4-sw\.tfrecord-\*"):
+  with pytest.raises(errors.DataError, match=r"c4-sw\.tfrecord-\*"):
     _examples("mc4_prefix_lm.sw")
 
 

@@ -1,10 +1,14 @@
 """lta.vocab: the lazily resolved vocabulary and the tiny test model."""
 
+import dataclasses
+
 import gin
 import pytest
 import seqio
 
+from lta import errors
 from lta import vocab
+from tests.tasks.conftest import FIXTURES
 from tests.tasks.conftest import fixture_texts
 
 
@@ -79,3 +83,41 @@ def test_gin_knobs_parse_from_a_config_file(tiny_spm_path):
   assert vocab.vocabulary_path() == tiny_spm_path
   assert mc4.mc4_local_dir() == "/data/mc4"
   assert jsonl_records.skip_malformed_records()
+
+
+# ------------------------- the vocabulary and the model -------------------------
+
+
+def test_model_vocabulary_from_gin_file_checkpoint_or_defaults():
+  tiny = vocab.model_vocabulary(gin_file="models/tiny.gin")
+  assert (tiny.rows, tiny.eos_id, tiny.pad_id) == (512, 1, 0)
+  assert vocab.model_vocabulary(gin_file="models/mt5_xxl.gin").rows == 250112
+  hf_dir = str(FIXTURES.parent / "hf" / "mt5_tiny")
+  from_hf = vocab.model_vocabulary(checkpoint_path=hf_dir)
+  assert from_hf.rows == 128 and from_hf.source.endswith("config.json")
+  assert vocab.model_vocabulary().rows == 250112
+  with pytest.raises(errors.MissingFileError, match="no_such.gin"):
+    vocab.model_vocabulary(gin_file="models/no_such.gin")
+
+
+def test_vocabulary_must_fit_the_model(tiny_vocabulary):
+  size = tiny_vocabulary.vocab_size
+  fits = vocab.ModelVocabulary(rows=size, eos_id=1, pad_id=0, source="m")
+  vocab.check_fits_model(tiny_vocabulary, fits)
+  small = dataclasses.replace(fits, rows=size - 1)
+  with pytest.raises(errors.DataError, match=(
+      f"has {size:,} ids but the model \\(m\\) has {size - 1:,} embedding")):
+    vocab.check_fits_model(tiny_vocabulary, small)
+  with pytest.raises(errors.DataError, match="EOS id 1 but the model"):
+    vocab.check_fits_model(tiny_vocabulary,
+                           dataclasses.replace(fits, eos_id=2))
+
+
+def test_load_checked_names_a_missing_or_broken_file(tmp_path, tiny_spm_path):
+  assert vocab.load_checked(tiny_spm_path).vocab_size > 259
+  with pytest.raises(errors.MissingFileError, match="does not exist"):
+    vocab.load_checked(str(tmp_path / "missing.model"))
+  broken = tmp_path / "broken.model"
+  broken.write_bytes(b"not a sentencepiece model")
+  with pytest.raises(errors.DataError, match="is not a SentencePiece model"):
+    vocab.load_checked(str(broken))

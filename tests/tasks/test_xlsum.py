@@ -8,6 +8,7 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
+from lta import errors
 from lta import vocab
 import lta_tasks
 from lta_tasks import jsonl_records
@@ -212,7 +213,7 @@ def test_missing_split_file_is_named(tmp_path):
   manual = tmp_path / "manual"
   manual.mkdir()
   shutil.copy(FIXTURES / "xlsum" / "english_train.jsonl", manual)
-  with pytest.raises(FileNotFoundError, match="english_val.jsonl"):
+  with pytest.raises(errors.DataError, match="english_val.jsonl"):
     _prepare(tmp_path / "data", manual)
 
 
