@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lta.errors import CheckpointError, ConfigError
+from lta.peft import merge
 from lta.peft.manifest import Adapter, flatten_tree
 
 SPACES = ("factor", "delta")
@@ -24,35 +25,32 @@ class IncompatibleAdaptersError(CheckpointError):
   """Two adapters cannot be combined (or one is malformed)."""
 
 
-def _expected_leaves(adapter: Adapter) -> set[str]:
-  cfg = adapter.config
-  if cfg.kind == "lora":
-    return {"lora_a", "lora_b"}
-  if cfg.kron_b_rank is None:
-    return {"kron_a", "kron_b"}
-  return {"kron_a", "kron_b_down", "kron_b_up"}
-
-
 def check_adapter(adapter: Adapter) -> None:
-  """One adapter on its own: complete tree, agreeing manifest, finite."""
+  """One adapter on its own: complete tree, agreeing manifest, finite.
+
+  The tree's leaves must have the shapes and dtype its manifest lists, and
+  those shapes must be what its config says (rank, Kronecker factors): a
+  rank-2 config on rank-4 factors would scale dW by the wrong alpha / r.
+  """
   label = adapter.label
   flat = flatten_tree(adapter.tree)
   if not flat:
     raise IncompatibleAdaptersError(f"{label}: adapter tree is empty")
-  expected = _expected_leaves(adapter)
-  modules: dict[str, set[str]] = {}
-  for path in flat:
-    module, _, leaf = path.rpartition("/")
-    modules.setdefault(module, set()).add(leaf)
-  for module, leaves in sorted(modules.items()):
-    if leaves != expected:
-      raise IncompatibleAdaptersError(
-          f"{label}: partial or foreign adapter at {module!r}: has leaves "
-          f"{sorted(leaves)}, a {adapter.config.kind} adapter "
-          f"(kron_b_rank={adapter.config.kron_b_rank}) needs "
-          f"{sorted(expected)}")
   shapes = {p: list(np.shape(v)) for p, v in flat.items()}
   manifest_shapes = adapter.manifest.shapes
+  for path in sorted(set(shapes) & set(manifest_shapes)):
+    if shapes[path] != manifest_shapes[path]:
+      raise IncompatibleAdaptersError(
+          f"{label}: {path} has shape {shapes[path]}, manifest says "
+          f"{manifest_shapes[path]}")
+    dtype = str(np.asarray(flat[path]).dtype)
+    if dtype != adapter.manifest.dtype:
+      raise IncompatibleAdaptersError(
+          f"{label}: {path} has dtype {dtype}, manifest says "
+          f"{adapter.manifest.dtype}")
+  problem = merge.config_mismatch(shapes, adapter.config, allow_delta=False)
+  if problem:
+    raise IncompatibleAdaptersError(f"{label}: {problem}")
   missing = sorted(set(manifest_shapes) - set(shapes))
   if missing:
     raise IncompatibleAdaptersError(
@@ -63,16 +61,6 @@ def check_adapter(adapter: Adapter) -> None:
     raise IncompatibleAdaptersError(
         f"{label}: tree has leaves its manifest does not list, e.g. "
         f"{extra[:3]}")
-  for path, shape in shapes.items():
-    if shape != manifest_shapes[path]:
-      raise IncompatibleAdaptersError(
-          f"{label}: {path} has shape {shape}, manifest says "
-          f"{manifest_shapes[path]}")
-    dtype = str(np.asarray(flat[path]).dtype)
-    if dtype != adapter.manifest.dtype:
-      raise IncompatibleAdaptersError(
-          f"{label}: {path} has dtype {dtype}, manifest says "
-          f"{adapter.manifest.dtype}")
   check_finite(adapter.tree, label)
 
 
@@ -87,6 +75,13 @@ def check_finite(tree: Any, label: str) -> None:
       raise IncompatibleAdaptersError(
           f"{label}: {path} holds non-finite values ({n_nan} NaN, {n_inf} "
           "Inf)")
+
+
+def kron_factor_shapes(adapter: Adapter) -> dict[str, tuple[int, int]]:
+  """{module path: (m, n)} of each module's Kronecker A factor."""
+  return {path.rpartition("/")[0]: tuple(shape)
+          for path, shape in adapter.manifest.shapes.items()
+          if path.endswith("/kron_a")}
 
 
 def _mismatch(a: Adapter, b: Adapter, what: str, va: Any, vb: Any) -> None:
@@ -107,8 +102,7 @@ def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
   _mismatch(a, b, "targets", ca.targets, cb.targets)
   _mismatch(a, b, "dtype", ma.dtype, mb.dtype)
   if ca.kind == "krona":
-    _mismatch(a, b, "Kronecker factors (m, n)", ca.kron_factors,
-              cb.kron_factors)
+    _check_kron_factors(a, b)
   if space == "factor":
     if ca.kind == "lora":
       _mismatch(a, b, "rank", ca.rank, cb.rank)
@@ -135,23 +129,22 @@ def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
     _mismatch(a, b, f"dW shape of {module}", da[module], db[module])
 
 
+def _check_kron_factors(a: Adapter, b: Adapter) -> None:
+  """Each module's A factor (m, n) agrees; modules may differ among
+  themselves (PEFT's per-module factorization)."""
+  fa, fb = kron_factor_shapes(a), kron_factor_shapes(b)
+  for module in sorted(set(fa) & set(fb)):
+    _mismatch(a, b, f"Kronecker factors (m, n) of {module}", fa[module],
+              fb[module])
+
+
 def delta_shapes(adapter: Adapter) -> dict[str, tuple[int, int]]:
   """{module path: (in, out)} of the dW each adapted kernel receives."""
   modules: dict[str, dict[str, list[int]]] = {}
   for path, shape in adapter.manifest.shapes.items():
     module, _, leaf = path.rpartition("/")
     modules.setdefault(module, {})[leaf] = shape
-  out = {}
-  for module, s in modules.items():
-    if "lora_a" in s:
-      out[module] = (s["lora_a"][0], s["lora_b"][1])
-    elif "kron_b" in s:
-      out[module] = (s["kron_a"][0] * s["kron_b"][0],
-                     s["kron_a"][1] * s["kron_b"][1])
-    else:
-      out[module] = (s["kron_a"][0] * s["kron_b_down"][0],
-                     s["kron_a"][1] * s["kron_b_up"][1])
-  return out
+  return {module: merge.kernel_shape(s) for module, s in modules.items()}
 
 
 def check_compatible(adapters: Sequence[Adapter],

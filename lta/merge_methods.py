@@ -30,7 +30,7 @@ from lta.peft import merge
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter, unflatten_tree
 
-DELTA_LEAF = "delta"
+DELTA_LEAF = merge.DELTA_LEAF
 OUTPUTS = ("delta", "lora", "kron")
 METHODS = ("linear", "ties", "dare")
 

@@ -34,7 +34,8 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = (
     ("vocab", MODEL),
     ("relpos_buckets", None),
     ("adapter_rank", None),
-    ("kron_outer", None),
+    ("kron_outer_in", None),
+    ("kron_outer_out", None),
 )
 
 

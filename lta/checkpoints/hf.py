@@ -20,12 +20,15 @@ import re
 from typing import Any, Iterator, Mapping, Optional
 
 from flax import serialization
+import msgpack
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from lta.checkpoints import layout
+from lta.errors import CheckpointError, MissingFileError
 from lta.model.config import T5Config
+from lta.peft.config import FLOAT_DTYPES, message_of
 
 CONFIG_FILE = "config.json"
 SAFETENSORS = "model.safetensors"
@@ -144,41 +147,69 @@ def hf_names(config: T5Config) -> dict[str, tuple[str, bool]]:
 # --------------------------------------------------------------- config --
 
 
+def _int(hf: Mapping[str, Any], key: str, source: str,
+         default: Any = None) -> int:
+  value = hf.get(key, default)
+  if value is None and default is None:
+    raise CheckpointError(f"{source}: missing field {key!r}")
+  if not isinstance(value, int) or isinstance(value, bool):
+    raise CheckpointError(f"{source}: {key}={value!r}; expected an integer")
+  return value
+
+
+def _number(hf: Mapping[str, Any], key: str, source: str,
+            default: float) -> float:
+  value = hf.get(key, default)
+  if not isinstance(value, (int, float)) or isinstance(value, bool):
+    raise CheckpointError(f"{source}: {key}={value!r}; expected a number")
+  return float(value)
+
+
 def config_from_hf(hf: Mapping[str, Any], source: str = CONFIG_FILE,
                    name: Optional[str] = None) -> T5Config:
   """T5Config from a HuggingFace T5/mT5 config.json dict."""
+  if not isinstance(hf, Mapping):
+    raise CheckpointError(f"{source}: expected a JSON object, got "
+                          f"{type(hf).__name__}")
   model_type = hf.get("model_type")
   if model_type not in MODEL_TYPES:
-    raise ValueError(f"{source}: model_type={model_type!r}; lta imports "
-                     f"{MODEL_TYPES} (T5 v1.0, T5.1.1, mT5)")
+    raise CheckpointError(f"{source}: model_type={model_type!r}; lta imports "
+                          f"{MODEL_TYPES} (T5 v1.0, T5.1.1, mT5)")
   ff = hf.get("feed_forward_proj", "relu")
   if ff not in ("relu", "gated-gelu", "gated-relu"):
-    raise ValueError(f"{source}: feed_forward_proj={ff!r} is not supported; "
-                     "expected 'gated-gelu' (mT5/T5.1.1) or 'relu' (T5)")
+    raise CheckpointError(
+        f"{source}: feed_forward_proj={ff!r} is not supported; expected "
+        "'gated-gelu' (mT5/T5.1.1) or 'relu' (T5)")
+  tied = hf.get("tie_word_embeddings", True)
+  if not isinstance(tied, bool):
+    raise CheckpointError(f"{source}: tie_word_embeddings={tied!r}; expected "
+                          "true or false")
+  num_layers = _int(hf, "num_layers", source)
+  fields = dict(
+      vocab_size=_int(hf, "vocab_size", source),
+      d_model=_int(hf, "d_model", source), d_kv=_int(hf, "d_kv", source),
+      d_ff=_int(hf, "d_ff", source), num_heads=_int(hf, "num_heads", source),
+      num_encoder_layers=num_layers,
+      num_decoder_layers=(_int(hf, "num_decoder_layers", source)
+                          if hf.get("num_decoder_layers") is not None
+                          else num_layers),
+      relative_attention_num_buckets=_int(
+          hf, "relative_attention_num_buckets", source, 32),
+      relative_attention_max_distance=_int(
+          hf, "relative_attention_max_distance", source, 128),
+      dropout_rate=_number(hf, "dropout_rate", source, 0.1),
+      layer_norm_epsilon=_number(hf, "layer_norm_epsilon", source, 1e-6),
+      feed_forward_proj=ff,
+      # transformers' default is tied when the key is absent.
+      tie_word_embeddings=tied,
+      pad_token_id=_int(hf, "pad_token_id", source, 0),
+      eos_token_id=_int(hf, "eos_token_id", source, 1),
+      decoder_start_token_id=_int(hf, "decoder_start_token_id", source, 0))
+  name = name or hf.get("_name_or_path") or "hf-t5"
   try:
-    num_layers = int(hf["num_layers"])
-    fields = dict(
-        vocab_size=int(hf["vocab_size"]), d_model=int(hf["d_model"]),
-        d_kv=int(hf["d_kv"]), d_ff=int(hf["d_ff"]),
-        num_heads=int(hf["num_heads"]), num_encoder_layers=num_layers,
-        num_decoder_layers=int(hf.get("num_decoder_layers") or num_layers),
-        relative_attention_num_buckets=int(
-            hf.get("relative_attention_num_buckets", 32)),
-        relative_attention_max_distance=int(
-            hf.get("relative_attention_max_distance", 128)),
-        dropout_rate=float(hf.get("dropout_rate", 0.1)),
-        layer_norm_epsilon=float(hf.get("layer_norm_epsilon", 1e-6)),
-        feed_forward_proj=ff,
-        # transformers' default is tied when the key is absent.
-        tie_word_embeddings=bool(hf.get("tie_word_embeddings", True)),
-        pad_token_id=int(hf.get("pad_token_id", 0)),
-        eos_token_id=int(hf.get("eos_token_id", 1)),
-        decoder_start_token_id=int(hf.get("decoder_start_token_id", 0)))
-  except KeyError as e:
-    raise ValueError(f"{source}: missing field {e.args[0]!r}") from e
-  except (TypeError, ValueError) as e:
-    raise ValueError(f"{source}: {e}") from e
-  return T5Config(name=name or hf.get("_name_or_path") or "hf-t5", **fields)
+    return T5Config(name=str(name), **fields)
+  except ValueError as e:
+    raise CheckpointError(f"{source}: {message_of(e)}") from e
 
 
 def config_to_hf(config: T5Config) -> dict[str, Any]:
@@ -208,48 +239,110 @@ def config_to_hf(config: T5Config) -> dict[str, Any]:
 # -------------------------------------------------------------- readers --
 
 
+def _check_tensor(name: str, arr: np.ndarray, where: str) -> np.ndarray:
+  """Refuses a tensor that is not floating point or holds NaN / Inf."""
+  if arr.dtype.name not in FLOAT_DTYPES:
+    raise CheckpointError(f"{where}: tensor {name} has dtype {arr.dtype}; "
+                          f"weights are one of {list(FLOAT_DTYPES)}")
+  if not np.all(np.isfinite(arr)):
+    raise CheckpointError(
+        f"{where}: tensor {name} holds non-finite values "
+        f"({int(np.isnan(arr).sum())} NaN, {int(np.isinf(arr).sum())} Inf)")
+  return arr
+
+
+def iter_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
+  """(name, array) of every tensor of a safetensors file, each checked.
+
+  A file safetensors cannot parse, a non-float dtype (e.g. a header edited
+  from F32 to I32) or a NaN / Inf is a CheckpointError naming the file.
+  """
+  try:
+    with safe_open(path, framework="np") as f:
+      for name in f.keys():
+        yield name, _check_tensor(name, f.get_tensor(name), path)
+  except (SafetensorError, OSError, ValueError, TypeError) as e:
+    if isinstance(e, CheckpointError):
+      raise
+    reason = " ".join(str(e).split())
+    raise CheckpointError(f"{path}: not a readable safetensors file "
+                          f"({reason})") from e
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+  return dict(iter_safetensors(path))
+
+
 def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray, str]]:
-  with safe_open(path, framework="np") as f:
-    for name in f.keys():
-      yield name, f.get_tensor(name), os.path.basename(path)
+  for name, arr in iter_safetensors(path):
+    yield name, arr, path
+
+
+def _read_json(path: str) -> Any:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{path}: not a readable JSON file ({e})") from e
 
 
 def _read_index(path: str, reader) -> Iterator[tuple[str, np.ndarray, str]]:
-  with open(path) as f:
-    weight_map = json.load(f).get("weight_map")
+  index = _read_json(path)
+  weight_map = index.get("weight_map") if isinstance(index, dict) else None
   if not isinstance(weight_map, dict) or not weight_map:
-    raise ValueError(f"{path}: no 'weight_map' in the shard index")
+    raise CheckpointError(f"{path}: no 'weight_map' object in the shard "
+                          "index")
+  for name, shard in weight_map.items():
+    if (not isinstance(shard, str) or os.path.basename(shard) != shard or
+        shard in ("", ".", "..")):
+      raise CheckpointError(f"{path}: weight_map[{name!r}]={shard!r} is not "
+                            "a file name in the checkpoint directory")
   directory = os.path.dirname(path)
-  listed = set(weight_map)
-  seen = set()
   for shard in sorted(set(weight_map.values())):
     shard_path = os.path.join(directory, shard)
-    if not os.path.exists(shard_path):
-      raise FileNotFoundError(f"{path} lists shard {shard}, which is missing")
+    if not os.path.isfile(shard_path):
+      raise MissingFileError(f"{path} lists shard {shard_path}, which is "
+                             "missing")
+    seen = set()
     for name, arr, origin in reader(shard_path):
+      if weight_map.get(name) != shard:
+        raise CheckpointError(
+            f"{shard_path} holds {name}, which {path} puts in "
+            f"{weight_map.get(name)!r}")
       seen.add(name)
       yield name, arr, origin
-  if listed - seen:
-    raise ValueError(f"{path}: index lists {sorted(listed - seen)[:10]} but "
-                     "no shard holds them")
+    listed = {n for n, s in weight_map.items() if s == shard}
+    if listed - seen:
+      raise CheckpointError(f"{shard_path} lacks {sorted(listed - seen)[:10]}"
+                            f", which {path} puts in it")
 
 
 def _read_flax_msgpack(path: str) -> Iterator[tuple[str, np.ndarray, str]]:
   """HF Flax names -> torch-style names and layout (kernel (in, out))."""
-  with open(path, "rb") as f:
-    tree = serialization.msgpack_restore(f.read())
+  try:
+    with open(path, "rb") as f:
+      tree = serialization.msgpack_restore(f.read())
+  except (OSError, ValueError, TypeError, KeyError, IndexError,
+          msgpack.UnpackException) as e:
+    raise CheckpointError(f"{path}: not a readable Flax msgpack file "
+                          f"({type(e).__name__}: {e})") from e
+  if not isinstance(tree, dict):
+    raise CheckpointError(f"{path}: expected a tree of parameters, got "
+                          f"{type(tree).__name__}")
   if set(tree) == {"params"}:
     tree = tree["params"]
   for key, arr in layout.flatten(tree).items():
     parts = key.split("/")
-    arr = np.asarray(arr)
+    if not isinstance(arr, np.ndarray):
+      raise CheckpointError(f"{path}: parameter '{key}' is a "
+                            f"{type(arr).__name__}, not an array")
     leaf = parts[-1]
+    _check_tensor(key, arr, path)
     if leaf == "kernel":
       arr = arr.T
     elif leaf not in ("embedding", "weight"):
-      raise ValueError(f"{path}: unexpected Flax parameter '{key}'")
-    yield ".".join(parts[:-1] + ["weight"]), arr, (
-        f"{os.path.basename(path)}:{key}")
+      raise CheckpointError(f"{path}: unexpected Flax parameter '{key}'")
+    yield ".".join(parts[:-1] + ["weight"]), arr, f"{path}:{key}"
 
 
 def _read_flax_index(path):
@@ -277,22 +370,22 @@ def _weights_file(path: str):
                            (".msgpack.index.json", _read_flax_index)):
       if base.endswith(suffix):
         return directory or ".", path, reader
-    raise ValueError(f"{path}: not a .safetensors, .msgpack or shard index "
-                     "file")
+    raise CheckpointError(f"{path}: not a .safetensors, .msgpack or shard "
+                          "index file")
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"No HuggingFace checkpoint at {path}")
+    raise MissingFileError(f"No HuggingFace checkpoint at {path}")
   for name, reader in _READERS:
     if os.path.exists(os.path.join(path, name)):
       return path, os.path.join(path, name), reader
   pickled = [n for n in _PICKLED if os.path.exists(os.path.join(path, n))]
   if pickled:
-    raise ValueError(
+    raise CheckpointError(
         f"{path} holds only {pickled[0]}, a pickle, which lta does not load "
         "(unpickling runs arbitrary code). Convert it to safetensors once, "
         "with transformers: AutoModelForSeq2SeqLM.from_pretrained(path)"
         ".save_pretrained(out_dir, safe_serialization=True); or use the "
         "repository's model.safetensors / flax_model.msgpack.")
-  raise FileNotFoundError(
+  raise MissingFileError(
       f"{path}: no {SAFETENSORS}, {SAFETENSORS_INDEX} or {FLAX_MSGPACK}")
 
 
@@ -300,7 +393,7 @@ def _weights_file(path: str):
 
 
 def _to_lta(named: Iterator[tuple[str, np.ndarray, str]], config: T5Config,
-            source: str) -> dict[str, Any]:
+            source: str, config_path: str) -> dict[str, Any]:
   expected = hf_names(config)
   hf_shapes = {}
   for name, (path, transpose) in expected.items():
@@ -320,44 +413,49 @@ def _to_lta(named: Iterator[tuple[str, np.ndarray, str]], config: T5Config,
       continue
     path, transpose = expected[name]
     if path in flat:
-      raise ValueError(f"{source}: {name} appears twice ({origin[path]}, "
-                       f"{where})")
+      raise CheckpointError(f"{source}: {name} appears twice "
+                            f"({origin[path]}, {where})")
     if tuple(arr.shape) != hf_shapes[name]:
-      raise ValueError(f"{source}: {name} in {where} has shape "
-                       f"{tuple(arr.shape)}; expected {hf_shapes[name]} "
-                       f"(config: {config.name})")
+      raise CheckpointError(
+          f"{source}: {name} in {where} has shape {tuple(arr.shape)}; "
+          f"expected {hf_shapes[name]} (config: {config.name}, "
+          f"{config_path})")
     arr = np.asarray(arr, np.float32)
     flat[path] = np.ascontiguousarray(arr.T if transpose else arr)
     origin[path] = f"{name} ({where})"
   if unknown:
-    raise ValueError(f"{source}: parameter(s) with no lta counterpart in a "
-                     f"{config.num_encoder_layers}+{config.num_decoder_layers}"
-                     f"-layer {config.feed_forward_proj} model: {unknown[:20]}")
-  _fill_embedding(flat, origin, embeddings, config, source)
+    raise CheckpointError(
+        f"{source}: parameter(s) with no lta counterpart in the "
+        f"{config.num_encoder_layers}+{config.num_decoder_layers}-layer "
+        f"{config.feed_forward_proj} model of {config_path}: {unknown[:20]}")
+  _fill_embedding(flat, origin, embeddings, config, source, config_path)
   missing = sorted(set(expected) - {n for n in expected
                                     if expected[n][0] in flat})
   if missing:
-    raise ValueError(f"{source}: missing parameter(s): {missing[:20]}")
+    raise CheckpointError(f"{source}: missing parameter(s) the model of "
+                          f"{config_path} has: {missing[:20]}")
   layout.check_complete(flat, config, source, origin)
   return layout.unflatten(flat)
 
 
-def _fill_embedding(flat, origin, embeddings, config, source):
+def _fill_embedding(flat, origin, embeddings, config, source, config_path):
   if not embeddings or set(embeddings) == {"lm_head.weight"}:
-    raise ValueError(f"{source}: missing parameter {EMBEDDING} (or its "
-                     f"aliases {list(EMBEDDING_ALIASES)})")
+    raise CheckpointError(f"{source}: missing parameter {EMBEDDING} (or its "
+                          f"aliases {list(EMBEDDING_ALIASES)})")
   first = EMBEDDING if EMBEDDING in embeddings else sorted(
       n for n in embeddings if n != "lm_head.weight")[0]
   arr, where = embeddings[first]
   shape = (config.vocab_size, config.d_model)
   if tuple(arr.shape) != shape:
-    raise ValueError(f"{source}: {first} in {where} has shape "
-                     f"{tuple(arr.shape)}; expected {shape}")
+    raise CheckpointError(f"{source}: {first} in {where} has shape "
+                          f"{tuple(arr.shape)}; expected {shape} "
+                          f"({config_path})")
   for other, (copy, other_where) in embeddings.items():
     if other != first and (copy.shape != arr.shape or
                            not np.array_equal(copy, arr)):
-      raise ValueError(f"{source}: {other} ({other_where}) differs from "
-                       f"{first}; lta ties them")
+      raise CheckpointError(
+          f"{source}: {other} ({other_where}) differs from {first}; lta "
+          f"ties them (tie_word_embeddings in {config_path})")
   flat["token_embedder/embedding"] = np.asarray(arr, np.float32)
   origin["token_embedder/embedding"] = f"{first} ({where})"
 
@@ -366,18 +464,21 @@ def load_hf_checkpoint(path: str) -> tuple[T5Config, dict[str, Any]]:
   """(T5Config, params) from a HF T5/mT5 directory (or one weights file).
 
   params is the nested dict of float32 numpy arrays named as in
-  docs/internals.md.
+  docs/internals.md. Every refusal is a CheckpointError (or
+  MissingFileError) naming the file.
   """
   directory, weights, reader = _weights_file(path)
   config_path = os.path.join(directory, CONFIG_FILE)
-  if not os.path.exists(config_path):
-    raise FileNotFoundError(f"{weights} has no {CONFIG_FILE} beside it")
-  with open(config_path) as f:
-    hf_config = json.load(f)
+  if not os.path.isfile(config_path):
+    raise MissingFileError(f"{weights} has no {CONFIG_FILE} beside it")
+  hf_config = _read_json(config_path)
+  if not isinstance(hf_config, dict):
+    raise CheckpointError(f"{config_path}: expected a JSON object, got "
+                          f"{type(hf_config).__name__}")
   name = hf_config.get("_name_or_path") or os.path.basename(
       os.path.abspath(directory))
-  config = config_from_hf(hf_config, config_path, name=name)
-  return config, _to_lta(reader(weights), config, weights)
+  config = config_from_hf(hf_config, config_path, name=str(name))
+  return config, _to_lta(reader(weights), config, weights, config_path)
 
 
 def save_hf_checkpoint(params: Mapping[str, Any], config: T5Config,

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lta.errors import ConfigError
 from lta.peft.config import AdapterConfig
 
 Array = jax.Array
@@ -18,7 +19,10 @@ Initializer = Callable[..., Array]
 BATCH, LENGTH, EMBED = "batch", "length", "embed"
 JOINED_KV, MLP, VOCAB, HEADS = "joined_kv", "mlp", "vocab", "heads"
 KV_LENGTH, RELPOS_BUCKETS = "kv_length", "relpos_buckets"
-ADAPTER_RANK, KRON_OUTER = "adapter_rank", "kron_outer"
+# A Kronecker adapter's A factor (m, n): m splits the kernel's input
+# dimension and n its output, so the two need names of their own.
+ADAPTER_RANK = "adapter_rank"
+KRON_OUTER_IN, KRON_OUTER_OUT = "kron_outer_in", "kron_outer_out"
 
 NEG_INF = -1e10
 
@@ -114,10 +118,11 @@ class Projection(nn.Module):
                                  (cfg.rank, self.features),
                                  (ADAPTER_RANK, out_axis))
       return ((x @ a.astype(self.dtype)) @ b.astype(self.dtype)) * cfg.scale
-    m, n = check_kron_factors(cfg.kron_factors, in_features, self.features,
-                              self.kernel_path())
+    m, n = check_kron_factors(
+        cfg.kron_factors_for(in_features, self.features), in_features,
+        self.features, self.kernel_path())
     a = self._adapter_variable("kron_a", nn.initializers.he_uniform(), (m, n),
-                               (KRON_OUTER, KRON_OUTER))
+                               (KRON_OUTER_IN, KRON_OUTER_OUT))
     bin_, bout = in_features // m, self.features // n
     if cfg.kron_b_rank:
       check_lora_rank(cfg.kron_b_rank, bin_, bout, self.kernel_path())
@@ -140,7 +145,7 @@ class Projection(nn.Module):
 
 def check_lora_rank(rank: int, fan_in: int, fan_out: int, where: str) -> None:
   if rank > min(fan_in, fan_out):
-    raise ValueError(
+    raise ConfigError(
         f"Adapter rank {rank} at {where} exceeds min(in, out) = "
         f"min({fan_in}, {fan_out}); choose rank <= {min(fan_in, fan_out)}.")
 
@@ -149,7 +154,7 @@ def check_kron_factors(factors: tuple[int, int], fan_in: int, fan_out: int,
                        where: str) -> tuple[int, int]:
   m, n = factors
   if m <= 0 or n <= 0 or fan_in % m or fan_out % n:
-    raise ValueError(
+    raise ConfigError(
         f"Kronecker factors (m, n)={factors} do not fit {where} of shape "
         f"(in={fan_in}, out={fan_out}): m must divide {fan_in} and n must "
         f"divide {fan_out}.")

@@ -12,11 +12,15 @@ every factor is transposed:
          kron(A, B)^T = kron(A^T, B^T), so lta kron_a = w1^T and kron_b = w2^T
          (or kron_b_down = w2_b^T, kron_b_up = w2_a^T).
 
-PEFT derives LoKr factor shapes from `decompose_factor`; export searches for
-a value that reproduces lta's `kron_factors` and refuses when none does.
-Features that change the function an adapter computes and that lta lacks
-(DoRA, biases, per-module ranks, decomposed w1, ...) are refused naming the
-field; training-only settings (LoKr rank/module dropout) are dropped.
+PEFT factorizes each module's dimensions with `decompose_factor`, so
+modules of different shapes get different factors; import keeps that rule
+(AdapterConfig.kron_factor_rule='peft'). Export writes the rule's
+decompose_factor, or for fixed lta factors searches for one that reproduces
+them and refuses when none does. Features that change the function an
+adapter computes and that lta lacks (DoRA, biases, per-module ranks,
+decomposed w1, ...) are refused naming the field; training-only settings
+(LoKr rank/module dropout) are dropped. Damaged or inconsistent files are a
+CheckpointError naming the file.
 """
 
 from __future__ import annotations
@@ -28,19 +32,23 @@ import re
 from typing import Any, Mapping, Optional
 
 import numpy as np
-from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from lta.checkpoints import hf
 from lta.checkpoints import layout
+from lta.errors import CheckpointError, MissingFileError
 from lta.model.config import T5Config
 from lta.peft import config as adapter_lib
 from lta.peft.config import AdapterConfig
-from lta.peft.merge import module_delta
+from lta.peft.manifest import Adapter
+from lta.peft.merge import config_mismatch, module_delta
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PREFIX = "base_model.model."
+# peft's task for encoder-decoder LMs: PeftModelForSeq2SeqLM.
+TASK_TYPE = "SEQ_2_SEQ_LM"
+_REQUIRED = object()
 
 _LORA_KEYS = {"lora_A.weight": "lora_a", "lora_B.weight": "lora_b"}
 _LOKR_KEYS = {"lokr_w1": "kron_a", "lokr_w2": "kron_b",
@@ -54,18 +62,7 @@ _MLP_HF = ("wi", "wi_0", "wi_1", "wo")
 # ---------------------------------------------------- LoKr factorization --
 
 
-def peft_factorization(dimension: int, factor: int = -1) -> tuple[int, int]:
-  """The (m, n), m * n = dimension, that PEFT's LoKr picks.
-
-  A divisor `factor` is taken as is; otherwise m is the largest divisor
-  that is at most sqrt(dimension) and at most `factor` (-1: no limit).
-  """
-  if factor > 0 and dimension % factor == 0:
-    return factor, dimension // factor
-  limit = dimension if factor == -1 else factor
-  m = max([1] + [d for d in range(2, math.isqrt(dimension) + 1)
-                 if dimension % d == 0 and d <= limit])
-  return m, dimension // m
+peft_factorization = adapter_lib.factorization
 
 
 def _decompose_factor(kernels: Mapping[str, tuple[int, int]],
@@ -126,7 +123,8 @@ def _selects_exactly(regex: str, kernels: list[str],
 def _refuse(cfg: Mapping[str, Any], source: str, field: str, ok) -> None:
   value = cfg.get(field)
   if not ok(value):
-    raise ValueError(f"{source}: {field}={value!r} is not supported by lta")
+    raise CheckpointError(f"{source}: {field}={value!r} is not supported by "
+                          "lta")
 
 
 def _check_lora_fields(cfg, source):
@@ -145,17 +143,57 @@ def _check_lokr_fields(cfg, source):
   _refuse(cfg, source, "decompose_both", lambda v: not v)
 
 
-def _read_weights(directory: str) -> dict[str, np.ndarray]:
+def _field(cfg, field, source, kind, default=_REQUIRED):
+  """cfg[field] checked to be an 'int' (positive), 'number' or 'bool'."""
+  if field not in cfg or (cfg[field] is None and default is not _REQUIRED):
+    if default is _REQUIRED:
+      raise CheckpointError(f"{source}: missing field {field!r}")
+    return default
+  value = cfg[field]
+  ok = {"int": lambda v: _is_int(v) and v > 0,
+        "number": lambda v: (isinstance(v, (int, float)) and
+                             not isinstance(v, bool) and math.isfinite(v)),
+        "bool": lambda v: isinstance(v, bool)}[kind](value)
+  if not ok:
+    want = {"int": "a positive integer", "number": "a finite number",
+            "bool": "true or false"}[kind]
+    raise CheckpointError(f"{source}: {field}={value!r}; expected {want}")
+  return value
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_config(directory: str) -> tuple[dict[str, Any], str]:
+  path = os.path.join(directory, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise MissingFileError(f"No PEFT adapter config at {path}")
+  try:
+    with open(path, encoding="utf-8") as f:
+      cfg = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{path}: not a readable JSON file ({e})") from e
+  if not isinstance(cfg, dict):
+    raise CheckpointError(f"{path}: expected a JSON object, got "
+                          f"{type(cfg).__name__}")
+  task_type = cfg.get("task_type")
+  if task_type not in (None, TASK_TYPE):
+    raise CheckpointError(f"{path}: task_type={task_type!r}; lta's models "
+                          f"are {TASK_TYPE!r}")
+  return cfg, path
+
+
+def _read_weights(directory: str) -> tuple[dict[str, np.ndarray], str]:
   path = os.path.join(directory, WEIGHTS_FILE)
   if not os.path.exists(path):
     if os.path.exists(os.path.join(directory, "adapter_model.bin")):
-      raise ValueError(
-          f"{directory} holds adapter_model.bin, a pickle, which lta does not "
-          "load; re-save it with peft's save_pretrained(..., "
+      raise CheckpointError(
+          f"{directory} holds adapter_model.bin, a pickle, which lta does "
+          "not load; re-save it with peft's save_pretrained(..., "
           "safe_serialization=True).")
-    raise FileNotFoundError(f"{directory}: no {WEIGHTS_FILE}")
-  with safe_open(path, framework="np") as f:
-    return {k: f.get_tensor(k) for k in f.keys()}
+    raise MissingFileError(f"{directory}: no {WEIGHTS_FILE}")
+  return hf.read_safetensors(path), path
 
 
 def _modules(weights, kind, source) -> dict[str, dict[str, np.ndarray]]:
@@ -165,73 +203,89 @@ def _modules(weights, kind, source) -> dict[str, dict[str, np.ndarray]]:
   for key, arr in weights.items():
     m = _KEY_RE.fullmatch(key)
     if not m:
-      raise ValueError(f"{source}: unexpected weight {key!r}")
+      raise CheckpointError(f"{source}: unexpected weight {key!r}")
     module, leaf = m.groups()
     if leaf in ("lokr_w1_a", "lokr_w1_b", "lokr_t2"):
-      raise ValueError(f"{source}: {key} (decomposed w1 / effective conv) is "
-                       "not supported by lta; LoKr needs a full lokr_w1")
+      raise CheckpointError(
+          f"{source}: {key} (decomposed w1 / effective conv) is not "
+          "supported by lta; LoKr needs a full lokr_w1")
     if leaf not in allowed:
-      raise ValueError(f"{source}: unexpected weight {key!r} for a "
-                       f"{kind} adapter")
+      raise CheckpointError(f"{source}: unexpected weight {key!r} for a "
+                            f"{kind} adapter")
     kernel = hf.hf_module_to_lta(module)
     if kernel is None:
-      raise ValueError(f"{source}: {key} adapts module {module!r}, which has "
-                       "no lta counterpart")
+      raise CheckpointError(f"{source}: {key} adapts module {module!r}, "
+                            "which has no lta counterpart")
+    if arr.ndim != 2:
+      raise CheckpointError(f"{source}: {key} has shape {list(arr.shape)}; "
+                            "a Linear adapter factor is a matrix")
     modules.setdefault(kernel, {})[leaf] = np.asarray(arr, np.float32)
   if not modules:
-    raise ValueError(f"{source}: no adapter weights")
+    raise CheckpointError(f"{source}: no adapter weights")
   return modules
 
 
-def _lora_tree(modules, rank, source):
+def _lora_tree(modules, rank, source, config_path):
   tree = {}
   for kernel, leaves in modules.items():
     if set(leaves) != set(_LORA_KEYS):
-      raise ValueError(f"{source}: {kernel} has {sorted(leaves)}; LoRA needs "
-                       "lora_A and lora_B")
+      raise CheckpointError(f"{source}: {kernel} has {sorted(leaves)}; LoRA "
+                            "needs lora_A and lora_B")
     a, b = leaves["lora_A.weight"], leaves["lora_B.weight"]
     if a.shape[0] != rank or b.shape[1] != rank:
-      raise ValueError(f"{source}: {kernel} has rank {a.shape[0]}/"
-                       f"{b.shape[1]}; adapter_config r={rank}")
+      raise CheckpointError(f"{source}: {kernel} has rank {a.shape[0]}/"
+                            f"{b.shape[1]}; {config_path} says r={rank}")
     tree[kernel] = {"lora_a": a.T.copy(), "lora_b": b.T.copy()}
   return tree
 
 
-def _lokr_tree(modules, source):
-  tree, factors, low_rank = {}, set(), set()
+def _lokr_tree(modules, r, source, config_path):
+  """(tree, kron_b_rank); every module's w2 is whole or split as peft would
+  build it for r (split iff r < max(w2 shape) / 2)."""
+  tree, low_rank = {}, {}
   for kernel, leaves in modules.items():
     names = set(leaves)
     if names not in ({"lokr_w1", "lokr_w2"},
                      {"lokr_w1", "lokr_w2_a", "lokr_w2_b"}):
-      raise ValueError(f"{source}: {kernel} has {sorted(names)}; LoKr needs "
-                       "lokr_w1 and lokr_w2 (or lokr_w2_a, lokr_w2_b)")
+      raise CheckpointError(
+          f"{source}: {kernel} has {sorted(names)}; LoKr needs lokr_w1 and "
+          "lokr_w2 (or lokr_w2_a, lokr_w2_b)")
     entry = {"kron_a": leaves["lokr_w1"].T.copy()}
     if "lokr_w2" in leaves:
       entry["kron_b"] = leaves["lokr_w2"].T.copy()
-      low_rank.add(None)
+      w2_shape = leaves["lokr_w2"].shape
     else:
       entry["kron_b_down"] = leaves["lokr_w2_b"].T.copy()
       entry["kron_b_up"] = leaves["lokr_w2_a"].T.copy()
-      low_rank.add(entry["kron_b_down"].shape[1])
+      w2_shape = (leaves["lokr_w2_a"].shape[0], leaves["lokr_w2_b"].shape[1])
+    split = r < max(w2_shape) / 2
+    stored = "whole" if "lokr_w2" in leaves else "split"
+    if stored != ("split" if split else "whole"):
+      raise CheckpointError(
+          f"{source}: {kernel} stores w2 {stored}, but peft builds w2 of "
+          f"shape {list(w2_shape)} {'split' if split else 'whole'} for r={r} "
+          f"(from {config_path}): split iff r < max(shape) / 2")
+    low_rank[kernel] = split
     tree[kernel] = entry
-    factors.add(entry["kron_a"].shape)
-  if len(factors) > 1 or len(low_rank) > 1:
-    raise ValueError(f"{source}: modules differ in Kronecker factors "
-                     f"{sorted(factors)} or w2 rank {sorted(low_rank, key=str)};"
-                     " lta's AdapterConfig has one of each")
-  return tree, factors.pop(), low_rank.pop()
+  if len(set(low_rank.values())) > 1:
+    whole = sorted(k for k, v in low_rank.items() if not v)
+    split = sorted(k for k, v in low_rank.items() if v)
+    raise CheckpointError(
+        f"{source}: w2 is whole in {whole[0]} but split in {split[0]} (r={r}); "
+        "lta's AdapterConfig.kron_b_rank applies to every module")
+  return tree, (r if any(low_rank.values()) else None)
 
 
 def _check_shapes(tree, adapter, config, source):
   shapes = layout.param_shapes(config)
   for kernel, leaves in tree.items():
     if kernel not in shapes:
-      raise ValueError(f"{source}: adapts {kernel}, which {config.name} does "
-                       "not have")
+      raise CheckpointError(f"{source}: adapts {kernel}, which {config.name} "
+                            "does not have")
     got = module_delta(leaves, adapter.scale, kernel).shape
     if got != shapes[kernel]:
-      raise ValueError(f"{source}: adapter of {kernel} gives dW {got}; the "
-                       f"kernel is {shapes[kernel]}")
+      raise CheckpointError(f"{source}: adapter of {kernel} gives dW {got}; "
+                            f"the kernel is {shapes[kernel]}")
 
 
 def import_peft_adapter(
@@ -239,44 +293,54 @@ def import_peft_adapter(
 ) -> tuple[AdapterConfig, dict[str, Any]]:
   """(AdapterConfig, adapters tree) from a PEFT LoRA / LoKr directory.
 
-  With `t5_config`, shapes are checked against the base model too.
+  A LoKr adapter keeps PEFT's per-module factors: its config has
+  kron_factor_rule='peft' with the file's decompose_factor. With
+  `t5_config`, shapes are checked against the base model too.
   """
-  config_path = os.path.join(directory, CONFIG_FILE)
-  with open(config_path) as f:
-    cfg = json.load(f)
-  source = config_path
+  cfg, config_path = _read_config(directory)
+  weights, weights_path = _read_weights(directory)
   peft_type = cfg.get("peft_type")
-  weights = _read_weights(directory)
   if peft_type == "LORA":
-    _check_lora_fields(cfg, source)
-    rank = int(cfg["r"])
-    modules = _modules(weights, "lora", source)
-    tree = _lora_tree(modules, rank, source)
-    fields = dict(kind="lora", rank=rank, alpha=float(cfg["lora_alpha"]),
-                  rslora=bool(cfg.get("use_rslora", False)),
-                  dropout_rate=float(cfg.get("lora_dropout") or 0.0))
+    _check_lora_fields(cfg, config_path)
+    rank = _field(cfg, "r", config_path, "int")
+    modules = _modules(weights, "lora", weights_path)
+    tree = _lora_tree(modules, rank, weights_path, config_path)
+    fields = dict(
+        kind="lora", rank=rank,
+        alpha=float(_field(cfg, "lora_alpha", config_path, "number")),
+        rslora=_field(cfg, "use_rslora", config_path, "bool", False),
+        dropout_rate=float(_field(cfg, "lora_dropout", config_path, "number",
+                                  0.0)))
   elif peft_type == "LOKR":
-    _check_lokr_fields(cfg, source)
-    rank = int(cfg["r"])
-    modules = _modules(weights, "lokr", source)
-    tree, factors, b_rank = _lokr_tree(modules, source)
-    if b_rank is not None and b_rank != rank:
-      raise ValueError(f"{source}: lokr_w2_a/b have rank {b_rank}; r={rank}")
-    fields = dict(kind="krona", rank=rank, alpha=float(cfg["alpha"]),
-                  kron_factors=tuple(int(d) for d in factors),
+    _check_lokr_fields(cfg, config_path)
+    rank = _field(cfg, "r", config_path, "int")
+    factor = cfg.get("decompose_factor", -1)
+    if not (_is_int(factor) and (factor == -1 or factor > 0)):
+      raise CheckpointError(f"{config_path}: decompose_factor={factor!r}; "
+                            "expected -1 or a positive integer")
+    modules = _modules(weights, "lokr", weights_path)
+    tree, b_rank = _lokr_tree(modules, rank, weights_path, config_path)
+    fields = dict(kind="krona", rank=rank,
+                  alpha=float(_field(cfg, "alpha", config_path, "number")),
+                  kron_factor_rule="peft", kron_decompose_factor=factor,
                   kron_b_rank=b_rank)
   else:
-    raise ValueError(f"{source}: peft_type={peft_type!r}; lta imports 'LORA' "
-                     "and 'LOKR' adapters")
+    raise CheckpointError(f"{config_path}: peft_type={peft_type!r}; lta "
+                          "imports 'LORA' and 'LOKR' adapters")
   # With layers_to_transform, leaf names alone would claim every layer.
   target_modules = (None if cfg.get("layers_to_transform") is not None else
                     cfg.get("target_modules"))
   targets = _targets_regex(sorted(tree), target_modules, t5_config)
   adapter = AdapterConfig(targets=targets, **fields)
-  if t5_config is not None:
-    _check_shapes(tree, adapter, t5_config, source)
   flat = {f"{kernel[:-len('/kernel')]}/{leaf}": arr
           for kernel, leaves in tree.items() for leaf, arr in leaves.items()}
+  problem = config_mismatch({p: a.shape for p, a in flat.items()}, adapter,
+                            allow_delta=False)
+  if problem:
+    raise CheckpointError(f"{weights_path} does not fit {config_path} as "
+                          f"peft reads it: {problem}")
+  if t5_config is not None:
+    _check_shapes(tree, adapter, t5_config, weights_path)
   return adapter, layout.unflatten(flat)
 
 
@@ -313,9 +377,18 @@ def export_peft_adapter(adapters: Mapping[str, Any],
                         base_model_name_or_path: Optional[str] = None) -> None:
   """Writes adapter_config.json + adapter_model.safetensors for peft.
 
-  LoRA maps to peft LoRA, KronA (with or without a low-rank B) to LoKr.
+  LoRA maps to peft LoRA, KronA (with or without a low-rank B) to LoKr. The
+  config names the base model (default: `t5_config.name`) and task_type
+  SEQ_2_SEQ_LM, so peft builds a PeftModelForSeq2SeqLM and
+  AutoPeftModelForSeq2SeqLM finds the base.
   """
   a = adapter_config
+  problem = config_mismatch(
+      {p: np.shape(v) for p, v in layout.flatten(adapters).items()}, a,
+      allow_delta=False)
+  if problem:
+    raise ValueError(f"Adapter to export disagrees with its config: "
+                     f"{problem}")
   modules = _kernel_modules(adapters)
   kernels = sorted(modules)
   shapes = layout.param_shapes(t5_config)
@@ -324,14 +397,15 @@ def export_peft_adapter(adapters: Mapping[str, Any],
       raise ValueError(f"Adapter of {kernel}: {t5_config.name} has no such "
                        "kernel")
   tensors: dict[str, np.ndarray] = {}
-  common = {"base_model_name_or_path": base_model_name_or_path,
+  common = {"base_model_name_or_path": (base_model_name_or_path or
+                                        t5_config.name),
             "target_modules": _target_modules(kernels, t5_config),
-            "task_type": None, "inference_mode": True, "revision": None,
+            "task_type": TASK_TYPE, "inference_mode": True, "revision": None,
             "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {},
             "layers_to_transform": None, "layers_pattern": None}
   if a.kind == "lora":
     for kernel in kernels:
-      leaves = _expect(modules[kernel], ("lora_a", "lora_b"), kernel)
+      leaves = modules[kernel]
       name = PREFIX + hf.lta_to_hf_module(kernel)
       tensors[f"{name}.lora_A.weight"] = leaves["lora_a"].T
       tensors[f"{name}.lora_B.weight"] = leaves["lora_b"].T
@@ -349,42 +423,48 @@ def export_peft_adapter(adapters: Mapping[str, Any],
     json.dump(cfg, f, indent=2, sort_keys=True)
 
 
-def _expect(leaves, names, kernel):
-  if set(leaves) != set(names):
-    raise ValueError(f"Adapter of {kernel} has leaves {sorted(leaves)}; "
-                     f"expected {list(names)}")
-  return leaves
+def export_adapter(adapter: Adapter, t5_config: T5Config, out_dir: str,
+                   base_model_name_or_path: Optional[str] = None) -> None:
+  """export_peft_adapter for an lta adapter; the base model's name defaults
+  to its manifest's base_model_name."""
+  export_peft_adapter(
+      adapter.tree, adapter.config, t5_config, out_dir,
+      base_model_name_or_path or adapter.manifest.base_model_name)
 
 
 def _lokr_export(modules, a: AdapterConfig, shapes, tensors):
   """Fills LoKr tensors; returns the LoKr config fields."""
   kernels = sorted(modules)
-  factor = _decompose_factor({k: shapes[k] for k in kernels}, a.kron_factors)
-  if factor is None:
-    raise ValueError(
-        f"kron_factors={a.kron_factors}: PEFT's LoKr derives factors from one "
-        "decompose_factor per adapter and no value gives these for kernels "
-        f"{sorted({shapes[k] for k in kernels})}; use equal factors (m == n).")
+  if a.kron_factor_rule == "peft":
+    factor = a.kron_decompose_factor
+  else:
+    factor = _decompose_factor({k: shapes[k] for k in kernels},
+                               a.kron_factors)
+    if factor is None:
+      raise ValueError(
+          f"kron_factors={a.kron_factors}: PEFT's LoKr derives factors from "
+          "one decompose_factor per adapter and no value gives these for "
+          f"kernels {sorted({shapes[k] for k in kernels})}; use equal "
+          "factors (m == n), or kron_factor_rule='peft'.")
+  w2_shapes = {}
+  for k in kernels:
+    m, n = a.kron_factors_for(*shapes[k])
+    w2_shapes[k] = (shapes[k][1] // n, shapes[k][0] // m)  # torch (out, in)
   if a.kron_b_rank:
     r = a.kron_b_rank
-    names = ("kron_a", "kron_b_down", "kron_b_up")
-  else:
-    # peft keeps w2 whole only when r >= max(w2 shape) / 2.
-    r = max([a.rank] + [math.ceil(max(shapes[k][0] // a.kron_factors[0],
-                                      shapes[k][1] // a.kron_factors[1]) / 2)
-                        for k in kernels])
-    names = ("kron_a", "kron_b")
-  for kernel in kernels:
-    leaves = _expect(modules[kernel], names, kernel)
-    name = PREFIX + hf.lta_to_hf_module(kernel)
-    tensors[f"{name}.lokr_w1"] = leaves["kron_a"].T
-    if a.kron_b_rank:
-      w2_shape = (shapes[kernel][1] // a.kron_factors[1],
-                  shapes[kernel][0] // a.kron_factors[0])
+    for kernel, w2_shape in w2_shapes.items():
       if not r < max(w2_shape) / 2:
         raise ValueError(
             f"kron_b_rank={r} for {kernel}: peft only factorises w2 "
             f"{w2_shape} when r < {max(w2_shape) / 2}")
+  else:
+    # peft keeps w2 whole only when r >= max(w2 shape) / 2.
+    r = max([a.rank] + [math.ceil(max(s) / 2) for s in w2_shapes.values()])
+  for kernel in kernels:
+    leaves = modules[kernel]
+    name = PREFIX + hf.lta_to_hf_module(kernel)
+    tensors[f"{name}.lokr_w1"] = leaves["kron_a"].T
+    if a.kron_b_rank:
       tensors[f"{name}.lokr_w2_a"] = leaves["kron_b_up"].T
       tensors[f"{name}.lokr_w2_b"] = leaves["kron_b_down"].T
     else:

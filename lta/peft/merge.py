@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from lta.peft.config import AdapterConfig
 from lta.peft.trainable import flatten, unflatten
 
+DELTA_LEAF = "delta"  # a materialised dW, (in, out), in a dW tree
 LEAVES = {
     "lora": ("lora_a", "lora_b"),
     "krona": ("kron_a", "kron_b"),
@@ -32,6 +33,63 @@ def layout_of(leaves: Mapping[str, Any], where: str) -> str:
       return layout
   raise ValueError(f"Adapter at {where} has leaves {list(names)}; expected "
                    f"one of {[list(v) for v in LEAVES.values()]}.")
+
+
+def kernel_shape(shapes: Mapping[str, Sequence[int]]) -> tuple[int, int]:
+  """(in, out) of the kernel an adapter's leaf shapes {leaf: shape} adapt."""
+  if "lora_a" in shapes:
+    return shapes["lora_a"][0], shapes["lora_b"][1]
+  b_in = (shapes["kron_b"][0] if "kron_b" in shapes else
+          shapes["kron_b_down"][0])
+  b_out = (shapes["kron_b"][1] if "kron_b" in shapes else
+           shapes["kron_b_up"][1])
+  return shapes["kron_a"][0] * b_in, shapes["kron_a"][1] * b_out
+
+
+def config_mismatch(shapes: Mapping[str, Sequence[int]],
+                    config: AdapterConfig,
+                    allow_delta: bool = True) -> Optional[str]:
+  """How a tree's leaf shapes {path: shape} contradict `config`, or None.
+
+  Every module must be targeted by `config` and have exactly the leaves and
+  shapes `config.leaf_shapes` gives for its kernel: a rank, Kronecker
+  factor or B rank that differs from the config's is named with both
+  values. A dW tree's modules (one 'delta' leaf) only need targeting.
+  """
+  modules: dict[str, dict[str, list[int]]] = {}
+  for path, shape in shapes.items():
+    module, _, leaf = path.rpartition("/")
+    modules.setdefault(module, {})[leaf] = [int(d) for d in shape]
+  kind = config.kind if config.kind == "lora" else (
+      "krona" if config.kron_b_rank is None else "lokr")
+  for module, leaves in sorted(modules.items()):
+    if not config.matches(f"{module}/kernel"):
+      return (f"adapter at {module!r} is not among the config's targets "
+              f"{config.targets!r}")
+    if allow_delta and set(leaves) == {DELTA_LEAF}:
+      continue
+    if sorted(leaves) != sorted(LEAVES[kind]):
+      return (f"partial or foreign adapter at {module!r}: has leaves "
+              f"{sorted(leaves)}, a {config.kind} adapter (kron_b_rank="
+              f"{config.kron_b_rank}) needs {sorted(LEAVES[kind])}")
+    if any(len(s) != 2 for s in leaves.values()):
+      return f"adapter at {module!r} has leaves that are not matrices: {leaves}"
+    want = config.leaf_shapes(*kernel_shape(leaves))
+    for leaf in sorted(leaves):
+      if leaves[leaf] != list(want[leaf]):
+        return (f"{module}/{leaf} has shape {leaves[leaf]}; the config "
+                f"({_config_summary(config)}) gives {list(want[leaf])}")
+  return None
+
+
+def _config_summary(config: AdapterConfig) -> str:
+  if config.kind == "lora":
+    return f"rank={config.rank}"
+  rule = (f"kron_factors={config.kron_factors}"
+          if config.kron_factor_rule == "fixed" else
+          f"peft factorization, decompose_factor="
+          f"{config.kron_decompose_factor}")
+  return f"{rule}, kron_b_rank={config.kron_b_rank}"
 
 
 def module_delta(leaves: Mapping[str, Any], scale: float, where: str = "?",

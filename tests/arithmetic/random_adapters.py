@@ -28,17 +28,8 @@ def random_tree(rng, config, dtype=np.float32):
   tree = {}
   for module in KERNELS:
     d_in, d_out = _kernel_shape(module)
-    if config.kind == "lora":
-      leaves = {"lora_a": rng.normal(size=(d_in, config.rank)),
-                "lora_b": rng.normal(size=(config.rank, d_out))}
-    else:
-      m, n = config.kron_factors
-      leaves = {"kron_a": rng.normal(size=(m, n))}
-      if config.kron_b_rank is None:
-        leaves["kron_b"] = rng.normal(size=(d_in // m, d_out // n))
-      else:
-        leaves["kron_b_down"] = rng.normal(size=(d_in // m, config.kron_b_rank))
-        leaves["kron_b_up"] = rng.normal(size=(config.kron_b_rank, d_out // n))
+    leaves = {leaf: rng.normal(size=shape)
+              for leaf, shape in config.leaf_shapes(d_in, d_out).items()}
     node = tree
     for key in module.split("/"):
       node = node.setdefault(key, {})

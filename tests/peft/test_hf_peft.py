@@ -33,8 +33,9 @@ def test_imported_configs():
                                                              False)
   assert lora.targets == adapter_lib.ATTENTION_TARGETS
   lokr, tree = hf_peft.import_peft_adapter(_dir("lokr_tiny"))
-  assert (lokr.kind, lokr.rank, lokr.kron_factors, lokr.kron_b_rank) == (
-      "krona", 2, (4, 4), 2)
+  assert (lokr.kind, lokr.rank, lokr.kron_b_rank) == ("krona", 2, 2)
+  # peft factorizes each module's dimensions: lta keeps its rule.
+  assert (lokr.kron_factor_rule, lokr.kron_decompose_factor) == ("peft", -1)
   q = tree["encoder"]["layers_0"]["attention"]["query"]
   assert q["kron_a"].shape == (4, 4)  # (in/8, out/6), peft's factorization
   assert q["kron_b_down"].shape == (8, 2) and q["kron_b_up"].shape == (2, 6)
@@ -93,6 +94,8 @@ def test_export_matches_peft_files_and_round_trips(tmp_path, mt5, name):
   with open(tmp_path / hf_peft.CONFIG_FILE) as f:
     cfg = json.load(f)
   assert sorted(cfg["target_modules"]) == ["k", "o", "q", "v"]
+  assert cfg["base_model_name_or_path"] == "mt5_tiny"
+  assert cfg["task_type"] == "SEQ_2_SEQ_LM"  # peft: PeftModelForSeq2SeqLM
   adapter2, tree2 = hf_peft.import_peft_adapter(str(tmp_path), mt5[0])
   assert adapter2 == adapter
   _assert_same_tree(tree, tree2)
@@ -107,18 +110,7 @@ def _random_tree(config, adapter, seed):
       continue
     fan_in, fan_out = shape
     module = path[:-len("/kernel")]
-    if adapter.kind == "lora":
-      shapes = {"lora_a": (fan_in, adapter.rank),
-                "lora_b": (adapter.rank, fan_out)}
-    else:
-      m, n = adapter.kron_factors
-      shapes = {"kron_a": (m, n)}
-      if adapter.kron_b_rank:
-        shapes["kron_b_down"] = (fan_in // m, adapter.kron_b_rank)
-        shapes["kron_b_up"] = (adapter.kron_b_rank, fan_out // n)
-      else:
-        shapes["kron_b"] = (fan_in // m, fan_out // n)
-    for leaf, shape in shapes.items():
+    for leaf, shape in adapter.leaf_shapes(fan_in, fan_out).items():
       flat[f"{module}/{leaf}"] = rng.normal(size=shape).astype(np.float32)
   return layout.unflatten(flat)
 
@@ -137,6 +129,8 @@ def test_export_import_round_trip_keeps_delta(tmp_path, mt5, adapter):
   config = mt5[0]
   tree = _random_tree(config, adapter, 0)
   hf_peft.export_peft_adapter(tree, adapter, config, str(tmp_path))
+  with open(tmp_path / hf_peft.CONFIG_FILE) as f:
+    assert json.load(f)["base_model_name_or_path"] == config.name
   adapter2, tree2 = hf_peft.import_peft_adapter(str(tmp_path), config)
   d1, d2 = adapter_deltas(tree, adapter), adapter_deltas(tree2, adapter2)
   assert sorted(d1) == sorted(d2)

@@ -64,7 +64,8 @@ def test_logical_rules_cover_every_axis_name():
   from lta.model import layers  # pylint: disable=g-import-not-at-top
   names = {getattr(layers, n) for n in (
       "BATCH", "LENGTH", "EMBED", "JOINED_KV", "MLP", "VOCAB", "HEADS",
-      "KV_LENGTH", "RELPOS_BUCKETS", "ADAPTER_RANK", "KRON_OUTER")}
+      "KV_LENGTH", "RELPOS_BUCKETS", "ADAPTER_RANK", "KRON_OUTER_IN",
+      "KRON_OUTER_OUT")}
   assert names == {name for name, _ in partitioning.LOGICAL_AXIS_RULES}
 
 
