@@ -29,6 +29,7 @@ import optax
 from lta import optimizers
 from lta import partitioning
 from lta import train_state as train_state_lib
+from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.checkpoints import orbax_ckpt
@@ -434,8 +435,10 @@ def train(*,
         f"batch_size={batch_size} / num_microbatches={num_microbatches} does "
         f"not split over the mesh's data axis ({mesh.shape['data']})")
 
-  config, base = train_state_lib.load_base(
-      initial_checkpoint_path, model_config or T5Config())
+  config, base = model_config or T5Config(), None
+  if initial_checkpoint_path:
+    config, base = base_model.load_base_model(
+        initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
   model = EncoderDecoderModel(Transformer(config, adapter))
   optimizer = optimizer if optimizer is not None else (
       optimizers.make_optimizer())
