@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lta import errors
 from lta import optimizers
 from lta import partitioning
 from lta import train_progress
@@ -407,30 +408,24 @@ def train(*,
 
   ckpt = orbax_ckpt.TrainCheckpointer(model_dir, keep_checkpoints,
                                       async_checkpointing)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    items, data_state, saved_run = ckpt.restore(
-        latest, orbax_ckpt.abstract_like(state.checkpoint_items()))
-    _check_resumable(data_state, data_identity, saved_run, run_info,
-                     ckpt.directory)
-    state = state.replace_checkpoint_items(items)
-    _say(f"Resuming from {ckpt.directory}/{latest} (data position: "
-         f"{data_state['consumed_batches']} batches)")
+  state, batches = _resume(ckpt, state, input_pipeline.get_dataset(
+      mixture_or_task_name, task_feature_lengths, host_batch_size,
+      seed=seed), data_identity, run_info)
   step = int(state.step)
   if jax.process_index() == 0:
     os.makedirs(model_dir, exist_ok=True)
     with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
       f.write(gin.operative_config_str())
 
-  batches = input_pipeline.numpy_batches(input_pipeline.get_dataset(
-      mixture_or_task_name, task_feature_lengths, host_batch_size,
-      seed=seed, start_batch=step))
   reporter = train_progress.Reporter(model_dir, train_steps, step)
   history, eval_history, preempted = [], [], False
+  saveable = batches.unsaveable_reason is None
 
   def save(at: int):
     ckpt.save(at, state.checkpoint_items(),
-              {**data_identity, "consumed_batches": at}, run_info, force=True)
+              {**data_identity, "consumed_batches": at,
+               "position": _ITERATOR if saveable else _REPLAY}, run_info,
+              iterator=batches if saveable else None, force=True)
 
   with partitioning.activated(mesh, rules), _StopRequest() as stop:
     p_train = jit_train_step(model, optimizer, state_sh, mesh,
@@ -440,8 +435,8 @@ def train(*,
       try:
         host_batch = next(batches)
       except StopIteration as e:
-        raise ValueError(f"{mixture_or_task_name} ran out of training "
-                         "batches") from e
+        raise errors.DataError(f"{mixture_or_task_name} ran out of training "
+                               "batches") from e
       batch = partitioning.host_batch_to_global(host_batch, mesh)
       state, metrics = p_train(state, batch)
       step += 1
@@ -485,18 +480,58 @@ def train(*,
                      model_dir=model_export_dir)
 
 
+# How a checkpoint keeps the input position: tf.data's iterator state, or
+# (for pipelines that cannot save it) the count of batches to replay.
+_ITERATOR, _REPLAY = "iterator", "replay"
+
+
+def _resume(ckpt, state, ds, data_identity, run_info):
+  """(state, this host's batches) at the latest checkpoint, or fresh ones."""
+  from lta import input_pipeline  # pylint: disable=g-import-not-at-top
+  reason = input_pipeline.unsaveable_reason(ds)
+  if reason:
+    _say(f"{data_identity['mixture_or_task_name']}: tf.data cannot save this "
+         f"input pipeline's position ({reason}); a resumed run will replay "
+         "the batches it consumed")
+  latest = ckpt.latest_step()
+  if latest is None:
+    return state, input_pipeline.TrainBatches(ds)
+  data_state, saved_run = ckpt.read_json(latest)
+  _check_resumable(data_state, data_identity, saved_run, run_info,
+                   ckpt.directory)
+  where, consumed = f"{ckpt.directory}/{latest}", data_state["consumed_batches"]
+  position = data_state.get("position")
+  abstract = orbax_ckpt.abstract_like(state.checkpoint_items())
+  if position == _ITERATOR and not reason:
+    batches = input_pipeline.TrainBatches(ds)
+    items = ckpt.restore(latest, abstract, iterator=batches)
+    _say(f"Resuming from {where} at its saved input position ({consumed} "
+         "batches consumed)")
+  elif position == _REPLAY:
+    batches = input_pipeline.TrainBatches(ds.skip(consumed))
+    items = ckpt.restore(latest, abstract)
+    _say(f"Resuming from {where}, replaying its {consumed} consumed batches")
+  else:
+    raise errors.CheckpointError(
+        f"{where}: {'this run cannot restore' if reason else 'it has no'} "
+        f"saved input position (data position={position!r}), so resuming "
+        "would repeat or skip data; use a new MODEL_DIR, or the lta version "
+        "and data source that wrote it")
+  return state.replace_checkpoint_items(items), batches
+
+
 def _check_resumable(data_state, data_identity, saved_run, run_info,
                      directory) -> None:
   """A checkpoint only resumes the run that wrote it."""
   for key, want in data_identity.items():
     got = data_state.get(key)
     if got != want:
-      raise ValueError(
+      raise errors.CheckpointError(
           f"{directory}: checkpoint was written with {key}={got!r}, this run "
           f"has {want!r}; use a new MODEL_DIR for a different run")
   for key in ("trainable", "base_model_fingerprint"):
     if saved_run.get(key) != run_info[key]:
-      raise ValueError(
+      raise errors.CheckpointError(
           f"{directory}: checkpoint was written with {key}="
           f"{saved_run.get(key)!r}, this run has {run_info[key]!r}")
 
