@@ -11,11 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import signal
-import threading
 from typing import Any, Mapping, Optional
 
-from absl import logging
 import flax.linen as nn
 import gin
 import jax
@@ -27,6 +24,7 @@ import optax
 from lta import errors
 from lta import optimizers
 from lta import partitioning
+from lta import preemption
 from lta import train_progress
 from lta import train_state as train_state_lib
 from lta.checkpoints import base_model
@@ -236,31 +234,9 @@ class TrainResult:
   step: int
   history: list[dict[str, float]]
   eval_history: list[dict[str, float]]
-  preempted: bool
+  preempted: bool  # stopped early (signal, preemption) after a checkpoint
   adapter_dir: Optional[str]
   model_dir: Optional[str]
-
-
-class _StopRequest:
-  """Turns SIGTERM (TPU preemption, scheduler) into a request to stop."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    logging.warning("Signal %d: saving a checkpoint, then exiting", signum)
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
 
 
 def _say(message: str) -> None:
@@ -427,7 +403,8 @@ def train(*,
                "position": _ITERATOR if saveable else _REPLAY}, run_info,
               iterator=batches if saveable else None, force=True)
 
-  with partitioning.activated(mesh, rules), _StopRequest() as stop:
+  with (partitioning.activated(mesh, rules),
+        preemption.StopRequest() as stop):
     p_train = jit_train_step(model, optimizer, state_sh, mesh,
                              num_microbatches)
     p_eval = jit_eval_step(model, state_sh, mesh)
@@ -449,12 +426,15 @@ def train(*,
             host_batch_size, eval_split, eval_steps))))
       # Hosts must agree on the step they stop at: multi-host runs use
       # JAX's preemption sync point, one host its own signal handler.
-      preempted = (ckpt.reached_preemption(step)
-                   if jax.process_count() > 1 else stop.requested)
+      preempted = step < train_steps and (
+          ckpt.reached_preemption(step) if jax.process_count() > 1
+          else stop.requested)
       if step % checkpoint_period == 0 or step == train_steps or preempted:
         save(step)
       if preempted:
-        _say(f"Stop requested: saved a checkpoint at step {step}")
+        _say(f"{stop.signal_name or 'Preemption notice'}: saved a checkpoint "
+             f"at step {step} in {ckpt.directory}; run the same command to "
+             "resume")
         break
   ckpt.wait()
   ckpt.close()

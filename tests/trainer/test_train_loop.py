@@ -243,6 +243,7 @@ def test_sigterm_saves_and_stops(tmp_path):
   assert result.adapter_dir is None
   assert not os.path.exists(os.path.join(model_dir, "adapter"))
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_next_stage_starts_from_exported_adapter(reference):
