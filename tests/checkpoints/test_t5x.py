@@ -205,7 +205,7 @@ def test_merge_into_a_t5x_base_equals_merge_into_the_hf_base(tmp_path, bases):
       ("t5x", t5x_dir, [f"--gin_file={models_gin}",
                         "--gin.run_merge.model_config=@T5Config()"])):
     gin.clear_config()
-    out = tmp_path / name
+    out = tmp_path / f"merged_{name}"
     assert merge_main.main([
         "--gin_file=runs/merge.gin", *extra,
         f'--gin.run_merge.output_dir="{out}"',
