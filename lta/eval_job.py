@@ -1,6 +1,6 @@
 """`lta eval`: decode and score tasks for one adapter or one composition.
 
-One base checkpoint (HF directory), then either
+One base checkpoint (HF directory or T5X checkpoint), then either
   * nothing else: the base model itself;
   * `adapter_dir`: one exported adapter (trained or merged);
   * `composition` with task/language vector directories: composed per
@@ -27,10 +27,11 @@ from lta import evaluation
 from lta import input_pipeline
 from lta import reporting
 from lta import sweep
+from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
-from lta.checkpoints import hf
 from lta.errors import ConfigError
 from lta.merge_job import load_adapters
+from lta.model.config import T5Config
 from lta.model.network import Transformer
 from lta.models import DecodingConfig, EncoderDecoderModel
 from lta.peft import adapter_io
@@ -44,9 +45,12 @@ class MergedScorer:
   def __init__(self, base_path: str, feature_lengths: Mapping[str, int],
                batch_size: int, decoding: DecodingConfig,
                max_examples: Optional[int] = None,
-               fidelity_fn: Optional[evaluation.FidelityFn] = None):
+               fidelity_fn: Optional[evaluation.FidelityFn] = None,
+               model_config: Optional[T5Config] = None):
     self.base_path = base_path
-    self.config, self.params = hf.load_hf_checkpoint(base_path)
+    self.config, self.params = base_model.load_base_model(
+        base_path, model_config, "run_eval.base_checkpoint",
+        "run_eval.model_config")
     self.fingerprint = fingerprint.base_model_fingerprint(self.config,
                                                           self.params)
     self.model = EncoderDecoderModel(Transformer(self.config))
@@ -118,11 +122,14 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              tfds_data_dir: Optional[str] = None,
              mixture_or_task_module: str = "lta_tasks",
              allow_extrapolation: bool = False,
-             allow_unlabelled: bool = False) -> dict[str, str]:
+             allow_unlabelled: bool = False,
+             model_config: Optional[T5Config] = None) -> dict[str, str]:
   """Writes predictions.jsonl, scores.csv/json, table.md (and plots).
 
   λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
-  vectors whose manifests name no task or language.
+  vectors whose manifests name no task or language. `model_config`
+  (@T5Config() and a gin/models file) is the architecture of a T5X
+  base_checkpoint; an HF one brings its own.
   """
   __import__(mixture_or_task_module)
   if tfds_data_dir:
@@ -147,7 +154,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   scorer = MergedScorer(base_checkpoint, task_feature_lengths, batch_size,
                         decoding or DecodingConfig(
                             max_decode_length=task_feature_lengths["targets"]),
-                        max_examples)
+                        max_examples, model_config=model_config)
   results: dict[str, list[evaluation.TaskResult]] = {}
   plots: dict[str, str] = {}
   if composition is None:

@@ -1,15 +1,18 @@
 """seqio tasks -> per-host numpy batches of the encoder-decoder features.
 
 Deterministic given (task, seed, batch size, host count): seqio shuffles and
-preprocesses with `seed`, so a run resumed after `n` batches skips exactly
-those `n` and sees what an uninterrupted run would have seen. Each host
-reads only its own shard (ShardInfo(index=process_index, num_shards=
-process_count)) and yields its slice of every global batch.
+preprocesses with `seed`. Each host reads only its own shard (ShardInfo(
+index=process_index, num_shards=process_count)) and yields its slice of
+every global batch. `TrainBatches` saves and restores the tf.data iterator's
+state (shuffle buffer, prefetched batches, source offsets), as T5X does, so
+a resumed run continues where the saved one stopped without re-reading the
+data it consumed.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
@@ -102,9 +105,9 @@ def get_dataset(mixture_or_task_name: str,
                 task_feature_lengths: Mapping[str, int],
                 host_batch_size: int, *, split: str = "train",
                 shuffle: bool = True, seed: Optional[int] = 0,
-                num_epochs: Optional[int] = None, start_batch: int = 0,
+                num_epochs: Optional[int] = None,
                 shard: Optional[tuple[int, int]] = None) -> tf.data.Dataset:
-  """This host's batches, starting after `start_batch` consumed ones.
+  """This host's batches.
 
   `num_epochs=None` repeats forever (training); `shard` defaults to this
   host's (index, count).
@@ -117,15 +120,63 @@ def get_dataset(mixture_or_task_name: str,
       shuffle=shuffle, num_epochs=num_epochs,
       shard_info=seqio.ShardInfo(index=index, num_shards=count), seed=seed,
       batch_size=host_batch_size, verbose=False)
-  if start_batch:
-    ds = ds.skip(start_batch)
   return ds
 
 
 def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
   """The model features of each batch as numpy arrays."""
-  for batch in ds.as_numpy_iterator():
-    yield {k: batch[k] for k in MODEL_FEATURES if k in batch}
+  for batch in ds:
+    yield _model_features(batch)
+
+
+def _model_features(batch) -> dict[str, np.ndarray]:
+  return {k: batch[k].numpy() for k in MODEL_FEATURES if k in batch}
+
+
+class TrainBatches:
+  """This host's training batches (numpy), with a position that can be saved.
+
+  `save(prefix)` writes the tf.data iterator's state with
+  tf.train.Checkpoint; `restore(prefix)` puts a fresh iterator of the same
+  pipeline there (see `unsaveable_reason` for pipelines that cannot).
+  Make one per dataset: each new iterator of a dataset reshuffles.
+  """
+
+  def __init__(self, ds: tf.data.Dataset):
+    self.unsaveable_reason = unsaveable_reason(ds)
+    self._iterator = iter(ds)
+
+  def __iter__(self) -> "TrainBatches":
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    return _model_features(next(self._iterator))
+
+  def save(self, prefix: str) -> None:
+    tf.train.Checkpoint(iterator=self._iterator).write(prefix)
+
+  def restore(self, prefix: str) -> None:
+    tf.train.Checkpoint(iterator=self._iterator).read(
+        prefix).assert_consumed()
+
+
+def unsaveable_reason(ds: tf.data.Dataset) -> Optional[str]:
+  """Why tf.data cannot save this pipeline's iterators, or None if it can.
+
+  Python state (Dataset.from_generator, py_function) cannot be saved.
+  Serialising the dataset graph fails on the same ops as saving an iterator
+  does, without reading data (a fresh iterator would not show a
+  from_generator source: its Python op appears with the first element).
+  """
+  try:
+    ds._as_serialized_graph(  # pylint: disable=protected-access
+        external_state_policy=tf.data.experimental.ExternalStatePolicy.FAIL)
+  except tf.errors.FailedPreconditionError as e:
+    # '{{function_node ...}} Failed to serialize the input pipeline graph:
+    # PyFunc is stateful. [Op:DatasetToGraphV2]'
+    return re.sub(r"\{\{.*?\}\}|\[Op:.*|Failed to serialize the input "
+                  r"pipeline graph:", "", e.message).strip().rstrip(".")
+  return None
 
 
 def batch_tokens(batch: Mapping[str, np.ndarray]) -> int:

@@ -10,9 +10,11 @@ import gin
 
 from lta import arithmetic
 from lta import compat
+from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.errors import ConfigError
+from lta.model.config import T5Config
 from lta.peft import adapter_io
 from lta.peft import merge
 from lta.peft.manifest import Adapter
@@ -55,12 +57,14 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
               selection: str = "paper",
               merge_into_base_path: Optional[str] = None,
               overwrite: bool = False, allow_extrapolation: bool = False,
-              allow_unlabelled: bool = False) -> str:
+              allow_unlabelled: bool = False,
+              model_config: Optional[T5Config] = None) -> str:
   """Composes, writes `output_dir/adapter`; optionally also a merged model.
 
-  With `merge_into_base_path` (an HF checkpoint dir) the composition is also
-  folded into that base and written as an HF checkpoint to
-  `output_dir/model`, after checking every input was trained on it.
+  With `merge_into_base_path` (an HF or T5X checkpoint; a T5X one needs
+  `model_config`) the composition is also folded into that base and written
+  as an HF checkpoint to `output_dir/model`, after checking every input was
+  trained on it.
   Everything (λ, inputs, labels, bases, finite results, the output dir) is
   checked before anything is written. overwrite: replace the adapter/ and
   model/ of a non-empty output_dir. allow_extrapolation: λ outside [0, 1].
@@ -80,7 +84,9 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
       allow_unlabelled=allow_unlabelled)
   merged = None
   if merge_into_base_path:
-    config, params = hf.load_hf_checkpoint(merge_into_base_path)
+    config, params = base_model.load_base_model(
+        merge_into_base_path, model_config, "run_merge.merge_into_base_path",
+        "run_merge.model_config")
     compat.check_base(list(tasks.values()) + list(langs.values()),
                       fingerprint.base_model_fingerprint(config, params),
                       merge_into_base_path)

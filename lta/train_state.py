@@ -7,8 +7,7 @@ Only `checkpoint_items()` is saved: step, trainable, optimizer state, rng.
 
 from __future__ import annotations
 
-import os
-from typing import Any, Optional
+from typing import Any
 
 import flax
 import jax
@@ -16,9 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lta.checkpoints import hf
-from lta.checkpoints import t5x
-from lta.model.config import T5Config
 from lta.peft import adapter_io
 from lta.peft import trainable as trainable_lib
 
@@ -55,37 +51,6 @@ def create(variables: dict[str, Any], pattern: str,
   return TrainState(step=jnp.zeros((), jnp.int32), trainable=trainable,
                     frozen=frozen, opt_state=optimizer.init(trainable),
                     rng=jax.random.key_data(jax.random.key(seed)))
-
-
-
-def load_base(path: Optional[str], config: T5Config
-              ) -> tuple[T5Config, Optional[dict[str, Any]]]:
-  """(config, numpy params) of INITIAL_CHECKPOINT_PATH; None: random init.
-
-  An HF directory (or weights file) carries its own architecture, which
-  must agree with `config` (the gin model file); a T5X checkpoint is read
-  with `config` as its architecture.
-  """
-  if not path:
-    return config, None
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"INITIAL_CHECKPOINT_PATH={path!r} does not exist")
-  is_hf = (os.path.isfile(os.path.join(path, hf.CONFIG_FILE)) or
-           os.path.basename(path) in (hf.SAFETENSORS, hf.FLAX_MSGPACK,
-                                      hf.SAFETENSORS_INDEX,
-                                      hf.FLAX_MSGPACK_INDEX))
-  if not is_hf:
-    return config, t5x.load_t5x_checkpoint(path, config)
-  hf_config, params = hf.load_hf_checkpoint(path)
-  want, got = config.architecture_dict(), hf_config.architecture_dict()
-  differ = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
-  if differ:
-    raise ValueError(
-        f"INITIAL_CHECKPOINT_PATH={path!r} does not match the model config "
-        "(gin value, checkpoint value): " +
-        ", ".join(f"{k}={v}" for k, v in sorted(differ.items())) +
-        "; use the gin/models file of this checkpoint")
-  return config, params
 
 
 def load_initial_adapter(path: str, adapters: Any,

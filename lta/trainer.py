@@ -9,15 +9,10 @@ with explicit shardings and donates the state.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import os
-import signal
-import threading
-import time
 from typing import Any, Mapping, Optional
 
-from absl import logging
 import flax.linen as nn
 import gin
 import jax
@@ -26,9 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lta import errors
 from lta import optimizers
 from lta import partitioning
+from lta import preemption
+from lta import train_progress
 from lta import train_state as train_state_lib
+from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.checkpoints import orbax_ckpt
@@ -235,111 +234,9 @@ class TrainResult:
   step: int
   history: list[dict[str, float]]
   eval_history: list[dict[str, float]]
-  preempted: bool
+  preempted: bool  # stopped early (signal, preemption) after a checkpoint
   adapter_dir: Optional[str]
   model_dir: Optional[str]
-
-
-class _StopRequest:
-  """Turns SIGTERM (TPU preemption, scheduler) into a request to stop."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    logging.warning("Signal %d: saving a checkpoint, then exiting", signum)
-    self.requested = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-
-class ScalarWriter:
-  """TensorBoard scalar events, written with TF alone (no tensorboard pip)."""
-
-  def __init__(self, logdir: str):
-    # TF (like seqio) is imported by the loop only: the steps above stay
-    # importable without it, which keeps benchmark processes lean.
-    # pylint: disable=g-import-not-at-top
-    import tensorflow as tf
-    from tensorflow.core.framework import summary_pb2
-    # pylint: enable=g-import-not-at-top
-    self._tf = tf
-    self._metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name="scalars"))
-    self._writer = tf.summary.create_file_writer(logdir)
-
-  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    tf = self._tf
-    with self._writer.as_default():
-      for name, value in scalars.items():
-        tf.summary.write(name, tf.constant(float(value), tf.float32),
-                         step=step, metadata=self._metadata)
-    self._writer.flush()
-
-  def close(self) -> None:
-    self._writer.close()
-
-
-class _Reporter:
-  """Console progress lines and TensorBoard scalars."""
-
-  def __init__(self, model_dir: str, train_steps: int, start_step: int):
-    self.is_main = jax.process_index() == 0
-    self.writer = (ScalarWriter(os.path.join(model_dir, "train"))
-                   if self.is_main else None)
-    self.eval_writer = (ScalarWriter(os.path.join(model_dir, "eval"))
-                        if self.is_main else None)
-    self.train_steps = train_steps
-    self.pending: list[dict[str, jax.Array]] = []
-    self.tokens = 0
-    self.last_time, self.last_step = time.time(), start_step
-
-  def add(self, metrics: dict[str, jax.Array], tokens: int) -> None:
-    self.pending.append(metrics)
-    self.tokens += tokens
-
-  def flush(self, step: int) -> dict[str, float]:
-    values = jax.device_get(self.pending)
-    now = time.time()
-    elapsed = max(now - self.last_time, 1e-9)
-    steps_per_s = (step - self.last_step) / elapsed
-    means = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
-    means.update(steps_per_s=steps_per_s, tokens_per_s=self.tokens / elapsed)
-    eta = datetime.timedelta(
-        seconds=int((self.train_steps - step) / max(steps_per_s, 1e-9)))
-    if self.is_main:
-      print(f"step {step}/{self.train_steps} | loss {means['loss']:.4f} | "
-            f"{steps_per_s:.2f} steps/s | {means['tokens_per_s']:,.0f} "
-            f"tokens/s | ETA {eta}", flush=True)
-      self.writer.write_scalars(step, means)
-    self.pending, self.tokens = [], 0
-    self.last_time, self.last_step = now, step
-    return {"step": step, **means}
-
-  def eval(self, step: int, sums: dict[str, float]) -> dict[str, float]:
-    means = {k: float(v) for k, v in jax.device_get(_means(sums)).items()}
-    if self.is_main:
-      print(f"step {step}/{self.train_steps} | eval loss {means['loss']:.4f} "
-            f"| eval accuracy {means['accuracy']:.4f}", flush=True)
-      self.eval_writer.write_scalars(step, means)
-    # Eval excludes its own time from the next steps/s.
-    self.last_time = time.time()
-    return {"step": step, **means}
-
-  def close(self):
-    for w in (self.writer, self.eval_writer):
-      if w is not None:
-        w.close()
 
 
 def _say(message: str) -> None:
@@ -434,8 +331,10 @@ def train(*,
         f"batch_size={batch_size} / num_microbatches={num_microbatches} does "
         f"not split over the mesh's data axis ({mesh.shape['data']})")
 
-  config, base = train_state_lib.load_base(
-      initial_checkpoint_path, model_config or T5Config())
+  config, base = model_config or T5Config(), None
+  if initial_checkpoint_path:
+    config, base = base_model.load_base_model(
+        initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
   model = EncoderDecoderModel(Transformer(config, adapter))
   optimizer = optimizer if optimizer is not None else (
       optimizers.make_optimizer())
@@ -485,32 +384,27 @@ def train(*,
 
   ckpt = orbax_ckpt.TrainCheckpointer(model_dir, keep_checkpoints,
                                       async_checkpointing)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    items, data_state, saved_run = ckpt.restore(
-        latest, orbax_ckpt.abstract_like(state.checkpoint_items()))
-    _check_resumable(data_state, data_identity, saved_run, run_info,
-                     ckpt.directory)
-    state = state.replace_checkpoint_items(items)
-    _say(f"Resuming from {ckpt.directory}/{latest} (data position: "
-         f"{data_state['consumed_batches']} batches)")
+  state, batches = _resume(ckpt, state, input_pipeline.get_dataset(
+      mixture_or_task_name, task_feature_lengths, host_batch_size,
+      seed=seed), data_identity, run_info)
   step = int(state.step)
   if jax.process_index() == 0:
     os.makedirs(model_dir, exist_ok=True)
     with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
       f.write(gin.operative_config_str())
 
-  batches = input_pipeline.numpy_batches(input_pipeline.get_dataset(
-      mixture_or_task_name, task_feature_lengths, host_batch_size,
-      seed=seed, start_batch=step))
-  reporter = _Reporter(model_dir, train_steps, step)
+  reporter = train_progress.Reporter(model_dir, train_steps, step)
   history, eval_history, preempted = [], [], False
+  saveable = batches.unsaveable_reason is None
 
   def save(at: int):
     ckpt.save(at, state.checkpoint_items(),
-              {**data_identity, "consumed_batches": at}, run_info, force=True)
+              {**data_identity, "consumed_batches": at,
+               "position": _ITERATOR if saveable else _REPLAY}, run_info,
+              iterator=batches if saveable else None, force=True)
 
-  with partitioning.activated(mesh, rules), _StopRequest() as stop:
+  with (partitioning.activated(mesh, rules),
+        preemption.StopRequest() as stop):
     p_train = jit_train_step(model, optimizer, state_sh, mesh,
                              num_microbatches)
     p_eval = jit_eval_step(model, state_sh, mesh)
@@ -518,8 +412,8 @@ def train(*,
       try:
         host_batch = next(batches)
       except StopIteration as e:
-        raise ValueError(f"{mixture_or_task_name} ran out of training "
-                         "batches") from e
+        raise errors.DataError(f"{mixture_or_task_name} ran out of training "
+                               "batches") from e
       batch = partitioning.host_batch_to_global(host_batch, mesh)
       state, metrics = p_train(state, batch)
       step += 1
@@ -527,17 +421,20 @@ def train(*,
       if step % log_period == 0 or step == train_steps:
         history.append(reporter.flush(step))
       if eval_period and step % eval_period == 0:
-        eval_history.append(reporter.eval(step, _evaluate(
+        eval_history.append(reporter.eval(step, _means(_evaluate(
             p_eval, state, mesh, mixture_or_task_name, task_feature_lengths,
-            host_batch_size, eval_split, eval_steps)))
+            host_batch_size, eval_split, eval_steps))))
       # Hosts must agree on the step they stop at: multi-host runs use
       # JAX's preemption sync point, one host its own signal handler.
-      preempted = (ckpt.reached_preemption(step)
-                   if jax.process_count() > 1 else stop.requested)
+      preempted = step < train_steps and (
+          ckpt.reached_preemption(step) if jax.process_count() > 1
+          else stop.requested)
       if step % checkpoint_period == 0 or step == train_steps or preempted:
         save(step)
       if preempted:
-        _say(f"Stop requested: saved a checkpoint at step {step}")
+        _say(f"{stop.signal_name or 'Preemption notice'}: saved a checkpoint "
+             f"at step {step} in {ckpt.directory}; run the same command to "
+             "resume")
         break
   ckpt.wait()
   ckpt.close()
@@ -563,18 +460,58 @@ def train(*,
                      model_dir=model_export_dir)
 
 
+# How a checkpoint keeps the input position: tf.data's iterator state, or
+# (for pipelines that cannot save it) the count of batches to replay.
+_ITERATOR, _REPLAY = "iterator", "replay"
+
+
+def _resume(ckpt, state, ds, data_identity, run_info):
+  """(state, this host's batches) at the latest checkpoint, or fresh ones."""
+  from lta import input_pipeline  # pylint: disable=g-import-not-at-top
+  reason = input_pipeline.unsaveable_reason(ds)
+  if reason:
+    _say(f"{data_identity['mixture_or_task_name']}: tf.data cannot save this "
+         f"input pipeline's position ({reason}); a resumed run will replay "
+         "the batches it consumed")
+  latest = ckpt.latest_step()
+  if latest is None:
+    return state, input_pipeline.TrainBatches(ds)
+  data_state, saved_run = ckpt.read_json(latest)
+  _check_resumable(data_state, data_identity, saved_run, run_info,
+                   ckpt.directory)
+  where, consumed = f"{ckpt.directory}/{latest}", data_state["consumed_batches"]
+  position = data_state.get("position")
+  abstract = orbax_ckpt.abstract_like(state.checkpoint_items())
+  if position == _ITERATOR and not reason:
+    batches = input_pipeline.TrainBatches(ds)
+    items = ckpt.restore(latest, abstract, iterator=batches)
+    _say(f"Resuming from {where} at its saved input position ({consumed} "
+         "batches consumed)")
+  elif position == _REPLAY:
+    batches = input_pipeline.TrainBatches(ds.skip(consumed))
+    items = ckpt.restore(latest, abstract)
+    _say(f"Resuming from {where}, replaying its {consumed} consumed batches")
+  else:
+    raise errors.CheckpointError(
+        f"{where}: {'this run cannot restore' if reason else 'it has no'} "
+        f"saved input position (data position={position!r}), so resuming "
+        "would repeat or skip data; use a new MODEL_DIR, or the lta version "
+        "and data source that wrote it")
+  return state.replace_checkpoint_items(items), batches
+
+
 def _check_resumable(data_state, data_identity, saved_run, run_info,
                      directory) -> None:
   """A checkpoint only resumes the run that wrote it."""
   for key, want in data_identity.items():
     got = data_state.get(key)
     if got != want:
-      raise ValueError(
+      raise errors.CheckpointError(
           f"{directory}: checkpoint was written with {key}={got!r}, this run "
           f"has {want!r}; use a new MODEL_DIR for a different run")
   for key in ("trainable", "base_model_fingerprint"):
     if saved_run.get(key) != run_info[key]:
-      raise ValueError(
+      raise errors.CheckpointError(
           f"{directory}: checkpoint was written with {key}="
           f"{saved_run.get(key)!r}, this run has {run_info[key]!r}")
 

@@ -10,12 +10,17 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_module(module: str, args, timeout: int = 900):
-  """`python -m module args` on one CPU device; fails the test on error."""
+def subprocess_env() -> dict[str, str]:
+  """The environment of an entry point run by a test: one CPU device."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
   env.pop("XLA_FLAGS", None)  # the 8 fake devices are for in-process tests
+  return env
+
+
+def run_module(module: str, args, timeout: int = 900):
+  """`python -m module args` on one CPU device; fails the test on error."""
   proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
-                        env=env, capture_output=True, text=True,
+                        env=subprocess_env(), capture_output=True, text=True,
                         timeout=timeout)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   return proc

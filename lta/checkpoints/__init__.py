@@ -1,5 +1,6 @@
 """Base-model checkpoints: HF and T5X import, HF export, fingerprints.
 
+  lta.checkpoints.base_model   load_base_model: HF or T5X, for train/eval/merge
   lta.checkpoints.hf           load_hf_checkpoint, save_hf_checkpoint
   lta.checkpoints.t5x          load_t5x_checkpoint
   lta.checkpoints.fingerprint  base_model_fingerprint

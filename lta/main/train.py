@@ -4,7 +4,9 @@
     --gin_file=peft/lora_r4.gin --gin_file=runs/train_adapter.gin \
     --gin.MODEL_DIR=\"/tmp/run\" ...
 
-See gin/runs/*.gin for each run's required bindings.
+See gin/runs/*.gin for each run's required bindings. Exit codes: 0 finished,
+75 (EX_TEMPFAIL) stopped by SIGTERM or Ctrl-C after saving a checkpoint:
+run the same command to resume; 2 bad flags or bindings.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from absl import logging
 import gin
 
 from lta import gin_cli
+from lta import preemption
 from lta import trainer  # registers the configurables the run files bind
 
 
@@ -47,8 +50,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"lta train: {e}", file=sys.stderr)
     return 2
   result = trainer.train()
-  print(f"Stopped at step {result.step}" if result.preempted else
-        f"Finished at step {result.step}", flush=True)
+  if result.preempted:
+    return preemption.EXIT_PREEMPTED  # checkpointed; rerun to resume
+  print(f"Finished at step {result.step}", flush=True)
   return 0
 
 

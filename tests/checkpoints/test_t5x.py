@@ -1,15 +1,33 @@
+"""T5X checkpoints: the fixture's layout, import, and lta eval/merge on one."""
+
+import json
 import os
 import shutil
 
 from flax import serialization
+import gin
+import jax
 import numpy as np
 import pytest
+import seqio
 
+from lta import errors
+from lta import eval_job
+from lta import gin_cli
+from lta import metrics
+from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.checkpoints import t5x
+from lta.main import merge as merge_main
+from lta.model.network import Transformer
+from lta.models import EncoderDecoderModel
+from lta.peft import adapter_io
+from lta.peft.config import AdapterConfig
+from lta.peft.manifest import AdapterManifest
 from tests.checkpoints import hf_fixtures as fx
 from tests.fixtures import make_t5x_fixture
+from tests.trainer import fixture_task
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +111,110 @@ def test_missing_zarr_array_is_named(tmp_path, mt5):
 def test_not_a_checkpoint(tmp_path, mt5):
   with pytest.raises(FileNotFoundError, match="checkpoint"):
     t5x.load_t5x_checkpoint(str(tmp_path), mt5[0])
+
+
+# ---------------------------------------- lta eval and lta merge on T5X ---
+
+# An XLSum-family task (so eval knows its metric) over the trainer fixture's
+# lowercase examples; their byte ids fit mt5_tiny's 128-entry vocabulary.
+EVAL_TASK = "xlsum_t5x_test.en"
+LENGTHS = "{'inputs': 32, 'targets': 16}"
+LORA = AdapterConfig(rank=2, alpha=4.0)
+
+
+def _register_eval_task():
+  if EVAL_TASK in seqio.TaskRegistry.names():
+    return
+  seqio.TaskRegistry.add(
+      EVAL_TASK,
+      source=seqio.FunctionDataSource(fixture_task._dataset_fn,  # pylint: disable=protected-access
+                                      splits=("validation",)),
+      preprocessors=[seqio.preprocessors.tokenize,
+                     seqio.preprocessors.append_eos_after_trim],
+      output_features={
+          k: seqio.Feature(seqio.ByteVocabulary(), add_eos=True)
+          for k in ("inputs", "targets")},
+      metric_fns=[metrics.rouge_plain])
+
+
+@pytest.fixture
+def bases(tmp_path, mt5):
+  """(HF dir, T5X dir of the same weights, its gin/models file, adapter)."""
+  config, params = mt5
+  t5x_dir = make_t5x_fixture.write_t5x(params, str(tmp_path / "t5x"))
+  models_gin = tmp_path / "mt5_tiny.gin"
+  models_gin.write_text("".join(
+      f"T5Config.{k} = {json.dumps(v) if isinstance(v, str) else repr(v)}\n"
+      for k, v in config.to_dict().items()))
+  model = EncoderDecoderModel(Transformer(config, LORA))
+  shapes = jax.eval_shape(lambda: model.init_unboxed(jax.random.key(0)))
+  rng = np.random.default_rng(0)
+  tree = jax.tree.map(
+      lambda s: rng.normal(size=s.shape).astype(np.float32) * 0.1,
+      shapes["adapters"])
+  adapter_dir = str(tmp_path / "adapter")
+  adapter_io.save_adapter(adapter_dir, tree, AdapterManifest.for_tree(
+      tree, LORA, base_model_name=config.name, task="xlsum", language="en",
+      base_model_fingerprint=fingerprint.base_model_fingerprint(config,
+                                                                params)))
+  gin.clear_config()
+  yield fx.MT5, t5x_dir, str(models_gin), adapter_dir
+  gin.clear_config()
+
+
+def _eval(out, base, adapter_dir, *extra):
+  gin.clear_config()
+  gin_cli.parse_and_configure([
+      "--gin_file=runs/eval.gin", *extra,
+      f'--gin.run_eval.output_dir="{out}"',
+      f'--gin.run_eval.base_checkpoint="{base}"',
+      f"--gin.run_eval.tasks=['{EVAL_TASK}']",
+      f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
+      f'--gin.run_eval.adapter_dir="{adapter_dir}"',
+      '--gin.run_eval.split="validation"', "--gin.run_eval.max_examples=4"])
+  return eval_job.run_eval()
+
+
+def test_eval_on_a_t5x_base_equals_eval_on_the_hf_base(tmp_path, bases):
+  _register_eval_task()
+  hf_dir, t5x_dir, models_gin, adapter_dir = bases
+  want = _eval(tmp_path / "hf", hf_dir, adapter_dir)
+  got = _eval(tmp_path / "t5x", t5x_dir, adapter_dir,
+              f"--gin_file={models_gin}",
+              "--gin.run_eval.model_config=@T5Config()")
+  assert sorted(got) == sorted(want)
+  texts = [name for name in want
+           if name.endswith((".json", ".jsonl", ".csv", ".md"))]
+  assert any(name.endswith(".jsonl") for name in texts), texts
+  for name in texts:
+    with open(want[name], encoding="utf-8") as f:
+      expected = f.read().replace(hf_dir, "BASE")
+    with open(got[name], encoding="utf-8") as f:
+      assert f.read().replace(t5x_dir, "BASE") == expected, name
+  # Without the architecture a T5X base is refused, naming the fix.
+  with pytest.raises(errors.ConfigError,
+                     match="--gin.run_eval.model_config=@T5Config()"):
+    _eval(tmp_path / "none", t5x_dir, adapter_dir)
+
+
+def test_merge_into_a_t5x_base_equals_merge_into_the_hf_base(tmp_path, bases):
+  hf_dir, t5x_dir, models_gin, adapter_dir = bases
+  merged = {}
+  for name, base, extra in (
+      ("hf", hf_dir, []),
+      ("t5x", t5x_dir, [f"--gin_file={models_gin}",
+                        "--gin.run_merge.model_config=@T5Config()"])):
+    gin.clear_config()
+    out = tmp_path / f"merged_{name}"
+    assert merge_main.main([
+        "--gin_file=runs/merge.gin", *extra,
+        f'--gin.run_merge.output_dir="{out}"',
+        '--gin.run_merge.composition="task_only"',
+        '--gin.run_merge.target="pt"', "--gin.run_merge.sources=['en']",
+        "--gin.run_merge.lam=0.5",
+        f"--gin.run_merge.task_vectors={{'en': '{adapter_dir}'}}",
+        f'--gin.run_merge.merge_into_base_path="{base}"']) == 0
+    merged[name] = hf.load_hf_checkpoint(str(out / "model"))
+  assert (merged["t5x"][0].architecture_dict() ==
+          merged["hf"][0].architecture_dict())
+  _assert_same(merged["hf"][1], merged["t5x"][1])

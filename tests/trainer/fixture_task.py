@@ -3,8 +3,18 @@
 Registered on import (gin: MIXTURE_OR_TASK_MODULE="tests.trainer.fixture_task").
 Examples come from a seeded generator; the vocabulary is seqio's byte
 vocabulary (259 ids), so no model file is needed.
+
+LOGGED_TASK reads the same examples as an endless stream: example `i` is
+row `i % 512`, and its source appends `i` to the file named by the
+environment variable READ_LOG_ENV with tf.print, a TF op that tf.data's
+iterator checkpoints allow. The file shows which examples a run read.
+LOGGED_PY_TASK is the same stream with its indices drawn from a Python
+generator, which tf.data cannot checkpoint.
 """
 
+import functools
+import itertools
+import os
 import random
 
 import seqio
@@ -13,6 +23,9 @@ import tensorflow as tf
 from lta.model.config import T5Config
 
 TASK = "lta_test.reverse_words"
+LOGGED_TASK = "lta_test.reverse_words_logged"
+LOGGED_PY_TASK = "lta_test.reverse_words_logged_py"
+READ_LOG_ENV = "LTA_TEST_READ_LOG"
 LENGTHS = {"inputs": 32, "targets": 16}
 NUM_EXAMPLES = {"train": 512, "validation": 32}
 _WORDS = ("ab", "cd", "ef", "gh", "ij", "kl", "mn", "op")
@@ -43,20 +56,49 @@ def _dataset_fn(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
       "targets": [r["targets"] for r in rows]})
 
 
+def _logged_dataset_fn(split: str, shuffle_files: bool, seed=None, *,
+                       python_indices: bool = False) -> tf.data.Dataset:
+  del shuffle_files, seed
+  rows = examples(split)
+  inputs = tf.constant([r["inputs"] for r in rows])
+  targets = tf.constant([r["targets"] for r in rows])
+  log = "file://" + os.environ[READ_LOG_ENV]
+
+  def read(i):
+    tf.print(i, output_stream=log)
+    return {"inputs": tf.gather(inputs, i % len(rows)),
+            "targets": tf.gather(targets, i % len(rows))}
+
+  indices = (tf.data.Dataset.from_generator(
+      itertools.count, output_signature=tf.TensorSpec((), tf.int64))
+             if python_indices else tf.data.Dataset.range(2**62))
+  return indices.map(read)
+
+
+def read_log(path: str) -> list[int]:
+  """The example indices a LOGGED_TASK pipeline read, in order."""
+  with open(path) as f:
+    return [int(line) for line in f.read().split()]
+
+
 def register() -> None:
   if TASK in seqio.TaskRegistry.names():
     return
   vocabulary = seqio.ByteVocabulary()
-  seqio.TaskRegistry.add(
-      TASK,
-      source=seqio.FunctionDataSource(_dataset_fn,
-                                      splits=tuple(NUM_EXAMPLES),
-                                      num_input_examples=NUM_EXAMPLES),
-      preprocessors=[seqio.preprocessors.tokenize,
-                     seqio.preprocessors.append_eos_after_trim],
-      output_features={
-          "inputs": seqio.Feature(vocabulary, add_eos=True),
-          "targets": seqio.Feature(vocabulary, add_eos=True)})
+  for name, dataset_fn in (
+      (TASK, _dataset_fn), (LOGGED_TASK, _logged_dataset_fn),
+      (LOGGED_PY_TASK, functools.partial(_logged_dataset_fn,
+                                         python_indices=True))):
+    seqio.TaskRegistry.add(
+        name,
+        source=seqio.FunctionDataSource(dataset_fn,
+                                        splits=tuple(NUM_EXAMPLES),
+                                        num_input_examples=NUM_EXAMPLES),
+        preprocessors=[seqio.preprocessors.tokenize,
+                       seqio.preprocessors.append_eos_after_trim],
+        output_features={
+            "inputs": seqio.Feature(vocabulary, add_eos=True),
+            "targets": seqio.Feature(vocabulary, add_eos=True)})
 
 
 register()

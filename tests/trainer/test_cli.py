@@ -1,20 +1,13 @@
-"""Gin flags and run files; the `lta train` process killed and resumed."""
+"""Gin flags and run files of `lta train` (its process: test_kill_resume.py)."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import gin
-import numpy as np
 import pytest
 
 from lta import gin_cli
 from lta.main import cli
 from lta.main import train as train_main
-from lta.peft import adapter_io
-from lta.peft import trainable as trainable_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -106,71 +99,3 @@ def test_cli_dispatch(capsys):
   assert "unknown command 'nope'" in capsys.readouterr().err
   assert cli.main(["--help"]) == 0
   assert "train" in capsys.readouterr().out
-
-
-# ------------------------------------------------- the real process ------
-
-
-def _train_process(model_dir, steps):
-  return subprocess.Popen(
-      [sys.executable, "-m", "lta.main.train", f"--gin_file={TINY_GIN}",
-       f"--gin.MODEL_DIR=\"{model_dir}\"", f"--gin.TRAIN_STEPS={steps}"],
-      cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT, text=True)
-
-
-def _wait_for_line(proc, prefix, timeout=300):
-  deadline = time.time() + timeout
-  lines = []
-  while time.time() < deadline:
-    line = proc.stdout.readline()
-    if not line:
-      break
-    lines.append(line)
-    if line.startswith(prefix):
-      return lines
-  raise AssertionError(f"no line starting {prefix!r}:\n{''.join(lines)}")
-
-
-def _finish(proc, timeout=300):
-  out, _ = proc.communicate(timeout=timeout)
-  assert proc.returncode == 0, out
-  return out
-
-
-@pytest.mark.slow
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
-  steps = 12
-  reference = str(tmp_path / "reference")
-  _finish(_train_process(reference, steps))
-
-  killed = str(tmp_path / "killed")
-  proc = _train_process(killed, steps)
-  # Checkpoints every 2 steps; die hard after step 7, mid-way to step 8.
-  _wait_for_line(proc, f"step 7/{steps}")
-  proc.kill()
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL
-  assert not os.path.exists(os.path.join(killed, "adapter"))
-  out = _finish(_train_process(killed, steps))
-  assert "Resuming from" in out and f"Finished at step {steps}" in out
-
-  want, _ = adapter_io.load_adapter(os.path.join(reference, "adapter"))
-  got, _ = adapter_io.load_adapter(os.path.join(killed, "adapter"))
-  flat_w = trainable_lib.flatten(want)
-  flat_g = trainable_lib.flatten(got)
-  for path in flat_w:
-    np.testing.assert_array_equal(flat_w[path], flat_g[path], err_msg=path)
-
-
-@pytest.mark.slow
-def test_sigterm_leaves_a_checkpoint_and_exits_cleanly(tmp_path):
-  model_dir = str(tmp_path)
-  proc = _train_process(model_dir, 100_000)
-  _wait_for_line(proc, "step 3/")
-  proc.send_signal(signal.SIGTERM)
-  out = _finish(proc)
-  assert "Stopped at step" in out
-  step = int(out.rsplit("Stopped at step", 1)[1].split()[0])
-  assert os.path.isdir(os.path.join(model_dir, "checkpoints", str(step)))
-

@@ -1,8 +1,14 @@
-"""The training loop end to end on CPU: learning, checkpoints, exact resume."""
+"""The training loop end to end on CPU: learning, checkpoints, exact resume.
+
+The runs read fixture_task.LOGGED_TASK, whose source logs the index of every
+example it reads, so a test can tell which data a resumed run re-read.
+"""
 
 import dataclasses
 import glob
+import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -13,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lta import errors
 from lta import optimizers
 from lta import train_state
 from lta import trainer
@@ -28,9 +35,11 @@ CONFIG = fixture_task.CONFIG.replace(vocab_size=32768)
 STEPS = 16
 
 
-def _train(model_dir, train_steps=STEPS, **overrides):
+def _train(model_dir, train_steps=STEPS, read_log=None, **overrides):
+  """A run whose reads go to `read_log` (default: <model_dir>.reads)."""
+  os.environ[fixture_task.READ_LOG_ENV] = read_log or model_dir + ".reads"
   kwargs = dict(
-      model_dir=model_dir, mixture_or_task_name=fixture_task.TASK,
+      model_dir=model_dir, mixture_or_task_name=fixture_task.LOGGED_TASK,
       task_feature_lengths=fixture_task.LENGTHS, train_steps=train_steps,
       initial_checkpoint_path=None, adapter=states.LORA, model_config=CONFIG,
       batch_size=8, log_period=1, checkpoint_period=4, keep_checkpoints=2,
@@ -46,6 +55,7 @@ def _clean_gin():
   gin.clear_config()
   yield
   gin.clear_config()
+  os.environ.pop(fixture_task.READ_LOG_ENV, None)
 
 
 @pytest.fixture(scope="module")
@@ -131,24 +141,82 @@ def test_tensorboard_events_and_config_written(reference):
   assert os.path.isfile(os.path.join(model_dir, "config.gin"))
 
 
-def test_resume_matches_uninterrupted_run(reference, tmp_path):
+def _assert_same_trainable(got, want):
+  got = trainable_lib.flatten(jax.device_get(got))
+  want = trainable_lib.flatten(jax.device_get(want))
+  assert set(got) == set(want)
+  for path, value in want.items():
+    np.testing.assert_array_equal(got[path], value, err_msg=path)
+
+
+def test_resume_reads_no_consumed_example_and_matches(reference, tmp_path,
+                                                      capsys):
   _, full = reference
-  first = _train(str(tmp_path), train_steps=STEPS // 2)
+  model_dir = str(tmp_path / "run")
+  first = _train(model_dir, train_steps=STEPS // 2,
+                 read_log=str(tmp_path / "first.reads"))
   assert first.step == STEPS // 2
-  resumed = _train(str(tmp_path))
+  capsys.readouterr()
+  resumed = _train(model_dir, read_log=str(tmp_path / "resumed.reads"))
+  assert "at its saved input position (8 batches consumed)" in (
+      capsys.readouterr().out)
   assert [h["step"] for h in resumed.history] == list(
       range(STEPS // 2 + 1, STEPS + 1))
   # Same data, same dropout keys, same optimizer state: bit-identical.
   assert ([h["loss"] for h in resumed.history] ==
           [h["loss"] for h in full.history[STEPS // 2:]])
-  for a, b in zip(jax.tree.leaves(jax.device_get(resumed.state.trainable)),
-                  jax.tree.leaves(jax.device_get(full.state.trainable))):
-    np.testing.assert_array_equal(a, b)
+  _assert_same_trainable(resumed.state.trainable, full.state.trainable)
+  # The source yields examples 0, 1, 2, ... in order. The first run read
+  # (at least) every example it consumed; the resumed one starts past all
+  # of them and the shuffle buffer the iterator state restored, instead of
+  # re-reading from example 0.
+  first_reads = fixture_task.read_log(str(tmp_path / "first.reads"))
+  resumed_reads = fixture_task.read_log(str(tmp_path / "resumed.reads"))
+  assert first_reads[:STEPS // 2 * 8] == list(range(STEPS // 2 * 8))
+  start = resumed_reads[0]
+  assert start >= STEPS // 2 * 8
+  assert resumed_reads == list(range(start, start + len(resumed_reads)))
+
+
+def test_resume_needs_the_saved_input_position(reference, tmp_path):
+  """A checkpoint without the iterator state is refused, never replayed."""
+  model_dir = str(tmp_path / "run")
+  shutil.copytree(reference[0], model_dir)
+  step_dir = os.path.join(model_dir, "checkpoints", str(STEPS))
+  shutil.rmtree(os.path.join(step_dir, orbax_ckpt.ITERATOR))
+  with pytest.raises(errors.CheckpointError,
+                     match=f"checkpoints/{STEPS}/iterator is missing"):
+    _train(model_dir)
+  data_file = os.path.join(step_dir, orbax_ckpt.DATA, "metadata")
+  with open(data_file) as f:
+    data = json.load(f)
+  del data["position"]  # as an older lta wrote it
+  with open(data_file, "w") as f:
+    json.dump(data, f)
+  with pytest.raises(errors.CheckpointError,
+                     match=f"checkpoints/{STEPS}: it has no saved input "
+                     "position"):
+    _train(model_dir)
+
+
+def test_pipeline_that_cannot_save_its_position_replays_and_says_so(
+    reference, tmp_path, capsys):
+  _, full = reference
+  model_dir = str(tmp_path / "run")
+  task = dict(mixture_or_task_name=fixture_task.LOGGED_PY_TASK)
+  _train(model_dir, train_steps=STEPS // 2, **task)
+  assert "tf.data cannot save this input pipeline's position (PyFunc is " \
+      "stateful" in capsys.readouterr().out
+  resumed = _train(model_dir, read_log=str(tmp_path / "resumed.reads"),
+                   **task)
+  assert "replaying its 8 consumed batches" in capsys.readouterr().out
+  assert fixture_task.read_log(str(tmp_path / "resumed.reads"))[0] == 0
+  _assert_same_trainable(resumed.state.trainable, full.state.trainable)
 
 
 def test_resume_refuses_a_different_run(reference):
   model_dir, _ = reference
-  with pytest.raises(ValueError, match="batch_size=8"):
+  with pytest.raises(errors.CheckpointError, match="batch_size=8"):
     _train(model_dir, batch_size=16)
 
 
@@ -175,6 +243,7 @@ def test_sigterm_saves_and_stops(tmp_path):
   assert result.adapter_dir is None
   assert not os.path.exists(os.path.join(model_dir, "adapter"))
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_next_stage_starts_from_exported_adapter(reference):

@@ -1,14 +1,13 @@
-"""Base-model import for training: HF checkpoints, checks, training on one."""
+"""Training on an HF base (the loader itself: tests/checkpoints)."""
 
 import os
 
 import jax
 import numpy as np
-import pytest
 
 from lta import optimizers
-from lta import train_state
 from lta import trainer
+from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.model.config import T5Config
 from lta.peft import adapter_io
@@ -26,24 +25,9 @@ HF_CONFIG = T5Config(vocab_size=128, d_model=32, d_kv=8, num_heads=3, d_ff=48,
                      name="mt5-tiny-fixture")
 
 
-def test_no_path_means_random_init():
-  assert train_state.load_base(None, HF_CONFIG) == (HF_CONFIG, None)
-  assert train_state.load_base("", HF_CONFIG) == (HF_CONFIG, None)
-
-
-def test_missing_path_is_named():
-  with pytest.raises(FileNotFoundError, match="INITIAL_CHECKPOINT_PATH="):
-    train_state.load_base("/no/such/ckpt", HF_CONFIG)
-
-
-def test_hf_architecture_must_match_the_gin_model():
-  with pytest.raises(ValueError, match=r"d_ff=\(64, 48\)"):
-    train_state.load_base(HF_DIR, HF_CONFIG.replace(d_ff=64))
-
-
 def test_adapter_training_on_an_hf_base(tmp_path):
   """The frozen base stays the HF weights; the manifest fingerprints them."""
-  config, base = train_state.load_base(HF_DIR, HF_CONFIG)
+  config, base = base_model.load_base_model(HF_DIR, HF_CONFIG, "test")
   assert config == HF_CONFIG
   result = trainer.train(
       model_dir=str(tmp_path), mixture_or_task_name=fixture_task.TASK,
