@@ -6,8 +6,11 @@ One base checkpoint (HF directory or T5X checkpoint), then either
   * `composition` with task/language vector directories: composed per
     target language at each λ of `lambdas`. With several λ the best one per
     target is chosen on `selection_split` and reported on `split`, as the
-    paper does; the composition is always compared with the task-vector
-    baseline, and a heatmap of the relative improvement is written.
+    paper does; a single-source composition is compared with the task
+    vector of that source alone (the paper's baseline), with a plot of the
+    λ sweep and the paper's Figure 2 heatmap of the relative improvement.
+Rows are named as in the paper (`lta.methods`); the results are written as
+`lta.results` records, which `lta report` collects into the paper's tables.
 Every adapter is checked against the base model's fingerprint, merged into
 the base weights, and decoded at the base model's cost.
 """
@@ -23,13 +26,14 @@ import seqio
 
 from lta import arithmetic
 from lta import compat
+from lta import errors
 from lta import evaluation
 from lta import input_pipeline
+from lta import methods
 from lta import reporting
 from lta import sweep
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
-from lta.errors import ConfigError
 from lta.merge_job import load_adapters
 from lta.model.config import T5Config
 from lta.model.network import Transformer
@@ -37,16 +41,21 @@ from lta.models import DecodingConfig, EncoderDecoderModel
 from lta.peft import adapter_io
 from lta.peft import merge
 from lta.peft.manifest import Adapter
+from lta.results import ResultRecord
 
 
 class MergedScorer:
-  """Merges an adapter into one base model, then decodes and scores a task."""
+  """Merges an adapter into one base model, then decodes and scores a task.
+
+  `log` receives the decoding progress lines (None: silent).
+  """
 
   def __init__(self, base_path: str, feature_lengths: Mapping[str, int],
                batch_size: int, decoding: DecodingConfig,
                max_examples: Optional[int] = None,
                fidelity_fn: Optional[evaluation.FidelityFn] = None,
-               model_config: Optional[T5Config] = None):
+               model_config: Optional[T5Config] = None,
+               log: Optional[Callable[[str], None]] = print):
     self.base_path = base_path
     self.config, self.params = base_model.load_base_model(
         base_path, model_config, "run_eval.base_checkpoint",
@@ -59,6 +68,7 @@ class MergedScorer:
     self.batch_size = batch_size
     self.max_examples = max_examples
     self.fidelity_fn = fidelity_fn
+    self.log = log
     self._examples: dict[tuple[str, str], list] = {}
 
   def examples(self, task: str, split: str) -> list:
@@ -77,9 +87,14 @@ class MergedScorer:
   def score(self, adapter: Optional[Adapter], task: str,
             split: str) -> evaluation.TaskResult:
     examples = self.examples(task, split)
+    progress = None
+    if self.log:
+      what = adapter.label if adapter is not None else "base model"
+      progress = evaluation.DecodeProgress(f"{task} ({split}) | {what}",
+                                           self.log)
     ids = evaluation.decode_examples(
         self.predict_fn, jax.device_put(self.variables(adapter)), examples,
-        self.batch_size, self.feature_lengths["inputs"])
+        self.batch_size, self.feature_lengths["inputs"], progress)
     return evaluation.score_task(task, examples, ids,
                                  fidelity_fn=self.fidelity_fn)
 
@@ -124,7 +139,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              allow_extrapolation: bool = False,
              allow_unlabelled: bool = False,
              model_config: Optional[T5Config] = None) -> dict[str, str]:
-  """Writes predictions.jsonl, scores.csv/json, table.md (and plots).
+  """Writes results.json, predictions.jsonl, scores.csv/json, table.md (and
+  plots); prints the table and every path written.
 
   λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
   vectors whose manifests name no task or language. `model_config`
@@ -135,12 +151,12 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   if tfds_data_dir:
     seqio.set_tfds_data_dir_override(tfds_data_dir)
   if adapter_dir and composition:
-    raise ConfigError("run_eval: give adapter_dir or composition, not both.")
+    raise errors.ConfigError(
+        "run_eval: give adapter_dir or composition, not both.")
   lambdas = sweep.check_lambdas(
       lambdas, allow_extrapolation=allow_extrapolation,
       name="run_eval.lambdas", switch="run_eval.allow_extrapolation=True")
-  for task in tasks:
-    input_pipeline.check_task(task)  # unknown names fail before decoding
+  _check_tasks(tasks)
   if composition is not None:
     task_vecs = load_adapters(task_vectors or {}, "task")
     lang_vecs = load_adapters(language_vectors or {}, "language")
@@ -155,73 +171,130 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
                         decoding or DecodingConfig(
                             max_decode_length=task_feature_lengths["targets"]),
                         max_examples, model_config=model_config)
-  results: dict[str, list[evaluation.TaskResult]] = {}
+  common = dict(split=split, base_checkpoint=base_checkpoint)
+  scored: list[tuple[ResultRecord, list]] = []
   plots: dict[str, str] = {}
   if composition is None:
-    adapter = None
-    label = "base model"
+    adapter, method, fields = None, "base", {}
     if adapter_dir:
       tree, manifest = adapter_io.load_adapter(adapter_dir)
       adapter = Adapter(tree, manifest, name=adapter_dir)
-      label = f"{manifest.task}[{manifest.language}] adapter"
-    results[label] = [scorer.score(adapter, t, split) for t in tasks]
+      method, fields = adapter_method(manifest)
+      fields["adapter"] = adapter_dir
+    for task in tasks:
+      result = scorer.score(adapter, task, split)
+      scored.append((ResultRecord.from_scored(method, result, **fields,
+                                              **common), result.examples))
   else:
-    results, plots = _eval_composition(
+    scored = _eval_composition(
         scorer, tasks, composition, task_vecs, lang_vecs, sources, lambdas,
-        space, selection, selection_split, split, output_dir,
+        space, selection, selection_split, common,
         allow_extrapolation=allow_extrapolation,
         allow_unlabelled=allow_unlabelled)
-  caption = (f"{split} split; main metric per task; base "
-             f"{scorer.config.name} ({base_checkpoint}).")
-  paths = reporting.write_results(output_dir, results, caption)
+    plots = _plots([r for r, _ in scored], composition, output_dir)
+  records = [r for r, _ in scored]
+  counts = sorted({r.num_examples for r in records})
+  count = (str(counts[0]) if len(counts) == 1 else
+           f"{counts[0]}-{counts[-1]}")
+  caption = (f"{split} split, {count} examples per task"
+             f"{'' if max_examples is None else f' (at most {max_examples})'}"
+             f"; base {scorer.config.name} ({base_checkpoint}).")
+  if any(r.lam is not None for r in records):
+    caption += f" λ chosen per target on {selection_split}."
+  paths = reporting.write_results(output_dir, records,
+                                  [ex for _, ex in scored], caption)
   paths.update(plots)
   with open(paths["table.md"], encoding="utf-8") as f:
     print(f.read())
+  for path in sorted(paths.values()):
+    print(f"Wrote {path}")
   return paths
+
+
+def _check_tasks(tasks: Sequence[str]) -> None:
+  """Known names, one task per language: fails before any decoding."""
+  by_language: dict[str, str] = {}
+  for task in tasks:
+    input_pipeline.check_task(task)
+    lang = evaluation.task_language(task)
+    if lang in by_language:
+      raise errors.ConfigError(
+          f"run_eval.tasks has two tasks in language {lang!r} "
+          f"({by_language[lang]}, {task}); evaluate each task family in its "
+          "own run")
+    by_language[lang] = task
+
+
+def adapter_method(manifest) -> tuple[str, dict[str, Any]]:
+  """How an adapter evaluated as is is labelled: the composition `lta merge`
+  recorded in its provenance, a multilingual adapter (trained on a mixture,
+  so no language), or a single-language task vector."""
+  made_by = manifest.provenance.get("composition")
+  if made_by in methods.METHODS:
+    return made_by, {"sources": tuple(manifest.provenance.get("sources", ()))}
+  if not manifest.language:
+    return "baseline_multilingual", {}
+  return "task_vector", {"sources": (manifest.language,)}
+
+
+def compared_methods(composition: str,
+                     sources: Optional[Sequence[str]]) -> list[str]:
+  """The composition and, with one source, the task vector of that source
+  alone: the paper's baseline. Several or default (related) sources have
+  no single-source baseline; theirs are separate runs (Baseline (best),
+  Baseline (multilingual))."""
+  if composition != "task_only" and sources and len(sources) == 1:
+    return ["task_only", composition]
+  return [composition]
 
 
 def _eval_composition(scorer, tasks, composition, task_vecs, lang_vecs,
                       sources, lambdas, space, selection, selection_split,
-                      split, output_dir, **checks):
-  """The composition (λ chosen per target) next to the task-only baseline."""
-  methods = {"Task vector only (baseline)": ("task_only", (1.0,)),
-             composition: (composition, lambdas)}
-  results: dict[str, list[evaluation.TaskResult]] = {m: [] for m in methods}
-  sweeps: dict[str, dict[float, float]] = {}
+                      common, **checks) -> list[tuple[ResultRecord, list]]:
+  """Each of `compared_methods`, λ chosen per target."""
+  names = compared_methods(composition, sources)
+  scored = []
   for task in tasks:
     target = evaluation.task_language(task)
-    for label, (name, grid) in methods.items():
-      if name == "task_only" and sources and len(sources) != 1:
-        continue  # the single-source baseline needs one source
+    metric = evaluation.main_metric(task)
+    for name in names:
+      grid = lambdas if methods.get(name).uses_lambda else (1.0,)
+      used: dict[str, Any] = {}
 
-      def compose(lam, name=name, target=target):
+      def compose(lam, name=name, target=target, used=used):
         tree, manifest = arithmetic.compose(
             name, task_vectors=task_vecs, language_vectors=lang_vecs,
             target=target, sources=sources, lam=lam, space=space,
             selection=selection, **checks)
-        return Adapter(tree, manifest, name=f"{name}[{target}, λ={lam}]")
+        used["sources"] = tuple(manifest.provenance.get("sources", ()))
+        return Adapter(tree, manifest, name=methods.instance_label(
+            name, lam, used["sources"]))
 
-      metric = evaluation.main_metric(task)
       result, by_lambda = select_lambda_and_score(
           lambda adapter, s, task=task: scorer.score(adapter, task, s),
-          compose, grid, selection_split, split,
+          compose, grid, selection_split, common["split"],
           lambda r, metric=metric: r.scores[metric])
-      results[label].append(result)
-      if name == composition and len(grid) > 1:
-        sweeps[target] = by_lambda
-  results = {k: v for k, v in results.items() if v}
-  plots = {}
+      record = ResultRecord.from_scored(
+          name, result, sources=used["sources"], selection_scores=by_lambda,
+          selection_split=selection_split, selection_metric=metric, **common)
+      scored.append((record, result.examples))
+  return scored
+
+
+def _plots(records: Sequence[ResultRecord], composition: str,
+           output_dir: str) -> dict[str, str]:
+  """The λ sweep against the baseline, and the paper's Figure 2."""
   os.makedirs(output_dir, exist_ok=True)
-  if sweeps:
+  plots = {}
+  swept = [r for r in records
+           if r.method == composition and len(r.selection_scores) > 1]
+  if swept:
     plots["lambda_sweep.png"] = reporting.plot_lambda_sweep(
-        sweeps, os.path.join(output_dir, "lambda_sweep.png"),
-        metric=f"{selection_split} score ({composition})")
-  base_label = "Task vector only (baseline)"
-  if base_label in results and composition in results:
-    source = "+".join(sources) if sources else "sources"
-    rel = reporting.relative_improvement(
-        {source: reporting.metric_rows({"m": results[composition]})["m"]},
-        {source: reporting.metric_rows({"m": results[base_label]})["m"]})
-    plots["relative_improvement.png"] = reporting.plot_heatmap(
-        rel, os.path.join(output_dir, "relative_improvement.png"))
-  return results, plots
+        swept, os.path.join(output_dir, "lambda_sweep.png"),
+        baselines=[r for r in records if r.method == "task_only"])
+  heatmap = reporting.plot_relative_improvement(
+      records, composition,
+      os.path.join(output_dir, "relative_improvement.png"))
+  if heatmap:
+    plots["relative_improvement.png"] = heatmap
+  return plots

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -16,25 +17,8 @@ from lta import langid
 from lta import metrics
 from lta import vocab
 from lta.models import DecodingConfig, EncoderDecoderModel
-
-# The score each task family reports in the paper's tables.
-MAIN_METRIC = {"xlsum": "rouge2", "tydiqa_goldp": "f1"}
-
-
-def task_language(task_name: str) -> str:
-  """'xlsum.pt' -> 'pt'."""
-  if "." not in task_name:
-    raise ValueError(f"Task name {task_name!r} has no '.<lang>' suffix.")
-  return task_name.rsplit(".", 1)[1]
-
-
-def main_metric(task_name: str) -> str:
-  family = task_name.split(".", 1)[0]
-  for prefix, metric in MAIN_METRIC.items():
-    if family.startswith(prefix):
-      return metric
-  raise ValueError(f"No main metric known for task {task_name!r}; expected "
-                   f"a family among {sorted(MAIN_METRIC)}.")
+# Re-exported: the task helpers live in the light results module.
+from lta.results import main_metric, task_language  # pylint: disable=unused-import
 
 
 @dataclasses.dataclass
@@ -78,23 +62,79 @@ def make_predict_fn(model: EncoderDecoderModel,
   return jax.jit(functools.partial(model.predict_batch, config=decoding))
 
 
+# progress(batches_done, batches_total, examples_done, examples_total)
+ProgressFn = Callable[[int, int, int, int], None]
+
+
+class DecodeProgress:
+  """Progress lines while decoding one task: batches, examples/s and ETA.
+
+  The first batch includes compilation, so the rate and ETA come from the
+  batches after it. Lines are printed after the first batch, then at most
+  every `interval_s`, and always at the end.
+  """
+
+  def __init__(self, what: str, log: Callable[[str], None] = print,
+               interval_s: float = 10.0,
+               clock: Callable[[], float] = time.time):
+    self.what = what
+    self.log = log
+    self.interval_s = interval_s
+    self.clock = clock
+    self.start = clock()
+    self.first = None  # (time, examples) when the first batch finished
+    self.last_print = float("-inf")
+
+  def __call__(self, batches_done: int, batches_total: int,
+               examples_done: int, examples_total: int) -> None:
+    now = self.clock()
+    if self.first is None:
+      self.first = (now, examples_done)
+    finished = batches_done == batches_total
+    if not finished and batches_done > 1 and (
+        now - self.last_print < self.interval_s):
+      return
+    self.last_print = now
+    t0, n0 = self.first
+    if examples_done > n0 and now > t0:
+      rate = (examples_done - n0) / (now - t0)
+    else:
+      rate = examples_done / max(now - self.start, 1e-9)
+    line = (f"  decoding {self.what}: batch {batches_done}/{batches_total}, "
+            f"{examples_done}/{examples_total} examples, {rate:.1f} "
+            "examples/s")
+    if finished:
+      line += f", done in {now - self.start:.1f}s"
+    else:
+      eta = (examples_total - examples_done) / max(rate, 1e-9)
+      line += f", ETA {datetime.timedelta(seconds=round(eta))}"
+    self.log(line)
+
+
 def decode_examples(predict_fn: Callable, variables: Mapping[str, Any],
                     examples: Sequence[Mapping[str, Any]], batch_size: int,
                     input_length: int,
-                    progress: Optional[Callable[[int, int], None]] = None
-                    ) -> list[np.ndarray]:
-  """Decoded ids for each example, batched; the last batch is padded."""
+                    progress: Optional[ProgressFn] = None,
+                    rng: Optional[jax.Array] = None) -> list[np.ndarray]:
+  """Decoded ids for each example, batched; the last batch is padded.
+
+  `rng` (sampling) is folded with the batch index, one key per batch.
+  """
   outputs = []
+  num_batches = -(-len(examples) // batch_size)
   for start in range(0, len(examples), batch_size):
     chunk = list(examples[start:start + batch_size])
     n = len(chunk)
     chunk += [chunk[-1]] * (batch_size - n)  # fixed shapes: one compile
     batch = {"encoder_input_tokens": jnp.asarray(
         _pad_inputs(chunk, input_length))}
-    ids = np.asarray(predict_fn(variables, batch))[:n]
+    extra = ({} if rng is None else
+             {"rng": jax.random.fold_in(rng, start // batch_size)})
+    ids = np.asarray(predict_fn(variables, batch, **extra))[:n]
     outputs.extend(ids)
     if progress:
-      progress(min(start + batch_size, len(examples)), len(examples))
+      progress(start // batch_size + 1, num_batches, len(outputs),
+               len(examples))
   return outputs
 
 
@@ -177,12 +217,9 @@ def evaluate(model: EncoderDecoderModel, variables: Mapping[str, Any],
   for name in task_names:
     t0 = time.time()
     examples = load_examples(name, split, feature_lengths, max_examples)
-
-    def progress(done, total, name=name):
-      log(f"  decoding {name}: {done}/{total}")
-
     ids = decode_examples(predict_fn, variables, examples, batch_size,
-                          feature_lengths["inputs"], progress)
+                          feature_lengths["inputs"],
+                          DecodeProgress(f"{name} ({split})", log))
     result = score_task(name, examples, ids, fidelity, fidelity_fn)
     main = main_metric(name)
     log(f"  {name}: {main}={result.scores.get(main, float('nan')):.2f} "

@@ -26,13 +26,14 @@ import gin
 import jax
 import numpy as np
 
+from lta import methods as method_registry
 from lta import pipeline
 from lta import reporting
 from lta.model.config import T5Config
 from lta.peft.config import AdapterConfig
 
-BASELINE = "Task vector only (baseline)"
-METHOD = "Language and task (add and subtract)"
+BASELINE = method_registry.label("task_only")
+METHOD = method_registry.label("lang_task_add_subtract")
 AVG = "avg"
 OUTCOMES = {"beats": "beats the baseline in every seed",
             "beats_on_average":

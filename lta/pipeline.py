@@ -29,6 +29,7 @@ import seqio
 from lta import arithmetic
 from lta import eval_job
 from lta import evaluation
+from lta import methods
 from lta import reporting
 from lta import sweep
 from lta import trainer
@@ -39,19 +40,13 @@ from lta.optimizers import make_optimizer, make_schedule
 from lta.peft import adapter_io
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter
+from lta.results import ResultRecord
 
 PRETRAIN_OBJECTIVES = ("prefix_lm", "denoise")
-METHODS = {
-    "Task vector only (baseline)": "task_only",
-    "Language and task (add)": "lang_task_add",
-    "Language and task (add and subtract)": "lang_task_add_subtract",
-}
+# Compositions scored for every target; rows are labelled by lta.methods.
+METHODS = ("task_only", "lang_task_add", "lang_task_add_subtract")
 # Run when task vectors exist in several sources (PipelineConfig.task_sources).
-RELATED_METHODS = {
-    "Task-only (add related)": "task_only_add_related",
-    "Language and task (add and subtract related)":
-        "lang_task_add_subtract_related",
-}
+RELATED_METHODS = ("task_only_add_related", "lang_task_add_subtract_related")
 
 
 @gin.configurable
@@ -134,7 +129,8 @@ class PipelineConfig:
   @property
   def methods(self) -> dict[str, str]:
     """Table row label -> composition name."""
-    return {**METHODS, **(RELATED_METHODS if self.task_sources else {})}
+    names = METHODS + (RELATED_METHODS if self.task_sources else ())
+    return {methods.label(name): name for name in names}
 
   @property
   def shared_dir(self) -> str:
@@ -370,8 +366,8 @@ def run_pipeline(cfg: PipelineConfig, model_config: T5Config,
   sanity = sanity_checks(cfg, scorer, task_vectors)
   related = ({t: related_sources(cfg, data, t) for t in cfg.targets}
              if cfg.task_sources else {})
-  results, sweeps = compose_and_score(cfg, scorer, task_vectors,
-                                      language_vectors, related)
+  scored = compose_and_score(cfg, scorer, task_vectors, language_vectors,
+                             related)
 
   banner("[5/5] results")
   out_dir = os.path.join(cfg.workdir, "results")
@@ -381,24 +377,24 @@ def run_pipeline(cfg: PipelineConfig, model_config: T5Config,
   if related:
     caption += " Related sources: " + "; ".join(
         f"{t}: {', '.join(s)}" for t, s in related.items()) + "."
-  paths = reporting.write_results(out_dir, results, caption)
-  if data.world is not None:
-    with open(paths["table.md"], "a", encoding="utf-8") as f:
-      f.write("\n### exact match (%)\n\n" + reporting.markdown_table(
-          reporting.metric_rows(results, "exact_match"), cfg.targets))
-  add_subtract = sweeps["Language and task (add and subtract)"]
+  records = [r for r, _ in scored]
+  paths = reporting.write_results(out_dir, records, [e for _, e in scored],
+                                  caption)
   paths["lambda_sweep.png"] = reporting.plot_lambda_sweep(
-      add_subtract, os.path.join(out_dir, "lambda_sweep.png"),
-      metric=f"validation {cfg.selection_metric} (add and subtract)")
-  with open(os.path.join(out_dir, "lambda_sweep.json"), "w") as f:
-    json.dump({lang: {str(k): v for k, v in by.items()}
-               for lang, by in add_subtract.items()}, f, indent=2)
+      [r for r in records if r.method == "lang_task_add_subtract"],
+      os.path.join(out_dir, "lambda_sweep.png"),
+      baselines=[r for r in records if r.method == "task_only"])
+  sweeps = {r.label: {} for r in records}
+  for r in records:
+    sweeps[r.label][r.language] = {str(k): v
+                                   for k, v in r.selection_scores.items()}
+  paths["lambda_sweep.json"] = os.path.join(out_dir, "lambda_sweep.json")
+  with open(paths["lambda_sweep.json"], "w") as f:
+    json.dump(sweeps[methods.label("lang_task_add_subtract")], f, indent=2)
   paths["lambda_sweeps.json"] = os.path.join(out_dir, "lambda_sweeps.json")
   with open(paths["lambda_sweeps.json"], "w") as f:
     json.dump({"metric": cfg.selection_metric, "split": "validation",
-               "sweeps": {m: {lang: {str(k): v for k, v in by.items()}
-                              for lang, by in by_lang.items()}
-                          for m, by_lang in sweeps.items()}}, f, indent=2)
+               "sweeps": sweeps}, f, indent=2)
   paths["sanity.json"] = os.path.join(out_dir, "sanity.json")
   with open(paths["sanity.json"], "w") as f:
     json.dump({**sanity, "related_sources": related,
@@ -437,20 +433,19 @@ def sanity_checks(cfg: PipelineConfig, scorer: Scorer,
 def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
                       task_vectors: Mapping[str, Adapter],
                       language_vectors: Mapping[str, Adapter],
-                      related: Optional[Mapping[str, Sequence[str]]] = None):
+                      related: Optional[Mapping[str, Sequence[str]]] = None
+                      ) -> list[tuple[ResultRecord, list]]:
   """Per method and target: λ by the validation score, then the test score.
 
-  Returns (method -> test results per target, method -> the validation
-  sweep: target -> λ -> score).
+  Returns a result record (with the validation sweep) and the decoded test
+  examples per method and target.
   """
-  methods = cfg.methods
-  results: dict[str, list[evaluation.TaskResult]] = {m: [] for m in methods}
-  sweeps: dict[str, dict[str, dict[float, float]]] = {m: {} for m in methods}
+  scored = []
   for target in cfg.targets:
-    for label, method in methods.items():
-      grid = (1.0,) if method.startswith("task_only") else cfg.lambdas
+    for label, method in cfg.methods.items():
+      grid = cfg.lambdas if methods.get(method).uses_lambda else (1.0,)
       sources = (related[target] if method.endswith("_related")
-                 else cfg.source)
+                 else [cfg.source])
 
       def compose(lam, method=method, target=target, sources=sources):
         tree, manifest = arithmetic.compose(
@@ -458,24 +453,30 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
             language_vectors=language_vectors, target=target,
             sources=sources, lam=lam, space=cfg.space,
             allow_extrapolation=cfg.allow_extrapolation)
-        return Adapter(tree, manifest, name=f"{method}[{target}, λ={lam}]")
+        return Adapter(tree, manifest,
+                       name=methods.instance_label(method, lam, sources))
 
-      result, sweeps[label][target] = eval_job.select_lambda_and_score(
+      result, by_lambda = eval_job.select_lambda_and_score(
           lambda adapter, split, target=target: scorer.score_target(
               adapter, target, split),
           compose, grid, "validation", "test", scorer.selection_score)
-      results[label].append(result)
-      print(score_line(target, label, result), flush=True)
-  return results, sweeps
+      record = ResultRecord.from_scored(
+          method, result, split="test", sources=tuple(sources),
+          selection_scores=by_lambda, selection_split="validation",
+          selection_metric=cfg.selection_metric,
+          base_checkpoint=scorer.base_path)
+      scored.append((record, result.examples))
+      print(score_line(record), flush=True)
+  return scored
 
 
-def score_line(target: str, label: str,
-               result: evaluation.TaskResult) -> str:
+def score_line(record: ResultRecord) -> str:
   """One console line per method and target."""
-  scores = result.scores
+  scores = record.scores
+  lam = "" if record.lam is None else f"λ={record.lam:g} | "
   extra = (f" | exact match {scores['exact_match']:.0f}%"
            if "exact_match" in scores else "")
-  fidelity = result.notes.get("language_fidelity") or (
+  fidelity = record.notes.get("language_fidelity") or (
       f"{scores['language_fidelity']:.0f}%")
-  return (f"  {target} | {label}: λ={scores['lambda']} | test ROUGE-2 "
+  return (f"  {record.language} | {record.label}: {lam}test ROUGE-2 "
           f"{scores['rouge2']:.2f}{extra} | fidelity {fidelity}")

@@ -11,13 +11,14 @@ import json
 import numpy as np
 import pytest
 
+from lta import methods
 from lta import miniature
 from tests import cli_run
 
 TARGETS = ("pt", "uk")
-METHODS = ("Task vector only (baseline)", "Language and task (add)",
-           "Language and task (add and subtract)", "Task-only (add related)",
-           "Language and task (add and subtract related)")
+METHODS = tuple(methods.label(name) for name in (
+    "task_only", "lang_task_add", "lang_task_add_subtract",
+    "task_only_add_related", "lang_task_add_subtract_related"))
 METRICS = ("rouge2", "exact_match", "language_fidelity")
 SEEDS = (3, 7)
 LAMBDAS = (0.5, 0.9)

@@ -17,7 +17,9 @@ from lta import evaluation
 from lta import metrics
 from lta import pipeline
 from lta import reporting
+from lta import results
 from lta import vocab
+from lta.results import ResultRecord
 from metrics_fixtures import read_jsonl
 
 HAUSA = [("Gwamnati ta sanar da sabon shiri domin taimaka wa kananan "
@@ -65,23 +67,30 @@ def test_fidelity_gap_is_explicit_and_warned_once(tiny_vocabulary, tmp_path,
   assert pt.notes == {} and 0 <= pt.scores["language_fidelity"] <= 100
 
   hausa.scores["lambda"] = pt.scores["lambda"] = 0.5
-  paths = reporting.write_results(str(tmp_path), {"composed": [hausa, pt]})
+  records = [ResultRecord.from_scored("lang_task_add_subtract", r,
+                                      split="test") for r in (hausa, pt)]
+  label = records[0].label
+  paths = reporting.write_results(str(tmp_path), records)
+  assert results.read_records(str(tmp_path))[0].notes == {
+      "language_fidelity": NOTE}
   scores = json.load(open(paths["scores.json"]))
-  assert scores["composed"]["ha"]["language_fidelity"] == NOTE
-  assert isinstance(scores["composed"]["pt"]["language_fidelity"], float)
+  assert scores[label]["ha"]["language_fidelity"] == NOTE
+  assert isinstance(scores[label]["pt"]["language_fidelity"], float)
   rows = list(csv.DictReader(open(paths["scores.csv"])))
-  assert {"method": "composed", "task": "xlsum.ha", "language": "ha",
-          "metric": "language_fidelity", "value": NOTE} in rows
+  assert {"method": label, "task": "xlsum.ha", "language": "ha",
+          "split": "test", "metric": "language_fidelity",
+          "value": NOTE} in rows
   table = open(paths["table.md"]).read()
-  fidelity = table.split("### language fidelity")[1]
+  fidelity = table.split("### XLSum (test): language fidelity")[1]
   pt_value = f"{pt.scores['language_fidelity']:.1f}"
-  assert f"| composed | n/a | {pt_value} | {pt_value} |" in fidelity
+  # No average over a row with a language missing its value.
+  assert f"| {label} | n/a | {pt_value} | – |" in fidelity
   assert NOTE in fidelity.splitlines()
   for text in (open(paths["scores.json"]).read(), table,
                open(paths["scores.csv"]).read()):
     assert "nan" not in text.lower()
 
-  line = pipeline.score_line("ha", "composed", hausa)
+  line = pipeline.score_line(records[0])
   assert line.endswith(f"| fidelity {NOTE}") and "nan" not in line
-  assert pipeline.score_line("pt", "composed", pt).endswith(
+  assert pipeline.score_line(records[1]).endswith(
       f"| fidelity {pt.scores['language_fidelity']:.0f}%")
