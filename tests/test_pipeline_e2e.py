@@ -6,17 +6,21 @@ seqio state) with few steps, then checks every file it writes.
 
 import csv
 import json
+import re
 
 import pytest
 
+from lta import methods
 from lta import metrics
+from lta import results as results_lib
 from tests import cli_run
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
+from lta.main import report
 from lta.peft import adapter_io
 
-METHODS = ("Task vector only (baseline)", "Language and task (add)",
-           "Language and task (add and subtract)")
+METHODS = tuple(methods.label(name) for name in (
+    "task_only", "lang_task_add", "lang_task_add_subtract"))
 EXAMPLES = 4
 
 
@@ -34,7 +38,7 @@ def workdir(tmp_path_factory):
 def test_writes_every_result_file(workdir):
   results = workdir / "results"
   for name in ("predictions.jsonl", "scores.csv", "scores.json", "table.md",
-               "lambda_sweep.png", "lambda_sweep.json"):
+               "results.json", "lambda_sweep.png", "lambda_sweep.json"):
     assert (results / name).stat().st_size > 0, name
 
 
@@ -54,9 +58,17 @@ def test_predictions_and_scores_agree(workdir):
       got = scores[method][lang]
       assert got["rouge2"] == pytest.approx(want["rouge2"], abs=1e-6)
       assert 0.0 <= got["language_fidelity"] <= 100.0
-      assert got["lambda"] in ((1.0,) if "only" in method else (0.5, 0.9))
+      assert got.get("lambda") in ((None,) if "only" in method
+                                   else (0.5, 0.9))
   rows = list(csv.DictReader(open(results / "scores.csv")))
   assert {r["method"] for r in rows} == set(METHODS)
+  # results.json holds the same numbers as typed records.
+  records = results_lib.read_records(str(results))
+  assert len(records) == len(METHODS) * 2
+  for r in records:
+    assert scores[r.label][r.language]["rouge2"] == r.scores["rouge2"]
+    assert (r.lam is None) == (r.method == "task_only")
+    assert r.sources == ("en",) and r.split == "test"
 
 
 def test_adapters_are_adapter_only_and_bound_to_the_base(workdir):
@@ -85,17 +97,28 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
           f"--gin.run_eval.task_vectors={tasks!r}",
           f"--gin.run_eval.language_vectors={langs!r}",
           "--gin.LAMBDA=[0.5, 0.9]",
+          "--gin.run_eval.batch_size=2",
           f"--gin.run_eval.max_examples={EXAMPLES}",
           f'--gin.run_eval.tfds_data_dir="{workdir / "tfds"}"',
           f'--gin.lta.vocab.get_vocabulary.path="{workdir / "spm" / "spm.model"}"']
-  cli_run.run_module("lta.main.eval", args, timeout=600)
-  for name in ("predictions.jsonl", "scores.csv", "scores.json", "table.md",
-               "lambda_sweep.png", "relative_improvement.png"):
+  proc = cli_run.run_module("lta.main.eval", args, timeout=600)
+  # Progress per task and split while decoding (2 batches of 2), with the
+  # method and λ, and an ETA before the last batch.
+  assert re.search(r"decoding xlsum\.pt \(validation\) \| \+ lang − lang_src, "
+                   r"λ=0\.5: batch 1/2, 2/4 examples, [\d.]+ examples/s, "
+                   r"ETA \d+:\d\d:\d\d", proc.stdout), proc.stdout
+  assert re.search(r"decoding xlsum\.uk \(test\) \| task vector: batch 2/2, "
+                   r"4/4 examples, [\d.]+ examples/s, done in", proc.stdout)
+  for name in ("results.json", "predictions.jsonl", "scores.csv",
+               "scores.json", "table.md", "lambda_sweep.png",
+               "relative_improvement.png"):
     assert (out / name).stat().st_size > 0, name
+    assert f"Wrote {out / name}" in proc.stdout
   preds = [json.loads(l) for l in open(out / "predictions.jsonl")]
   scores = json.load(open(out / "scores.json"))
-  assert set(scores) == {"Task vector only (baseline)",
-                         "lang_task_add_subtract"}
+  baseline, add_sub = (methods.label("task_only"),
+                       methods.label("lang_task_add_subtract"))
+  assert set(scores) == {baseline, add_sub}
   spm = str(workdir / "spm" / "spm.model")
   for method, by_lang in scores.items():
     for lang in ("pt", "uk"):
@@ -108,6 +131,23 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
                                                       abs=1e-6)
       assert by_lang[lang]["rouge2_ci_low"] <= by_lang[lang]["rouge2"] <= \
           by_lang[lang]["rouge2_ci_high"]
-  assert scores["lang_task_add_subtract"]["pt"]["lambda"] in (0.5, 0.9)
+  records = results_lib.read_records(str(out))
+  chosen = {r.language: r.lam for r in records if r.method != "task_only"}
+  assert set(chosen.values()) <= {0.5, 0.9}
+  for r in records:
+    assert r.selection_split == "validation" and r.split == "test"
+    if r.lam is not None:  # the λ with the best validation score
+      assert r.selection_scores[r.lam] == max(r.selection_scores.values())
   table = open(out / "table.md").read()
   assert "| Method | Pt | Uk | Avg |" in table
+  assert f"| {add_sub} | {chosen['pt']:g} | {chosen['uk']:g} |" in table
+
+  # lta report on this directory and on the pipeline's: the same numbers.
+  for source in (out, workdir / "results"):
+    report_dir = tmp_path / f"report_{source.name}"
+    assert report.main([str(source), f"--output_dir={report_dir}"]) == 0
+    by_row = {row[0]: row[1:] for row in csv.reader(
+        open(report_dir / "xlsum_test_rouge2.csv"))}
+    for r in results_lib.read_records(str(source)):
+      value = float(by_row[r.label][("pt", "uk").index(r.language)])
+      assert value == pytest.approx(r.scores["rouge2"])

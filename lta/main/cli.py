@@ -16,6 +16,7 @@ COMMANDS = {
     "miniature": "lta.main.miniature",
     "sweep": "lta.main.sweep",
     "prepare-data": "lta.main.prepare_data",
+    "report": "lta.main.report",
 }
 
 
