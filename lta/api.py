@@ -1,0 +1,205 @@
+"""A short way in from Python (notebooks): load, compose, merge, generate.
+
+  from lta import api
+  model = api.load_base("/data/mt5-base")        # HF dir; T5X with config=
+  task = api.load_adapter("/runs/task_en/adapter")          # lta format
+  lang = {l: api.load_adapter(f"/runs/lang_{l}/peft", model,  # HF PEFT
+                              task="mc4_prefix_lm", language=l)
+          for l in ("en", "pt")}
+  adapter = api.compose("lang_task_add_subtract", task_vectors={"en": task},
+                        language_vectors=lang, target="pt", sources=["en"],
+                        lam=0.7)
+  merged = api.merge(model, adapter)
+  api.generate(merged, ["summarize: ..."], vocabulary="/data/spm.model")
+  api.export_peft(adapter, "/tmp/pt_peft", model)
+
+Each function is a thin call into the library (lta.checkpoints, lta.peft,
+lta.arithmetic, lta.models); docs/api.md walks through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import jax
+import numpy as np
+import seqio
+
+from lta import arithmetic
+from lta import compat
+from lta import errors
+from lta import evaluation
+from lta import train_state
+from lta import vocab as vocab_lib
+from lta.checkpoints import fingerprint as fingerprint_lib
+from lta.checkpoints import hf
+from lta.model.config import T5Config
+from lta.model.network import Transformer
+from lta.models import DecodingConfig, EncoderDecoderModel
+from lta.peft import adapter_io
+from lta.peft import hf_peft
+from lta.peft import merge as merge_lib
+from lta.peft.manifest import Adapter, AdapterManifest
+
+
+@dataclasses.dataclass
+class Model:
+  """A base model's weights, possibly with adapters merged in.
+
+  `fingerprint` stays the base model's: adapters trained on that base can
+  still be checked against it after a merge.
+  """
+  config: T5Config
+  params: dict[str, Any]
+  path: str
+  fingerprint: str
+  merged: tuple[str, ...] = ()
+  _device_variables: Any = dataclasses.field(default=None, repr=False)
+
+  @property
+  def variables(self) -> dict[str, Any]:
+    """The params on the default device, transferred once."""
+    if self._device_variables is None:
+      self._device_variables = jax.device_put({"params": self.params})
+    return self._device_variables
+
+
+def load_base(path: str, config: Optional[T5Config] = None) -> Model:
+  """An HF T5/mT5 checkpoint (directory or weights file), or a T5X
+  checkpoint with `config` its architecture (e.g. from gin/models/)."""
+  if not os.path.exists(path):
+    raise errors.MissingFileError(f"Base model {path!r} does not exist")
+  if config is not None:
+    config, params = train_state.load_base(path, config)
+  else:
+    try:
+      config, params = hf.load_hf_checkpoint(path)
+    except FileNotFoundError as e:
+      raise errors.ConfigError(
+          f"{path} is not an HF checkpoint ({e}); for a T5X checkpoint "
+          "pass config=T5Config(...), the model's architecture") from None
+  return Model(config, params, path,
+               fingerprint_lib.base_model_fingerprint(config, params))
+
+
+def load_adapter(path: str, base: Optional[Model] = None, *, task: str = "",
+                 language: str = "") -> Adapter:
+  """An adapter in lta's format (manifest.json) or an HF PEFT directory
+  (adapter_config.json, LoRA or LoKr).
+
+  A PEFT adapter carries no base fingerprint nor task: give `base` (its
+  shapes are checked against it and it is bound to it), and `task` /
+  `language` to say what it is (e.g. task='mc4_prefix_lm', language='pt'
+  for a language vector).
+  """
+  if os.path.isfile(os.path.join(path, adapter_io.MANIFEST_FILE)):
+    tree, manifest = adapter_io.load_adapter(path)
+    return Adapter(tree, manifest, name=path)
+  if not os.path.isfile(os.path.join(path, hf_peft.CONFIG_FILE)):
+    raise errors.MissingFileError(
+        f"{path}: neither an lta adapter ({adapter_io.MANIFEST_FILE}) nor an "
+        f"HF PEFT adapter ({hf_peft.CONFIG_FILE})")
+  if base is None:
+    raise errors.ConfigError(
+        f"{path} is an HF PEFT adapter: pass the base model it was trained "
+        "on, load_adapter(path, base)")
+  config, tree = hf_peft.import_peft_adapter(path, base.config)
+  tree = jax.tree.map(np.asarray, tree)
+  manifest = AdapterManifest.for_tree(
+      tree, config, base_model_fingerprint=base.fingerprint,
+      base_model_name=base.config.name, task=task, language=language,
+      provenance={"imported_from_peft": path})
+  return Adapter(tree, manifest, name=path)
+
+
+def save_adapter(adapter: Adapter, path: str) -> str:
+  """Writes `adapter` in lta's format (what `lta merge` / `lta eval` read)."""
+  adapter_io.save_adapter(path, adapter.tree, adapter.manifest)
+  return path
+
+
+def compose(name: str, *, task_vectors: Mapping[str, Adapter],
+            language_vectors: Optional[Mapping[str, Adapter]] = None,
+            target: str, sources: Union[str, Sequence[str], None] = None,
+            lam: float = 1.0, space: str = "factor", **kwargs: Any
+            ) -> Adapter:
+  """The paper's composition `name` for `target` (see lta.arithmetic and
+  lta.methods): e.g. 'lang_task_add_subtract' is
+  λ·task_S + (1−λ)·(lang_T − lang_S)."""
+  tree, manifest = arithmetic.compose(
+      name, task_vectors=task_vectors, language_vectors=language_vectors,
+      target=target, sources=sources, lam=lam, space=space, **kwargs)
+  return Adapter(tree, manifest, name=f"{name}[{target}, λ={lam:g}]")
+
+
+def merge(model: Model, adapter: Adapter) -> Model:
+  """`model` with `adapter` folded into its weights (decodes at base cost);
+  refuses an adapter trained on another base model."""
+  compat.check_base([adapter], model.fingerprint, model.path)
+  params = merge_lib.merge_into_base(model.params, adapter.tree,
+                                     adapter.config)
+  return Model(model.config, params, model.path, model.fingerprint,
+               model.merged + (adapter.label,))
+
+
+def load_vocabulary(path: str) -> seqio.SentencePieceVocabulary:
+  """The SentencePiece model at `path` (mT5's has 250,100 pieces)."""
+  if not path.startswith("gs://") and not os.path.isfile(path):
+    raise errors.MissingFileError(f"Vocabulary {path!r} does not exist")
+  return vocab_lib.get_vocabulary(path=path)
+
+
+@functools.lru_cache(maxsize=16)
+def _predict_fn(config: T5Config, decoding: DecodingConfig):
+  return evaluation.make_predict_fn(
+      EncoderDecoderModel(Transformer(config)), decoding)
+
+
+def generate(model: Model, texts: Sequence[str],
+             vocabulary: Union[str, seqio.Vocabulary], *,
+             method: str = "greedy", max_length: int = 64,
+             batch_size: int = 8, max_input_length: int = 512, seed: int = 0,
+             **decoding_options: Any) -> list[str]:
+  """Text in, text out: encodes, decodes in batches, detokenizes.
+
+  method: 'greedy', 'beam' or 'sample'; `decoding_options` are other
+  `lta.models.DecodingConfig` fields (beam_size, alpha, temperature, topk,
+  topp). Inputs longer than `max_input_length` tokens are truncated.
+  """
+  if isinstance(texts, str):
+    raise errors.ConfigError("generate: texts must be a list of strings, "
+                             "got one string")
+  if isinstance(vocabulary, str):
+    vocabulary = load_vocabulary(vocabulary)
+  if vocabulary.vocab_size > model.config.vocab_size:
+    raise errors.ConfigError(
+        f"The vocabulary has {vocabulary.vocab_size} pieces but "
+        f"{model.config.name} embeds only {model.config.vocab_size}: it is "
+        "not this model's vocabulary")
+  decoding = DecodingConfig(method=method, max_decode_length=max_length,
+                            **decoding_options)
+  eos = model.config.eos_token_id
+  examples = [{"inputs": np.asarray(
+      list(vocabulary.encode(t))[:max_input_length - 1] + [eos], np.int32)}
+              for t in texts]
+  if not examples:
+    return []
+  # One input length per call (rounded up): one compilation for all batches.
+  length = -(-max(len(e["inputs"]) for e in examples) // 16) * 16
+  ids = evaluation.decode_examples(
+      _predict_fn(model.config, decoding), model.variables, examples,
+      batch_size, length,
+      rng=jax.random.key(seed) if method == "sample" else None)
+  return [vocabulary.decode([int(t) for t in row]) for row in ids]
+
+
+def export_peft(adapter: Adapter, out_dir: str, base: Model) -> str:
+  """Writes `adapter` as an HF PEFT directory for `base` (LoRA -> LORA,
+  Kronecker -> LOKR) that peft's PeftModel.from_pretrained loads."""
+  compat.check_base([adapter], base.fingerprint, base.path)
+  hf_peft.export_peft_adapter(adapter.tree, adapter.config, base.config,
+                              out_dir, base_model_name_or_path=base.path)
+  return out_dir

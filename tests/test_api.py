@@ -1,0 +1,131 @@
+"""lta.api on the shipped tiny fixtures; docs/api.md's blocks run too."""
+
+import dataclasses
+import os
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from lta import api
+from lta import compat
+from lta import errors
+from lta.checkpoints import hf
+from tests.fixtures import make_t5x_fixture
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HF = os.path.join(REPO, "tests", "fixtures", "hf")
+MT5 = os.path.join(HF, "mt5_tiny")
+VOCAB = os.path.join(REPO, "tests", "fixtures", "spm", "tiny_en_ru.model")
+# Ten texts: two batches of the default 8. Decoding settings and the
+# longest input match docs/api.md's, so its test reuses these compilations.
+TEXTS = ["summarize: Heavy rain flooded the old market on Monday.",
+         "summarize: Река течёт через долину.",
+         "summarize: A new bridge opened.", "Река течёт через долину.",
+         "summarize: The council met.", "rain", "", "summarize: old market",
+         "Весной вода поднимается.", "summarize: traders moved their goods"]
+GREEDY = dict(max_length=16)
+BEAM = dict(max_length=16, method="beam", beam_size=4, alpha=0.6)
+SAMPLE = dict(max_length=16, method="sample", temperature=0.8, topk=20)
+
+
+@pytest.fixture(scope="module")
+def model():
+  return api.load_base(MT5)
+
+
+@pytest.fixture(scope="module")
+def lora(model):
+  return api.load_adapter(os.path.join(HF, "lora_tiny"), model,
+                          task="xlsum", language="en")
+
+
+def _leaves(tree):
+  return jax.tree.leaves(jax.tree.map(np.asarray, tree))
+
+
+def test_t5x_base_needs_its_config_and_equals_the_hf_one(model, tmp_path):
+  ckpt = make_t5x_fixture.write_t5x(model.params, str(tmp_path), step=3)
+  with pytest.raises(errors.ConfigError, match="pass config=T5Config"):
+    api.load_base(ckpt)
+  t5x = api.load_base(ckpt, config=model.config)
+  assert t5x.fingerprint == model.fingerprint
+  with pytest.raises(errors.MissingFileError, match="does not exist"):
+    api.load_base(str(tmp_path / "nope"))
+
+
+def test_adapters_load_from_both_formats(model, lora, tmp_path):
+  assert lora.config.kind == "lora" and lora.manifest.task == "xlsum"
+  assert lora.manifest.base_model_fingerprint == model.fingerprint
+  with pytest.raises(errors.ConfigError, match="pass the base model"):
+    api.load_adapter(os.path.join(HF, "lora_tiny"))
+  with pytest.raises(errors.MissingFileError, match="neither an lta adapter"):
+    api.load_adapter(str(tmp_path))
+  saved = api.save_adapter(lora, str(tmp_path / "lta"))
+  again = api.load_adapter(saved)
+  assert again.manifest == lora.manifest
+  for a, b in zip(_leaves(lora.tree), _leaves(again.tree)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_peft_export_round_trips(model, lora, tmp_path):
+  out = api.export_peft(lora, str(tmp_path / "peft"), model)
+  back = api.load_adapter(out, model, task="xlsum", language="en")
+  assert back.config == lora.config
+  for a, b in zip(_leaves(lora.tree), _leaves(back.tree)):
+    np.testing.assert_allclose(a, b, rtol=0, atol=0)
+  other = dataclasses.replace(model, fingerprint="sha256:another-base")
+  with pytest.raises(compat.IncompatibleAdaptersError):
+    api.export_peft(lora, str(tmp_path / "refused"), other)
+
+
+def test_generate_is_the_same_in_any_batching(model, lora):
+  merged = api.merge(model, lora)
+  assert merged.merged == (lora.label,) and merged.fingerprint == (
+      model.fingerprint)
+  out = api.generate(merged, TEXTS, VOCAB, **GREEDY)
+  assert len(out) == len(TEXTS) and all(isinstance(t, str) for t in out)
+  # Other neighbours, batches and padding rows: the same text per input.
+  order = [3, 9, 0, 7, 1, 8, 2, 6, 4, 5]
+  shuffled = api.generate(merged, [TEXTS[i] for i in order], VOCAB, **GREEDY)
+  assert shuffled == [out[i] for i in order]
+  # The adapter changes what the model says.
+  assert out != api.generate(model, TEXTS, VOCAB, **GREEDY)
+  assert len(api.generate(merged, TEXTS[:2], VOCAB, **BEAM)) == 2
+  sampled = [api.generate(merged, TEXTS[:2], VOCAB, seed=seed, **SAMPLE)
+             for seed in (0, 0, 1)]
+  assert sampled[0] == sampled[1] != sampled[2]
+
+
+def test_generate_refuses_what_cannot_be_right(model, lora):
+  with pytest.raises(errors.ConfigError, match="one string"):
+    api.generate(model, "summarize: x", VOCAB)
+  small = dataclasses.replace(model, config=model.config.replace(
+      vocab_size=64))
+  with pytest.raises(errors.ConfigError, match="embeds only 64"):
+    api.generate(small, TEXTS, VOCAB)
+  with pytest.raises(errors.MissingFileError, match="nope.model"):
+    api.generate(model, TEXTS, "nope.model")
+  other = dataclasses.replace(model, fingerprint="sha256:another-base")
+  with pytest.raises(compat.IncompatibleAdaptersError):
+    api.merge(other, lora)
+
+
+def test_docs_api_md_runs(monkeypatch):
+  """Every python block of docs/api.md, in order, as a reader runs them."""
+  with open(os.path.join(REPO, "docs", "api.md"), encoding="utf-8") as f:
+    blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+  assert len(blocks) >= 5
+  monkeypatch.chdir(REPO)
+  namespace = {}
+  for i, block in enumerate(blocks):
+    code = compile(block, f"docs/api.md block {i + 1}", "exec")
+    exec(code, namespace)  # pylint: disable=exec-used
+  assert namespace["adapter"].manifest.provenance["composition"] == (
+      "lang_task_add_subtract")
+  peft_dir = namespace["peft_dir"]
+  assert sorted(os.listdir(peft_dir)) == ["adapter_config.json",
+                                          "adapter_model.safetensors"]
+  config, _ = hf.load_hf_checkpoint(MT5)
+  assert namespace["model"].config == config
