@@ -156,7 +156,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   lambdas = sweep.check_lambdas(
       lambdas, allow_extrapolation=allow_extrapolation,
       name="run_eval.lambdas", switch="run_eval.allow_extrapolation=True")
-  _check_tasks(tasks)
+  _one_task_per_language(tasks)
   if composition is not None:
     task_vecs = load_adapters(task_vectors or {}, "task")
     lang_vecs = load_adapters(language_vectors or {}, "language")
@@ -167,6 +167,10 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
                       lam=lambdas[0], selection=selection,
                       allow_extrapolation=allow_extrapolation,
                       allow_unlabelled=allow_unlabelled)
+  for task in tasks:  # registered, with the data of the splits read here
+    for s in dict.fromkeys([split] + ([selection_split] if composition
+                                      else [])):
+      input_pipeline.check_task(task, s)
   scorer = MergedScorer(base_checkpoint, task_feature_lengths, batch_size,
                         decoding or DecodingConfig(
                             max_decode_length=task_feature_lengths["targets"]),
@@ -211,11 +215,10 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   return paths
 
 
-def _check_tasks(tasks: Sequence[str]) -> None:
-  """Known names, one task per language: fails before any decoding."""
+def _one_task_per_language(tasks: Sequence[str]) -> None:
+  """Tables and scores.json have one column per language."""
   by_language: dict[str, str] = {}
   for task in tasks:
-    input_pipeline.check_task(task)
     lang = evaluation.task_language(task)
     if lang in by_language:
       raise errors.ConfigError(
