@@ -32,10 +32,9 @@ from lta import arithmetic
 from lta import compat
 from lta import errors
 from lta import evaluation
-from lta import train_state
 from lta import vocab as vocab_lib
+from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint as fingerprint_lib
-from lta.checkpoints import hf
 from lta.model.config import T5Config
 from lta.model.network import Transformer
 from lta.models import DecodingConfig, EncoderDecoderModel
@@ -70,17 +69,8 @@ class Model:
 def load_base(path: str, config: Optional[T5Config] = None) -> Model:
   """An HF T5/mT5 checkpoint (directory or weights file), or a T5X
   checkpoint with `config` its architecture (e.g. from gin/models/)."""
-  if not os.path.exists(path):
-    raise errors.MissingFileError(f"Base model {path!r} does not exist")
-  if config is not None:
-    config, params = train_state.load_base(path, config)
-  else:
-    try:
-      config, params = hf.load_hf_checkpoint(path)
-    except FileNotFoundError as e:
-      raise errors.ConfigError(
-          f"{path} is not an HF checkpoint ({e}); for a T5X checkpoint "
-          "pass config=T5Config(...), the model's architecture") from None
+  config, params = base_model.load_base_model(path, config, "path",
+                                               "config")
   return Model(config, params, path,
                fingerprint_lib.base_model_fingerprint(config, params))
 
