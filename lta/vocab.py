@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import os
+import socket
 from typing import Iterable, Optional, Sequence
 
 import gin
@@ -23,6 +24,9 @@ from lta import errors
 # The public mT5 vocabulary: 250,000 pieces plus 100 sentinels already in the
 # model file, hence extra_ids=0 (as in T5X's mT5 configs).
 MT5_SPM_PATH = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+
+# The binding that says where the vocabulary is.
+PATH_BINDING = "lta.vocab.get_vocabulary.path"
 
 # mT5's reserved ids; `train_tiny_sentencepiece` uses the same.
 PAD_ID = 0
@@ -49,6 +53,41 @@ def vocabulary_path() -> str:
   return get_vocabulary().sentencepiece_model_file
 
 
+def _set_path_hint() -> str:
+  return (f"download the mT5 SentencePiece model and set "
+          f"--gin.{PATH_BINDING}=\\\"/path/to/sentencepiece.model\\\"")
+
+
+@functools.lru_cache(maxsize=None)  # successes only: a failure re-checks
+def check_path(path: str) -> None:
+  """Raises a one-line error if the vocabulary at `path` cannot be read.
+
+  A local file must exist; for gs:// the storage host must be reachable
+  (otherwise TensorFlow fails deep in a dataset with a DNS error).
+  """
+  if path.startswith("gs://"):
+    host = "storage.googleapis.com"
+    try:
+      socket.create_connection((host, 443), timeout=5).close()
+    except OSError as e:
+      raise errors.DataError(
+          f"vocabulary {path}: cannot reach {host} ({e}); "
+          f"{_set_path_hint()}") from None
+  elif "://" not in path and not os.path.isfile(path):
+    raise errors.MissingFileError(
+        f"vocabulary {path} does not exist ({PATH_BINDING}); "
+        f"{_set_path_hint()}")
+
+
+def check_bound_path() -> None:
+  """Checks the vocabulary path if gin binds one (the commands' early check)."""
+  try:
+    path = gin.query_parameter(PATH_BINDING)
+  except ValueError:
+    return  # not bound: checked when a task first reads the default
+  check_path(os.fspath(path))
+
+
 class LazyVocabulary(seqio.Vocabulary):
   """A seqio vocabulary that delegates to `get_vocabulary()` on every use.
 
@@ -62,7 +101,9 @@ class LazyVocabulary(seqio.Vocabulary):
 
   @property
   def resolved(self) -> seqio.SentencePieceVocabulary:
-    return get_vocabulary()
+    vocabulary = get_vocabulary()
+    check_path(vocabulary.sentencepiece_model_file)
+    return vocabulary
 
   @property
   def bos_id(self) -> Optional[int]:
@@ -94,7 +135,7 @@ class LazyVocabulary(seqio.Vocabulary):
 
   @property
   def sentencepiece_model_file(self) -> str:
-    return self.resolved.sentencepiece_model_file
+    return get_vocabulary().sentencepiece_model_file
 
   @property
   def tokenizer(self):
