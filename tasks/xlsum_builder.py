@@ -20,6 +20,7 @@ with `zh_tw`, `sr_cyrl`, `sr_latn` and `pcm` where one code is not enough.
 import os
 from typing import Optional
 
+from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
@@ -119,6 +120,15 @@ class Xlsum(tfds.core.GeneratorBasedBuilder):
     """Builder; `skip_malformed=None` reads gin's `skip_malformed_records`."""
     self._skip_malformed = skip_malformed
     super().__init__(**kwargs)
+
+  # TFDS prints "Downloading and preparing dataset Unknown size ..." and a
+  # "downloaded" line on stdout; the release files are usually local and
+  # their size is unknown, so both go to the log instead.
+  def _log_download_bytes(self) -> None:
+    logging.info("Preparing %s in %s", self.info.full_name, self.data_dir)
+
+  def _log_download_done(self) -> None:
+    logging.info("Prepared %s in %s", self.info.full_name, self.data_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(

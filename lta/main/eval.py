@@ -1,4 +1,4 @@
-"""`lta eval` / `python -m lta.main.eval`: decode and score, write tables.
+"""Decodes and scores tasks for the base model, an adapter or a composition.
 
   lta eval --gin_file=runs/eval.gin \\
     --gin.run_eval.output_dir=\\"/tmp/eval_pt\\" \\
@@ -7,23 +7,31 @@
     --gin.run_eval.composition=\\"lang_task_add_subtract\\" \\
     --gin.run_eval.sources="['en']" --gin.LAMBDA="[0.3, 0.5, 0.7]" ...
 
-See gin/runs/eval.gin for every binding.
+With several λ the best one per target is chosen on validation and reported
+on test, next to the task-vector baseline. Writes predictions, scores and
+tables to run_eval.output_dir. Also `python -m lta.main.eval`.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
-from lta import eval_job
 from lta import gin_cli
+from lta.main import runner
+
+RUN_FILES = ("runs/eval.gin",)
+USES_TENSORFLOW = True
+READS_TFDS = True
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  gin_cli.parse_and_configure(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str]) -> int:
+  from lta import eval_job  # pylint: disable=g-import-not-at-top
+  gin_cli.parse_and_configure(argv, entries=[eval_job.run_eval],
+                              reads_tfds=READS_TFDS)
   eval_job.run_eval()
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  runner.run_as_script(sys.modules[__name__])

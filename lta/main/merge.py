@@ -1,4 +1,4 @@
-"""`lta merge` / `python -m lta.main.merge`: gin flags in, a composed adapter out.
+"""Composes adapter checkpoints (the paper's Eq. 1-4, TIES, DARE) into one.
 
   lta merge --gin_file=runs/merge.gin \\
     --gin.run_merge.output_dir=\\"/tmp/pt_add_sub\\" \\
@@ -9,28 +9,33 @@
     --gin.run_merge.language_vectors="{'en': '/runs/lang_en/adapter', \\
         'pt': '/runs/lang_pt/adapter'}"
 
---overwrite replaces the adapter (and model) of a non-empty output_dir, like
---gin.run_merge.overwrite=True.
+Writes run_merge.output_dir/adapter. --overwrite replaces the adapter (and
+model) of a non-empty output_dir, like --gin.run_merge.overwrite=True.
+Also `python -m lta.main.merge`.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
 from lta import gin_cli
-from lta import merge_job
+from lta.main import runner
+
+RUN_FILES = ("runs/merge.gin",)
 
 OVERWRITE_FLAG = "--overwrite"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str]) -> int:
+  from lta import merge_job  # pylint: disable=g-import-not-at-top
+  argv = list(argv)
   overwrite = OVERWRITE_FLAG in argv
-  gin_cli.parse_and_configure([a for a in argv if a != OVERWRITE_FLAG])
+  gin_cli.parse_and_configure([a for a in argv if a != OVERWRITE_FLAG],
+                              entries=[merge_job.run_merge])
   merge_job.run_merge(**({"overwrite": True} if overwrite else {}))
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  runner.run_as_script(sys.modules[__name__])

@@ -1,9 +1,9 @@
-"""`lta pipeline` / `python -m lta.main.pipeline`: the README's main job.
+"""Runs the paper's whole pipeline end to end (the main job).
 
-With no flags it runs the paper's pipeline on CPU on embedded defaults (a
-synthetic world, the tiny model, a vocabulary trained on the fly):
+With no flags it runs on CPU on embedded defaults (a synthetic world, the
+tiny model, a vocabulary trained on the fly):
 
-  python -m lta.main.pipeline
+  lta pipeline
 
 Real data and a real base model are gin bindings, e.g.
 
@@ -12,32 +12,34 @@ Real data and a real base model are gin bindings, e.g.
     --gin.PipelineConfig.vocab_path=\\"/data/mt5/sentencepiece.model\\" \\
     --gin.PipelineConfig.xlsum_manual_dir=\\"/data/xlsum\\" \\
     --gin.PipelineConfig.mc4_local_dir=\\"/data/mc4\\"
+
+Also `python -m lta.main.pipeline`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from typing import Optional, Sequence
-
-# Quiet TensorFlow's C++ start-up logs; must precede its import.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from typing import Sequence
 
 from lta import gin_cli
-from lta import pipeline
-from lta.model.config import T5Config
-from lta.peft.config import AdapterConfig
+from lta.main import runner
 
 DEFAULT_GIN_FILES = ("models/tiny.gin", "peft/lora_r4.gin",
                      "runs/pipeline.gin")
+RUN_FILES = ("runs/pipeline.gin",)
+USES_TENSORFLOW = True
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str]) -> int:
+  # pylint: disable=g-import-not-at-top  (`lta pipeline --help` needs no JAX)
+  import tensorflow_datasets as tfds
+  from lta import pipeline
+  from lta.model.config import T5Config
+  from lta.peft.config import AdapterConfig
+  argv = list(argv)
   if not any(a.startswith("--gin_file") for a in argv):
     argv = [f"--gin_file={f}" for f in DEFAULT_GIN_FILES] + argv
   gin_cli.parse_and_configure(argv)
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.disable_progress_bar()  # the stage banners are the progress display
   pipeline.run_pipeline(pipeline.PipelineConfig(), T5Config(),
                         AdapterConfig())
@@ -45,4 +47,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  runner.run_as_script(sys.modules[__name__])

@@ -1,10 +1,15 @@
-"""`lta train` / `python -m lta.main.train`: gin flags in, trained adapter out.
+"""Trains an adapter (or fine-tunes mT5) on a seqio task; resumable.
 
-  python -m lta.main.train --gin_file=models/mt5_small.gin \
-    --gin_file=peft/lora_r4.gin --gin_file=runs/train_adapter.gin \
-    --gin.MODEL_DIR=\"/tmp/run\" ...
+  lta train --gin_file=models/mt5_base.gin --gin_file=peft/lora_r4.gin \\
+    --gin_file=runs/train_adapter.gin --gin.MODEL_DIR=\\"/tmp/run\\" \\
+    --gin.MIXTURE_OR_TASK_NAME=\\"xlsum.en\\" ...
 
-See gin/runs/*.gin for each run's required bindings. Exit codes: 0 finished,
+Only the adapter (or the TRAINABLE parameters) is trained and checkpointed;
+a run finding checkpoints in MODEL_DIR resumes from the latest one. The
+trained adapter is exported to MODEL_DIR/adapter for `lta merge` and
+`lta eval`. Also `python -m lta.main.train`.
+
+Exit codes: 0 finished,
 75 (EX_TEMPFAIL) stopped by SIGTERM or Ctrl-C after saving a checkpoint:
 run the same command to resume; 2 bad flags or bindings.
 """
@@ -12,14 +17,18 @@ run the same command to resume; 2 bad flags or bindings.
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
-from absl import logging
 import gin
 
+from lta import errors
 from lta import gin_cli
-from lta import preemption
-from lta import trainer  # registers the configurables the run files bind
+from lta.main import runner
+
+RUN_FILES = ("runs/train_adapter.gin", "runs/full_finetune.gin",
+             "runs/intermediate_tuning.gin")
+USES_TENSORFLOW = True
+READS_TFDS = True
 
 
 def check_adapter_bound() -> None:
@@ -32,23 +41,23 @@ def check_adapter_bound() -> None:
     return
   try:
     gin.query_parameter("AdapterConfig.kind")
-  except ValueError as e:
-    raise ValueError(
+  except ValueError:
+    raise errors.ConfigError(
         "The adapter config is required: add an adapter file, e.g. "
         "--gin_file=peft/lora_r4.gin or --gin_file=peft/krona_32x16.gin, or "
-        "bind --gin.AdapterConfig.kind=\\\"lora\\\"") from e
+        "bind --gin.AdapterConfig.kind=\\\"lora\\\"") from None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-  argv = sys.argv[1:] if argv is None else list(argv)
+def main(argv: Sequence[str]) -> int:
+  # pylint: disable=g-import-not-at-top  (`lta train --help` needs no JAX)
+  from absl import logging
+  from lta import preemption
+  from lta import trainer  # registers the configurables the run files bind
   # Progress goes to stdout; absl INFO would bury it under orbax's logs.
   logging.set_verbosity(logging.WARNING)
-  try:
-    gin_cli.parse_and_configure(argv)
-    check_adapter_bound()
-  except (ValueError, FileNotFoundError) as e:
-    print(f"lta train: {e}", file=sys.stderr)
-    return 2
+  gin_cli.parse_and_configure(argv, entries=[trainer.train],
+                              reads_tfds=READS_TFDS)
+  check_adapter_bound()
   result = trainer.train()
   if result.preempted:
     return preemption.EXIT_PREEMPTED  # checkpointed; rerun to resume
@@ -57,4 +66,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  runner.run_as_script(sys.modules[__name__])
