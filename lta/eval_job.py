@@ -134,6 +134,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              sources: Optional[Sequence[str]] = None,
              lambdas: Union[float, Sequence[float]] = 1.0,
              space: str = "factor", selection: str = "paper",
+             baseline: str = "include",
              tfds_data_dir: Optional[str] = None,
              mixture_or_task_module: str = "lta_tasks",
              allow_extrapolation: bool = False,
@@ -145,7 +146,10 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
   vectors whose manifests name no task or language. `model_config`
   (@T5Config() and a gin/models file) is the architecture of a T5X
-  base_checkpoint; an HF one brings its own.
+  base_checkpoint; an HF one brings its own. `baseline` says whether a
+  composition is scored next to its task-vector baseline ("include"), alone
+  ("exclude"), or the baseline alone ("only"): `lta sweep` scores the
+  baseline once for all its λ jobs.
   """
   __import__(mixture_or_task_module)
   if tfds_data_dir:
@@ -153,6 +157,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   if adapter_dir and composition:
     raise errors.ConfigError(
         "run_eval: give adapter_dir or composition, not both.")
+  _check_baseline(baseline, composition)
   lambdas = sweep.check_lambdas(
       lambdas, allow_extrapolation=allow_extrapolation,
       name="run_eval.lambdas", switch="run_eval.allow_extrapolation=True")
@@ -192,7 +197,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   else:
     scored = _eval_composition(
         scorer, tasks, composition, task_vecs, lang_vecs, sources, lambdas,
-        space, selection, selection_split, common,
+        space, selection, selection_split, common, baseline,
         allow_extrapolation=allow_extrapolation,
         allow_unlabelled=allow_unlabelled)
     plots = _plots([r for r, _ in scored], composition, output_dir)
@@ -240,22 +245,50 @@ def adapter_method(manifest) -> tuple[str, dict[str, Any]]:
   return "task_vector", {"sources": (manifest.language,)}
 
 
-def compared_methods(composition: str,
-                     sources: Optional[Sequence[str]]) -> list[str]:
+_BASELINE_CHOICES = ("include", "exclude", "only")
+
+
+def _check_baseline(baseline: str, composition: Optional[str]) -> None:
+  if baseline not in _BASELINE_CHOICES:
+    raise errors.ConfigError(
+        f"run_eval.baseline={baseline!r}: expected one of "
+        f"{', '.join(_BASELINE_CHOICES)}"
+        f"{errors.did_you_mean(baseline, _BASELINE_CHOICES)}")
+  if baseline == "only" and composition is None:
+    raise errors.ConfigError(
+        "run_eval.baseline='only' needs a composition: the baseline is its "
+        "task vector alone (a sweep over single adapters: lta sweep "
+        "--eval_baseline=every_job)")
+
+
+def compared_methods(composition: str, sources: Optional[Sequence[str]],
+                     baseline: str = "include") -> list[str]:
   """The composition and, with one source, the task vector of that source
   alone: the paper's baseline. Several or default (related) sources have
   no single-source baseline; theirs are separate runs (Baseline (best),
-  Baseline (multilingual))."""
-  if composition != "task_only" and sources and len(sources) == 1:
+  Baseline (multilingual)). `baseline` ("include", "exclude", "only") is
+  run_eval.baseline: `lta sweep` scores the baseline once, in a job of its
+  own, and the λ jobs without it."""
+  has_baseline = (composition != "task_only" and sources is not None and
+                  len(sources) == 1)
+  if baseline == "only":
+    if not has_baseline:
+      raise errors.ConfigError(
+          "run_eval.baseline='only' scores the task vector of one source: "
+          f"bind run_eval.sources to one language (got {sources!r}) and a "
+          f"composition other than task_only (got {composition!r})")
+    return ["task_only"]
+  if baseline == "include" and has_baseline:
     return ["task_only", composition]
   return [composition]
 
 
 def _eval_composition(scorer, tasks, composition, task_vecs, lang_vecs,
                       sources, lambdas, space, selection, selection_split,
-                      common, **checks) -> list[tuple[ResultRecord, list]]:
+                      common, baseline="include", **checks
+                      ) -> list[tuple[ResultRecord, list]]:
   """Each of `compared_methods`, λ chosen per target."""
-  names = compared_methods(composition, sources)
+  names = compared_methods(composition, sources, baseline)
   scored = []
   for task in tasks:
     target = evaluation.task_language(task)

@@ -2,11 +2,19 @@
 
 A grid is `NAME=[v1, v2, ...]` per binding (Python literals, written back in
 gin syntax); the jobs are their Cartesian product, each with its own output
-directory under the sweep's workdir, bound through `output_binding`. Jobs run
-here one after another, or are printed (optionally behind a launcher such as
-`launch/tpu_vm.sh run ... --`) for a cluster. `collect` reads every job's
-scores.json ({method: {language: {metric: value}}}, what `lta eval` writes)
-into one Markdown and CSV table with the grid values as columns.
+directory under the sweep's workdir, bound through `output_binding`. The
+command every job runs is an argv list, never re-split by a shell. Jobs run
+here one after another, or are printed shell-quoted (optionally behind a
+launcher such as `launch/tpu_vm.sh run ... --`) for a cluster. `collect`
+reads every job's scores.json ({method: {language: {metric: value}}}, what
+`lta eval` writes) into one Markdown and CSV table with the grid values as
+columns.
+
+A sweep of `lta eval` over a composition scores the task-vector baseline
+once: one extra job, `baseline`, scores only the baseline
+(run_eval.baseline="only"), and the grid jobs skip it
+(run_eval.baseline="exclude"), so the table has one baseline row, not one
+per job labelled with that job's grid values.
 """
 
 from __future__ import annotations
@@ -23,7 +31,15 @@ import subprocess
 import sys
 from typing import Any, Optional, Sequence
 
+from lta import errors
+
 JOBS_FILE = "jobs.json"
+BASELINE_JOB = "baseline"
+EVAL_BASELINE_BINDING = "run_eval.baseline"
+
+
+class SweepJobFailed(errors.LtaError):
+  """A job of the sweep exited with an error (its own output says which)."""
 
 
 @dataclasses.dataclass
@@ -41,16 +57,19 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     name, sep, values = spec.partition("=")
     name = name.strip()
     if not sep or not re.fullmatch(r"[\w./]+", name):
-      raise ValueError(f"--grid {spec!r}: expected NAME=[v1, v2, ...]")
+      raise errors.ConfigError(
+          f"--grid {spec!r}: expected NAME=[v1, v2, ...]")
     try:
       parsed = ast.literal_eval(values.strip())
     except (ValueError, SyntaxError) as e:
-      raise ValueError(f"--grid {spec!r}: values must be a Python list "
-                       f"literal, e.g. {name}=[0.3, 0.5] ({e})") from None
+      raise errors.ConfigError(
+          f"--grid {spec!r}: values must be a Python list literal, e.g. "
+          f"{name}=[0.3, 0.5] ({e})") from None
     if not isinstance(parsed, (list, tuple)) or not parsed:
-      raise ValueError(f"--grid {spec!r}: values must be a non-empty list")
+      raise errors.ConfigError(
+          f"--grid {spec!r}: values must be a non-empty list")
     if name in grid:
-      raise ValueError(f"--grid {name} given twice")
+      raise errors.ConfigError(f"--grid {name} given twice")
     grid[name] = list(parsed)
   return grid
 
@@ -67,21 +86,56 @@ def _slug(bindings: dict[str, Any]) -> str:
   return re.sub(r"[^\w.=,-]+", "_", ",".join(parts))[:200]
 
 
-def expand(base_command: str, grid: dict[str, list[Any]], workdir: str,
-           output_binding: str) -> list[Job]:
-  """One job per point of the grid's Cartesian product."""
-  base = shlex.split(base_command)
-  if not base:
-    raise ValueError("--base_command is empty")
-  names = list(grid)
-  jobs = []
-  for i, values in enumerate(itertools.product(*grid.values())):
-    bindings = dict(zip(names, values))
-    name = f"{i:03d}_{_slug(bindings)}"
+def is_eval_command(argv: Sequence[str]) -> bool:
+  """`lta eval ...`, `python -m lta.main.eval ...` or `... lta.main.cli eval`."""
+  argv = list(argv)
+  if argv[:1] and os.path.basename(argv[0]) == "lta":
+    return argv[1:2] == ["eval"]
+  if "-m" in argv:
+    module = argv[argv.index("-m") + 1:]
+    return (module[:1] == ["lta.main.eval"] or
+            module[:2] == ["lta.main.cli", "eval"])
+  return False
+
+
+def expand(command: Sequence[str], grid: dict[str, list[Any]], workdir: str,
+           output_binding: str, eval_baseline: str = "once") -> list[Job]:
+  """One job per point of the grid's Cartesian product.
+
+  With eval_baseline="once" and an `lta eval` command, a first job scores
+  the task-vector baseline and the grid jobs skip it.
+  """
+  command = list(command)
+  if not command:
+    raise errors.ConfigError(
+        "lta sweep: give the command every job runs after --, e.g. "
+        "lta sweep --workdir=W --grid='LAMBDA=[0.3, 0.7]' -- lta eval ...")
+  if eval_baseline not in ("once", "every_job"):
+    raise errors.ConfigError(
+        f"--eval_baseline={eval_baseline}: expected once or every_job")
+  # An eval of single adapters (adapter_dir bound) composes nothing.
+  adapter_dir = "run_eval.adapter_dir"
+  split_baseline = (
+      eval_baseline == "once" and is_eval_command(command) and
+      adapter_dir not in grid and
+      not any(a.startswith(f"--gin.{adapter_dir}=") for a in command))
+
+  def job(name: str, bindings: dict[str, Any], extra: list[str]) -> Job:
     output_dir = os.path.join(workdir, name)
     flags = [f"--gin.{k}={gin_literal(v)}" for k, v in bindings.items()]
-    flags.append(f"--gin.{output_binding}={gin_literal(output_dir)}")
-    jobs.append(Job(name, bindings, output_dir, base + flags))
+    flags += extra + [f"--gin.{output_binding}={gin_literal(output_dir)}"]
+    return Job(name, bindings, output_dir, command + flags)
+
+  jobs = []
+  if split_baseline:
+    jobs.append(job(BASELINE_JOB, {},
+                    [f"--gin.{EVAL_BASELINE_BINDING}=\"only\""]))
+  skip = [f"--gin.{EVAL_BASELINE_BINDING}=\"exclude\""] if split_baseline \
+      else []
+  names = list(grid)
+  for i, values in enumerate(itertools.product(*grid.values())):
+    bindings = dict(zip(names, values))
+    jobs.append(job(f"{i:03d}_{_slug(bindings)}", bindings, skip))
   return jobs
 
 
@@ -96,8 +150,9 @@ def write_jobs(jobs: Sequence[Job], workdir: str) -> str:
 def read_jobs(workdir: str) -> list[Job]:
   path = os.path.join(workdir, JOBS_FILE)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: expand the sweep first "
-                            "(lta sweep --mode=local or --mode=print)")
+    raise errors.MissingFileError(
+        f"{path} not found: expand the sweep first (lta sweep --mode=local "
+        "or --mode=print)")
   with open(path, encoding="utf-8") as f:
     return [Job(**j) for j in json.load(f)]
 
@@ -120,28 +175,35 @@ def run_local(jobs: Sequence[Job], env: Optional[dict[str, str]] = None,
     print(f"[sweep {i + 1}/{len(jobs)}] {command_line(job)}", flush=True)
     proc = subprocess.run(local_argv(job.argv), env=env, cwd=cwd, check=False)
     if proc.returncode != 0:
-      raise RuntimeError(f"Sweep job {job.name} failed with exit code "
-                         f"{proc.returncode}: {command_line(job)}")
+      raise SweepJobFailed(f"sweep job {job.name} failed with exit code "
+                           f"{proc.returncode}: {command_line(job)}")
 
 
 def collect(workdir: str, metric: str = "rouge2") -> list[dict[str, Any]]:
-  """One row per job and method: grid values, `metric` per language, avg."""
+  """One row per job and method: grid values, `metric` per language, avg.
+
+  A job without a grid value (the eval baseline) leaves those cells empty.
+  """
   rows = []
-  for job in read_jobs(workdir):
+  jobs = read_jobs(workdir)
+  grid_names = list(dict.fromkeys(n for job in jobs for n in job.bindings))
+  for job in jobs:
     path = os.path.join(job.output_dir, "scores.json")
     if not os.path.exists(path):
-      raise FileNotFoundError(f"Sweep job {job.name}: {path} not found "
-                              "(has the job run?)")
+      raise errors.MissingFileError(
+          f"sweep job {job.name}: {path} not found (has the job run?)")
     with open(path, encoding="utf-8") as f:
       scores = json.load(f)
     for method, by_lang in scores.items():
-      row: dict[str, Any] = {"job": job.name, **job.bindings,
+      row: dict[str, Any] = {"job": job.name,
+                             **{n: job.bindings.get(n) for n in grid_names},
                              "method": method}
       values = []
       for lang, lang_scores in by_lang.items():
         if metric not in lang_scores:
-          raise ValueError(f"{path}: {method}/{lang} has no {metric!r} "
-                           f"score (has {sorted(lang_scores)})")
+          raise errors.DataError(
+              f"{path}: {method}/{lang} has no {metric!r} score (has "
+              f"{sorted(lang_scores)}); choose one with --metric")
         row[lang] = float(lang_scores[metric])
         values.append(row[lang])
       row["avg"] = sum(values) / len(values) if values else float("nan")
@@ -167,7 +229,7 @@ def write_table(rows: Sequence[dict[str, Any]], workdir: str,
                 metric: str = "rouge2") -> dict[str, str]:
   """sweep.md and sweep.csv in workdir."""
   if not rows:
-    raise ValueError(f"No results to collect in {workdir}")
+    raise errors.DataError(f"No results to collect in {workdir}")
   columns = _columns(rows)
   md = os.path.join(workdir, "sweep.md")
   with open(md, "w", encoding="utf-8") as f:

@@ -13,22 +13,35 @@ import textwrap
 
 import pytest
 
+from lta import errors
 from lta import sweep_launcher
 from lta.main import sweep as sweep_main
 
-# Writes {method: {lang: {"rouge2": ...}}} from --gin.LAMBDA and
-# --gin.run_eval.space to --gin.run_eval.output_dir, like `lta eval`.
+# Writes {method: {lang: {"rouge2": ...}}} from --gin.LAMBDA,
+# --gin.run_eval.space and --gin.run_eval.baseline to
+# --gin.run_eval.output_dir, like `lta eval`; checks its --gin.base flag
+# arrived with its quotes.
 SCORER = textwrap.dedent("""
     import json, os, sys
     flags = dict(a[len("--gin."):].split("=", 1) for a in sys.argv[1:])
-    lam = float(flags["LAMBDA"])
-    bonus = 1.0 if json.loads(flags["run_eval.space"]) == "delta" else 0.0
+    assert json.loads(flags["base"]) == "/data/mt5 base", flags["base"]
+    baseline = json.loads(flags.get("run_eval.baseline", '"include"'))
+    scores = {}
+    if baseline != "exclude":
+      scores["baseline"] = {"pt": {"rouge2": 1.0}, "uk": {"rouge2": 2.0}}
+    if baseline != "only":
+      lam = float(flags["LAMBDA"])
+      space = json.loads(flags.get("run_eval.space", '"factor"'))
+      bonus = 1.0 if space == "delta" else 0.0
+      scores["add_subtract"] = {"pt": {"rouge2": 10 * lam + bonus},
+                                "uk": {"rouge2": 20 * lam + bonus}}
     out = json.loads(flags["run_eval.output_dir"])
     os.makedirs(out)
     with open(os.path.join(out, "scores.json"), "w") as f:
-      json.dump({"add_subtract": {"pt": {"rouge2": 10 * lam + bonus},
-                                  "uk": {"rouge2": 20 * lam + bonus}}}, f)
+      json.dump(scores, f)
 """)
+BASE = '--gin.base="/data/mt5 base"'  # as the shell passes \"$MT5_BASE\"
+EVAL = ["lta", "eval", "--gin_file=runs/eval.gin", BASE]
 
 
 def test_parse_grid_and_gin_literals():
@@ -38,37 +51,65 @@ def test_parse_grid_and_gin_literals():
   assert sweep_launcher.gin_literal("factor") == '"factor"'
   assert sweep_launcher.gin_literal(0.3) == "0.3"
   for bad in ("LAMBDA", "LAMBDA=0.3", "LAMBDA=[]", "LAMBDA=[0.3,", "=[1]"):
-    with pytest.raises(ValueError, match="--grid"):
+    with pytest.raises(errors.ConfigError, match="--grid"):
       sweep_launcher.parse_grid([bad])
 
 
 def test_expand_is_the_cartesian_product_with_one_output_dir_each(tmp_path):
   grid = {"LAMBDA": [0.3, 0.5, 0.7], "run_eval.space": ["factor", "delta"]}
-  jobs = sweep_launcher.expand("lta eval --gin_file=runs/eval.gin", grid,
+  jobs = sweep_launcher.expand(["python", "score.py", BASE], grid,
                                str(tmp_path), "run_eval.output_dir")
   assert len(jobs) == 6
   assert len({j.output_dir for j in jobs}) == 6
   assert jobs[1].bindings == {"LAMBDA": 0.3, "run_eval.space": "delta"}
   assert jobs[1].argv == [
-      "lta", "eval", "--gin_file=runs/eval.gin", "--gin.LAMBDA=0.3",
+      "python", "score.py", BASE, "--gin.LAMBDA=0.3",
       '--gin.run_eval.space="delta"',
       f'--gin.run_eval.output_dir="{jobs[1].output_dir}"']
 
 
-def test_print_mode_puts_the_launcher_in_front(tmp_path, capsys):
+@pytest.mark.parametrize("command", [
+    EVAL, ["python", "-m", "lta.main.eval", BASE],
+    ["/venv/bin/python", "-m", "lta.main.cli", "eval", BASE]])
+def test_an_eval_sweep_scores_the_baseline_in_one_job(command, tmp_path):
+  jobs = sweep_launcher.expand(command, {"LAMBDA": [0.3, 0.7]},
+                               str(tmp_path), "run_eval.output_dir")
+  assert [j.name for j in jobs] == ["baseline", "000_LAMBDA=0.3",
+                                    "001_LAMBDA=0.7"]
+  assert jobs[0].bindings == {}
+  assert jobs[0].argv == command + [
+      '--gin.run_eval.baseline="only"',
+      f'--gin.run_eval.output_dir="{jobs[0].output_dir}"']
+  for job in jobs[1:]:
+    assert '--gin.run_eval.baseline="exclude"' in job.argv
+  every = sweep_launcher.expand(command, {"LAMBDA": [0.3]}, str(tmp_path),
+                                "run_eval.output_dir", "every_job")
+  assert [j.name for j in every] == ["000_LAMBDA=0.3"]
+  assert not any("run_eval.baseline" in a for a in every[0].argv)
+
+
+def test_a_sweep_over_single_adapters_has_no_baseline_job(tmp_path):
+  jobs = sweep_launcher.expand(
+      EVAL, {"run_eval.adapter_dir": ["/runs/a", "/runs/b"]}, str(tmp_path),
+      "run_eval.output_dir")
+  assert len(jobs) == 2 and "baseline" not in [j.name for j in jobs]
+
+
+def test_print_mode_quotes_the_command_for_a_shell(tmp_path, capsys):
   prefix = "launch/tpu_vm.sh run --name lta-v4 --zone z --"
+  command = ["lta", "eval", "--gin_file=experiments/table1_add.gin", BASE]
   assert sweep_main.main([
       "--mode=print", f"--workdir={tmp_path}", f"--prefix={prefix}",
-      "--base_command=lta eval --gin_file=experiments/table1_add.gin",
-      "--grid=LAMBDA=[0.5, 0.9]"]) == 0
+      "--grid=LAMBDA=[0.5, 0.9]", "--", *command]) == 0
   lines = capsys.readouterr().out.strip().splitlines()
-  assert len(lines) == 2
-  for line, lam in zip(lines, (0.5, 0.9)):
+  jobs = sweep_launcher.read_jobs(str(tmp_path))
+  assert len(lines) == len(jobs) == 3  # the baseline, then one per λ
+  for line, job in zip(lines, jobs):
     assert line.startswith(prefix + " lta eval ")
-    argv = shlex.split(line)
-    assert f"--gin.LAMBDA={lam}" in argv
-    assert any(a.startswith("--gin.run_eval.output_dir=") for a in argv)
-  assert len(sweep_launcher.read_jobs(str(tmp_path))) == 2
+    # The shell gets back exactly the job's argv, quotes included.
+    assert shlex.split(line[len(prefix):]) == job.argv
+    assert job.argv[:len(command)] == command
+  assert "--gin.LAMBDA=0.9" in jobs[2].argv
 
 
 def test_local_sweep_runs_every_job_and_collects_one_table(tmp_path, capsys):
@@ -77,15 +118,15 @@ def test_local_sweep_runs_every_job_and_collects_one_table(tmp_path, capsys):
   workdir = tmp_path / "sweep"
   assert sweep_main.main([
       "--mode=local", f"--workdir={workdir}",
-      f"--base_command={shlex.quote(sys.executable)} {script}",
       "--grid=LAMBDA=[0.3, 0.7]", '--grid=run_eval.space=["factor", "delta"]',
-      "--output_binding=run_eval.output_dir"]) == 0
+      "--output_binding=run_eval.output_dir", "--",
+      sys.executable, str(script), BASE]) == 0
   assert "| job | LAMBDA | space | method | pt | uk | avg |" in \
       capsys.readouterr().out.replace("run_eval.space", "space")
   rows = list(csv.DictReader(open(workdir / "sweep.csv")))
-  assert len(rows) == 4
+  assert len(rows) == 8  # this program is no `lta eval`: baseline per job
   got = {(float(r["LAMBDA"]), r["run_eval.space"]): float(r["avg"])
-         for r in rows}
+         for r in rows if r["method"] == "add_subtract"}
   assert got == pytest.approx({(0.3, "factor"): 4.5, (0.3, "delta"): 5.5,
                                (0.7, "factor"): 10.5, (0.7, "delta"): 11.5})
   # collect alone rebuilds the same table from the jobs' scores.json.
@@ -94,22 +135,60 @@ def test_local_sweep_runs_every_job_and_collects_one_table(tmp_path, capsys):
   assert (workdir / "sweep.md").read_text() == before
 
 
+def test_the_baseline_job_gives_one_row_without_grid_values(tmp_path):
+  script = tmp_path / "scorer.py"
+  script.write_text(SCORER)
+  jobs = sweep_launcher.expand(EVAL, {"LAMBDA": [0.3, 0.7]},
+                               str(tmp_path), "run_eval.output_dir")
+  sweep_launcher.write_jobs(jobs, str(tmp_path))
+  # What `lta eval` would get after "lta eval --gin_file=...": the flags.
+  for job in jobs:
+    job.argv = [sys.executable, str(script)] + job.argv[len(EVAL) - 1:]
+  sweep_launcher.run_local(jobs)
+  rows = sweep_launcher.collect(str(tmp_path))
+  assert [(r["job"], r["LAMBDA"], r["method"]) for r in rows] == [
+      ("baseline", None, "baseline"), ("000_LAMBDA=0.3", 0.3, "add_subtract"),
+      ("001_LAMBDA=0.7", 0.7, "add_subtract")]
+  table = open(sweep_launcher.write_table(rows, str(tmp_path))["sweep.md"]
+               ).read()
+  assert "| baseline |  | baseline | 1.00 | 2.00 | 1.50 |" in table
+
+
+def test_the_command_comes_after_a_double_dash(tmp_path):
+  with pytest.raises(errors.ConfigError, match="after --"):
+    sweep_main.main([f"--workdir={tmp_path}", "--grid=LAMBDA=[0.5]"])
+
+
 def test_collect_names_a_missing_result_and_a_missing_metric(tmp_path):
-  jobs = sweep_launcher.expand("true", {"LAMBDA": [0.5]}, str(tmp_path),
+  jobs = sweep_launcher.expand(["true"], {"LAMBDA": [0.5]}, str(tmp_path),
                                "run_eval.output_dir")
   sweep_launcher.write_jobs(jobs, str(tmp_path))
-  with pytest.raises(FileNotFoundError, match="scores.json"):
+  with pytest.raises(errors.MissingFileError, match="scores.json"):
     sweep_launcher.collect(str(tmp_path))
   (tmp_path / jobs[0].name).mkdir()
   (tmp_path / jobs[0].name / "scores.json").write_text(
       json.dumps({"m": {"pt": {"f1": 1.0}}}))
-  with pytest.raises(ValueError, match="'rouge2'.*f1"):
+  with pytest.raises(errors.DataError, match="'rouge2'.*f1"):
     sweep_launcher.collect(str(tmp_path))
   assert sweep_launcher.collect(str(tmp_path), "f1")[0]["pt"] == 1.0
 
 
 def test_a_failing_job_stops_the_sweep(tmp_path):
-  jobs = sweep_launcher.expand("false", {"LAMBDA": [0.5, 0.9]},
+  jobs = sweep_launcher.expand(["false"], {"LAMBDA": [0.5, 0.9]},
                                str(tmp_path), "run_eval.output_dir")
-  with pytest.raises(RuntimeError, match="000_LAMBDA=0.5 failed"):
+  with pytest.raises(sweep_launcher.SweepJobFailed,
+                     match="000_LAMBDA=0.5 failed"):
     sweep_launcher.run_local(jobs)
+
+
+def test_eval_scores_what_run_eval_baseline_says():
+  from lta import eval_job  # pylint: disable=g-import-not-at-top
+  compared = eval_job.compared_methods
+  assert compared("lang_task_add", ["en"]) == ["task_only", "lang_task_add"]
+  assert compared("lang_task_add", ["en"], "exclude") == ["lang_task_add"]
+  assert compared("lang_task_add", ["en"], "only") == ["task_only"]
+  # Several sources have no single-source baseline to score alone.
+  assert compared("lang_task_add_subtract_related", None) == [
+      "lang_task_add_subtract_related"]
+  with pytest.raises(errors.ConfigError, match="one source"):
+    compared("lang_task_add_subtract_related", None, "only")

@@ -2,14 +2,13 @@
 
 Builds the tiny pipeline (synthetic data, tiny base, LoRA task and language
 vectors; about two minutes), then sweeps λ over the add-and-subtract
-composition, one `lta eval` job per λ, and checks the collected table
-against each job's scores.json.
+composition, one `lta eval` job per λ plus one for the task-vector baseline,
+and checks the collected table against each job's scores.json.
 """
 
 import csv
 import json
 import os
-import shlex
 
 import pytest
 
@@ -25,7 +24,7 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
                      cli_run.tiny_pipeline_flags(work, (0.5,), 2))
   tasks = {"en": str(work / "task_en" / "adapter")}
   langs = {l: str(work / f"lang_{l}" / "adapter") for l in ("en", "pt", "uk")}
-  base = shlex.join([
+  command = [
       "lta", "eval", "--gin_file=runs/eval.gin",
       f'--gin.run_eval.base_checkpoint="{work / "base" / "model"}"',
       "--gin.run_eval.tasks=['xlsum.pt', 'xlsum.uk']",
@@ -35,20 +34,28 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
       f"--gin.run_eval.task_vectors={tasks!r}",
       f"--gin.run_eval.language_vectors={langs!r}",
       "--gin.run_eval.max_examples=2",
-      f'--gin.run_eval.tfds_data_dir="{work / "tfds"}"',
-      f'--gin.lta.vocab.get_vocabulary.path="{work / "spm" / "spm.model"}"'])
+      f"--tfds_data_dir={work / 'tfds'}",
+      f'--gin.lta.vocab.get_vocabulary.path="{work / "spm" / "spm.model"}"']
   sweep_dir = tmp_path / "sweep"
   proc = cli_run.run_module(
       "lta.main.cli", ["sweep", "--mode=local", f"--workdir={sweep_dir}",
-                       f"--base_command={base}",
                        f"--grid=LAMBDA={list(LAMBDAS)}",
-                       "--output_binding=run_eval.output_dir"])
+                       "--output_binding=run_eval.output_dir", "--",
+                       *command])
   assert "| job | LAMBDA | method | pt | uk | avg |" in proc.stdout
   rows = list(csv.DictReader(open(sweep_dir / "sweep.csv")))
-  assert len(rows) == 2 * len(LAMBDAS)  # composition + task-only baseline
+  # One baseline row (no λ), one composition row per λ.
+  baseline = [r for r in rows if r["method"] != "lang_task_add_subtract"]
+  assert [(r["job"], r["LAMBDA"]) for r in baseline] == [("baseline", "")]
+  assert len(rows) == 1 + len(LAMBDAS)
   jobs = json.load(open(sweep_dir / "jobs.json"))
-  for job, lam in zip(jobs, LAMBDAS):
+  assert jobs[0]["name"] == "baseline"
+  assert set(json.load(open(os.path.join(jobs[0]["output_dir"],
+                                         "scores.json")))) == {
+                                             baseline[0]["method"]}
+  for job, lam in zip(jobs[1:], LAMBDAS):
     scores = json.load(open(os.path.join(job["output_dir"], "scores.json")))
+    assert set(scores) == {"lang_task_add_subtract"}
     comp = scores["lang_task_add_subtract"]
     assert comp["pt"]["lambda"] == lam
     row = next(r for r in rows if r["job"] == job["name"] and
