@@ -7,10 +7,21 @@
 #     [--dry-run] -- <lta command and gin flags>      # on node 0
 #   ... the same with --node_rank 1 on node 1.
 # Every GPU of a node is used by its one process; MODEL_DIR must be shared
-# by all nodes (a network filesystem or gs://).
+# by all nodes (a network filesystem or gs://). Install once per node, then
+# activate the venv (`lta` must be on PATH):
+#   make install && .venv/bin/python -m pip install -e '.[gpu]'
+# make install is the CPU-tested lock (requirements/lock.txt); the [gpu]
+# extra adds the CUDA 12 plugin and NVIDIA libraries for the locked jax
+# version (not hash-locked). --help prints this.
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0"; exit 2; }
+# The header above is the help: on stdout for --help, else on stderr.
+usage() {
+  local code=${1:-2}
+  awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0" |
+    if [[ $code == 0 ]]; then cat; else cat >&2; fi
+  exit "$code"
+}
 NUM_NODES=1; NODE_RANK=0; COORDINATOR=""; DRY_RUN=0
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -18,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --node_rank) NODE_RANK=$2; shift 2 ;;
     --coordinator) COORDINATOR=$2; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --help|-h) usage 0 ;;
     --) shift; break ;;
     *) echo "gpu.sh: unknown flag $1" >&2; usage ;;
   esac

@@ -38,17 +38,32 @@ def test_tpu_vm_create_and_delete():
                         "lta-v4", "--zone=us-central2-b", "--quiet"]
 
 
-def test_tpu_vm_setup_installs_on_all_workers():
+def test_tpu_vm_setup_makes_a_python_311_venv_from_the_lock():
   out = _launch("tpu_vm.sh", "setup", "--name", "lta-v4", "--zone", "z",
                 "--repo", "https://example.org/lta.git", "--dry-run").stdout
   argv = _argv(out)
   assert argv[:7] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "lta-v4",
                       "--zone=z"]
   assert "--worker=all" in argv
-  command = argv[-1]
-  assert command == ("--command=git clone --branch main "
-                     "https://example.org/lta.git lta && cd lta && "
-                     "python3 -m pip install -e '.[tpu]'")
+  assert argv[-1].startswith("--command=")
+  steps = argv[-1][len("--command="):].split(" && ")
+  assert steps == [
+      "git clone --branch main https://example.org/lta.git lta", "cd lta",
+      # The image's python3 is 3.10; jax 0.10 and numpy 2.4 need >= 3.11.
+      "sudo apt-get update -qq",
+      "sudo apt-get install -y -qq python3.11 python3.11-venv",
+      # The Makefile's venv from requirements/lock.txt, then the TPU extra.
+      "make PYTHON=python3.11 install",
+      ".venv/bin/python -m pip install --quiet --no-build-isolation "
+      "-e '.[tpu]'"]
+  makefile = open(os.path.join(REPO, "Makefile")).read()
+  assert "--require-hashes --no-deps -r $(LOCK)" in makefile
+  assert "LOCK := requirements/lock.txt" in makefile
+  other = _argv(_launch("tpu_vm.sh", "setup", "--name", "n", "--zone", "z",
+                        "--repo", "r", "--python", "python3.12",
+                        "--dry-run").stdout)[-1]
+  assert "python3.12 python3.12-venv" in other
+  assert "make PYTHON=python3.12 install" in other
   _launch("tpu_vm.sh", "setup", "--name", "n", "--zone", "z", "--dry-run",
           ok=False)
 
@@ -59,11 +74,12 @@ def test_tpu_vm_run_passes_gin_flags_and_enables_distributed_init():
   argv = _argv(out)
   assert "--worker=all" in argv
   command = argv[-1][len("--command="):]
-  assert command.startswith("cd lta && nohup python3 -m lta.main.cli ")
+  assert command.startswith("cd lta && nohup .venv/bin/python -m "
+                            "lta.main.cli ")
   assert command.endswith("> ~/lta_run.log 2>&1 &")
   # The remote shell sees exactly the lta arguments, quotes and all.
   remote = shlex.split(command.split("nohup ", 1)[1].split(" >", 1)[0])
-  assert remote == ["python3", "-m", "lta.main.cli", *LTA_ARGS,
+  assert remote == [".venv/bin/python", "-m", "lta.main.cli", *LTA_ARGS,
                     "--gin.initialize_distributed.enabled=True"]
 
 
@@ -123,3 +139,24 @@ def test_vector_paths_is_a_gin_file_for_the_table_files(tmp_path):
   assert len(langs) == 23 and langs["fi"] == "/runs/lang_fi/adapter"
   krona = _launch("vector_paths.sh", "/runs", "--krona").stdout
   assert "'sw': '/runs/task_xlsum_krona_sw/adapter'" in krona
+
+
+@pytest.mark.parametrize("script,first_line", [
+    ("tpu_vm.sh", "Cloud TPU VM launcher"), ("gpu.sh", "GPU launcher"),
+    ("local.sh", "Local CPU launcher"),
+    ("vector_paths.sh", "Prints the TASK_VECTORS")])
+def test_every_launcher_has_help(script, first_line):
+  proc = _launch(script, "--help")
+  assert proc.stdout.startswith(first_line) and proc.stderr == ""
+  assert "--help" in proc.stdout and "set -euo" not in proc.stdout
+  if script != "vector_paths.sh":
+    assert "--dry-run" in proc.stdout
+  if script == "gpu.sh":
+    assert "pip install -e '.[gpu]'" in proc.stdout
+
+
+def test_a_launcher_mistake_prints_help_on_stderr():
+  proc = _launch("gpu.sh", "--bogus", ok=False)
+  assert proc.returncode == 2 and proc.stdout == ""
+  assert proc.stderr.startswith("gpu.sh: unknown flag --bogus")
+  assert "GPU launcher" in proc.stderr
