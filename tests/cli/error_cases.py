@@ -1,0 +1,92 @@
+"""How to make each mistake of docs/errors.md through a real entry point.
+
+Keyed by the row's first cell ("Mistake"). A case runs `lta` in this
+process (`cli.main(argv)`), or where the message must come from a fresh
+process (what is imported, the network), as `python -m lta.main.cli`;
+`offline` runs that process without a network (a Linux network
+namespace). To document a new message: add its row to docs/errors.md and
+its case here.
+"""
+
+import dataclasses
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+TINY_GIN = os.path.join(REPO, "tests", "trainer", "tiny_run.gin")
+MISSING = "/nonexistent/lta"  # never created
+# The tiny trainer run of tests/trainer, all required bindings given.
+TINY_TRAIN = ["train", f"--gin_file={TINY_GIN}",
+              f'--gin.MODEL_DIR="{MISSING}/model"', "--gin.TRAIN_STEPS=2"]
+EVAL = ["eval", "--gin_file=runs/eval.gin",
+        f'--gin.run_eval.output_dir="{MISSING}/eval"',
+        f'--gin.run_eval.base_checkpoint="{MISSING}/mt5-base"',
+        "--gin.run_eval.tasks=['xlsum.pt']",
+        "--gin.TASK_FEATURE_LENGTHS={'inputs': 512, 'targets': 64}"]
+MERGE = ["merge", "--gin_file=runs/merge.gin",
+         f'--gin.run_merge.output_dir="{MISSING}/merged"',
+         '--gin.run_merge.composition="task_only"',
+         '--gin.run_merge.target="pt"',
+         f"--gin.run_merge.task_vectors={{'en': '{MISSING}/task_en'}}"]
+GS_VOCAB = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  argv: list[str]
+  subprocess: bool = False
+  offline: bool = False
+
+
+CASES = {
+    "An unknown command":
+        Case(["trian"], subprocess=True),
+    "An unknown flag":
+        Case([*TINY_TRAIN, "--model_dir=/tmp/run"]),
+    "A gin file that is not there":
+        Case(["train", "--gin_file=runs/train.gin"]),
+    "A string without quotes":
+        Case([*TINY_TRAIN, "--gin.MODEL_DIR=/tmp/x"]),
+    "An unfinished value":
+        Case([*TINY_TRAIN, "--gin.TASK_FEATURE_LENGTHS={'inputs': 32"]),
+    "A misspelt macro":
+        Case(["eval", "--gin_file=runs/eval.gin", "--gin.LAMDA=[0.3,0.5,0.7]"]),
+    "A misspelt configurable":
+        Case([*TINY_TRAIN, "--gin.make_optimiser.clip_norm=0.5"]),
+    "A misspelt parameter":
+        Case([*EVAL, '--gin.run_eval.outptu_dir="/tmp/eval"']),
+    "A required binding left out":
+        Case(TINY_TRAIN[:2] + TINY_TRAIN[3:]),
+    "No output directory":
+        Case(EVAL[:2] + EVAL[3:]),
+    "No adapter file":
+        Case(["train", "--gin_file=runs/train_adapter.gin",
+              f'--gin.MODEL_DIR="{MISSING}/model"',
+              '--gin.MIXTURE_OR_TASK_NAME="xlsum.en"',
+              "--gin.TASK_FEATURE_LENGTHS={'inputs': 512, 'targets': 64}",
+              "--gin.TRAIN_STEPS=5000", "--gin.INITIAL_CHECKPOINT_PATH=None"]),
+    "A task that is not registered":
+        Case([*TINY_TRAIN, '--gin.MIXTURE_OR_TASK_NAME="xlsum.xx"']),
+    "A base checkpoint that is not there":
+        Case([*TINY_TRAIN, '--gin.INITIAL_CHECKPOINT_PATH="/data/mt5-base"']),
+    "A vocabulary that is not there":
+        Case([*TINY_TRAIN, "--gin.lta.vocab.get_vocabulary.path="
+              '"/data/mt5/sentencepiece.model"']),
+    "A gs:// vocabulary without a network":
+        Case([*EVAL, f'--gin.lta.vocab.get_vocabulary.path="{GS_VOCAB}"'],
+             subprocess=True, offline=True),
+    "A TFDS data dir that is not there":
+        Case([*TINY_TRAIN, "--tfds_data_dir=/data/tfds"]),
+    "--tfds_data_dir for a command that reads no prepared data":
+        Case([*MERGE, "--tfds_data_dir=/data/tfds"]),
+    "The baseline alone, with no composition":
+        Case([*EVAL, '--gin.run_eval.baseline="only"']),
+    "The old lta sweep --base_command":
+        Case(["sweep", f"--workdir={MISSING}/sweep",
+              "--base_command=lta eval --gin_file=runs/eval.gin",
+              "--grid=LAMBDA=[0.5]"]),
+}
+
+# --debug through the real process (merge imports no TensorFlow).
+UNQUOTED_MERGE = Case([*MERGE, "--gin.run_merge.output_dir=/tmp/x"],
+                      subprocess=True)

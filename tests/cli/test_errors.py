@@ -1,0 +1,96 @@
+"""Every row of docs/errors.md, made through a real entry point.
+
+Each mistake must print exactly its documented message on one line, with
+exit code 2 and no traceback; --debug shows the traceback instead.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import gin
+import pytest
+
+from lta.main import cli
+from tests.cli import error_cases
+
+DOC = os.path.join(error_cases.REPO, "docs", "errors.md")
+
+
+def _cells(row: str) -> list[str]:
+  """A Markdown table row's cells; a `|` inside a code span is text."""
+  cells, cell, in_code = [], "", False
+  for char in row.strip()[1:-1]:
+    if char == "`":
+      in_code = not in_code
+    if char == "|" and not in_code:
+      cells.append(cell.strip())
+      cell = ""
+    else:
+      cell += char
+  return cells + [cell.strip()]
+
+
+def documented_messages() -> dict[str, str]:
+  """Mistake (without backticks) -> message, from the table in the doc."""
+  rows = {}
+  with open(DOC, encoding="utf-8") as f:
+    lines = [l for l in f if l.startswith("| ")]
+  for line in lines[1:]:  # the first is the header
+    mistake, _, message = _cells(line)
+    rows[mistake.replace("`", "")] = message.strip("`")
+  return rows
+
+
+DOCUMENTED = documented_messages()
+
+
+def _pattern(message: str) -> re.Pattern:
+  return re.compile(".*".join(re.escape(p) for p in message.split("…")))
+
+
+def _run(case: error_cases.Case, debug: bool = False):
+  """(exit code, stdout, stderr) of `lta <argv>`."""
+  argv = (["--debug"] if debug else []) + case.argv
+  if case.subprocess:
+    command = [sys.executable, "-m", "lta.main.cli", *argv]
+    if case.offline:  # a network namespace with no interfaces: no network
+      command = ["unshare", "--user", "--map-root-user", "--net", *command]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(command, cwd=error_cases.REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+  return cli.main(argv), None, None
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+def test_every_documented_mistake_has_a_case_and_back():
+  assert set(DOCUMENTED) == set(error_cases.CASES)
+
+
+@pytest.mark.parametrize("mistake", sorted(error_cases.CASES))
+def test_mistake_prints_its_documented_line(mistake, capsys):
+  case = error_cases.CASES[mistake]
+  code, out, err = _run(case)
+  if out is None:
+    out, err = capsys.readouterr()
+  assert code == 2, (out, err)
+  assert out == ""
+  assert err.endswith("\n") and err.count("\n") == 1, err
+  assert _pattern(DOCUMENTED[mistake]).fullmatch(err[:-1]), (
+      f"\nprinted:    {err[:-1]}\ndocumented: {DOCUMENTED[mistake]}")
+
+
+def test_debug_shows_the_traceback():
+  code, _, err = _run(error_cases.UNQUOTED_MERGE, debug=True)
+  assert code == 1
+  assert "Traceback (most recent call last)" in err
+  assert "lta.errors.ConfigError: --gin.run_merge.output_dir=/tmp/x" in err
