@@ -81,12 +81,10 @@ CASES = {
         Case([*MERGE, "--tfds_data_dir=/data/tfds"]),
     "The baseline alone, with no composition":
         Case([*EVAL, '--gin.run_eval.baseline="only"']),
+    "Collecting a sweep that was never expanded":
+        Case(["sweep", "--mode=collect", f"--workdir={MISSING}/sweep"]),
     "The old lta sweep --base_command":
         Case(["sweep", f"--workdir={MISSING}/sweep",
               "--base_command=lta eval --gin_file=runs/eval.gin",
               "--grid=LAMBDA=[0.5]"]),
 }
-
-# --debug through the real process (merge imports no TensorFlow).
-UNQUOTED_MERGE = Case([*MERGE, "--gin.run_merge.output_dir=/tmp/x"],
-                      subprocess=True)

@@ -12,6 +12,7 @@ import sys
 import gin
 import pytest
 
+from lta import errors
 from lta.main import cli
 from tests.cli import error_cases
 
@@ -50,9 +51,9 @@ def _pattern(message: str) -> re.Pattern:
   return re.compile(".*".join(re.escape(p) for p in message.split("…")))
 
 
-def _run(case: error_cases.Case, debug: bool = False):
-  """(exit code, stdout, stderr) of `lta <argv>`."""
-  argv = (["--debug"] if debug else []) + case.argv
+def _run(case: error_cases.Case):
+  """(exit code, stdout, stderr) of `lta <argv>`; None: captured here."""
+  argv = case.argv
   if case.subprocess:
     command = [sys.executable, "-m", "lta.main.cli", *argv]
     if case.offline:  # a network namespace with no interfaces: no network
@@ -89,8 +90,11 @@ def test_mistake_prints_its_documented_line(mistake, capsys):
       f"\nprinted:    {err[:-1]}\ndocumented: {DOCUMENTED[mistake]}")
 
 
-def test_debug_shows_the_traceback():
-  code, _, err = _run(error_cases.UNQUOTED_MERGE, debug=True)
-  assert code == 1
-  assert "Traceback (most recent call last)" in err
-  assert "lta.errors.ConfigError: --gin.run_merge.output_dir=/tmp/x" in err
+def test_debug_raises_instead_of_printing_one_line(capsys):
+  """`lta --debug ...` lets the error out: Python prints its traceback."""
+  case = error_cases.CASES["A string without quotes"]
+  with pytest.raises(errors.ConfigError,
+                     match=r"^--gin.MODEL_DIR=/tmp/x: Unable to parse") as e:
+    cli.main(["--debug", *case.argv])
+  assert isinstance(e.value.__cause__, SyntaxError)  # gin's own error
+  assert capsys.readouterr().err == ""
