@@ -1,15 +1,10 @@
 """Decodes and scores tasks for the base model, an adapter or a composition.
 
-  lta eval --gin_file=runs/eval.gin \\
-    --gin.run_eval.output_dir=\\"/tmp/eval_pt\\" \\
-    --gin.run_eval.base_checkpoint=\\"/data/mt5-base\\" \\
-    --gin.run_eval.tasks="['xlsum.pt', 'xlsum.uk']" \\
-    --gin.run_eval.composition=\\"lang_task_add_subtract\\" \\
-    --gin.run_eval.sources="['en']" --gin.LAMBDA="[0.3, 0.5, 0.7]" ...
-
-With several λ the best one per target is chosen on validation and reported
-on test, next to the task-vector baseline. Writes predictions, scores and
-tables to run_eval.output_dir. Also `python -m lta.main.eval`.
+Configured by gin/runs/eval.gin (its header, with an example, is in
+`lta eval --help`). With several λ the best one per target is chosen on
+validation and reported on test, next to the task-vector baseline. Writes
+predictions, scores and tables to run_eval.output_dir. Also
+`python -m lta.main.eval`.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """Composes adapter checkpoints (the paper's Eq. 1-4, TIES, DARE) into one.
 
-  lta merge --gin_file=runs/merge.gin \\
-    --gin.run_merge.output_dir=\\"/tmp/pt_add_sub\\" \\
-    --gin.run_merge.composition=\\"lang_task_add_subtract\\" \\
-    --gin.run_merge.target=\\"pt\\" --gin.run_merge.sources="['en']" \\
-    --gin.run_merge.lam=0.7 \\
-    --gin.run_merge.task_vectors="{'en': '/runs/task_en/adapter'}" \\
-    --gin.run_merge.language_vectors="{'en': '/runs/lang_en/adapter', \\
-        'pt': '/runs/lang_pt/adapter'}"
-
-Writes run_merge.output_dir/adapter. --overwrite replaces the adapter (and
-model) of a non-empty output_dir, like --gin.run_merge.overwrite=True.
-Also `python -m lta.main.merge`.
+Configured by gin/runs/merge.gin (its header, with an example, is in
+`lta merge --help`). Writes run_merge.output_dir/adapter. --overwrite
+replaces the adapter (and model) of a non-empty output_dir, like
+--gin.run_merge.overwrite=True. Also `python -m lta.main.merge`.
 """
 
 from __future__ import annotations
