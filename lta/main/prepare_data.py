@@ -1,4 +1,4 @@
-r"""`lta prepare-data`: prepares XL-Sum, mC4 and TyDi QA for training.
+r"""Prepares XL-Sum, mC4 and TyDi QA into a TFDS data dir for training.
 
   lta prepare-data --tfds_data_dir=/data/tfds \
     --xlsum_manual_dir=/data/xlsum --xlsum_languages=seen,unseen \
@@ -19,7 +19,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from lta import errors
+from lta.main import runner
+
+# lta.main.runner imports TensorFlow quietly (no CUDA probes) before main.
+USES_TENSORFLOW = True
 
 
 def _list(text: str) -> list[str]:
@@ -63,7 +66,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument("--overwrite", action="store_true",
                       help="rebuild datasets that are already prepared")
   parser.add_argument("--debug", action="store_true",
-                      help="show tracebacks")
+                      help="show the traceback of an error")
   return parser.parse_args(argv)
 
 
@@ -83,20 +86,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       model_gin_file=args.model_gin_file,
       initial_checkpoint_path=args.initial_checkpoint_path,
       skip_malformed=args.skip_malformed, overwrite=args.overwrite)
-  try:
-    plan = prepare.plan(request)
-    for line in plan.lines():
-      print(line, flush=True)
-    for prepared in prepare.run(plan):
-      print(prepared.line(), flush=True)
-  except errors.LtaError as e:
-    if args.debug:
-      raise
-    print(f"lta prepare-data: {e}", file=sys.stderr)
-    return 2
+  # A mistake (LtaError) is printed in one line by lta.main.runner.
+  plan = prepare.plan(request)
+  for line in plan.lines():
+    print(line, flush=True)
+  for prepared in prepare.run(plan):
+    print(prepared.line(), flush=True)
   print(prepare.training_hint(request))
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  runner.run_as_script(sys.modules[__name__])

@@ -139,10 +139,11 @@ def _one_line(error: BaseException) -> str:
 def run(command: str, module: types.ModuleType, argv: Sequence[str]) -> int:
   """Runs `module.main(argv)` as `lta <command>`; returns the exit code."""
   argv, debug = split_debug(argv)
-  if hasattr(module, "RUN_FILES") and _wants_help(argv):
+  wants_help = _wants_help(argv)
+  if hasattr(module, "RUN_FILES") and wants_help:
     print(gin_command_help(command, module))
     return 0
-  if getattr(module, "USES_TENSORFLOW", False):
+  if getattr(module, "USES_TENSORFLOW", False) and not wants_help:
     import_tensorflow_for_data(show_noise=debug)
   try:
     return module.main(argv)

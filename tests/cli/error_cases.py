@@ -4,7 +4,7 @@ Keyed by the row's first cell ("Mistake"). A case runs `lta` in this
 process (`cli.main(argv)`), or where the message must come from a fresh
 process (what is imported, the network), as `python -m lta.main.cli`;
 `offline` runs that process without a network (a Linux network
-namespace). To document a new message: add its row to docs/errors.md and
+namespace). "{tmp}" in an argument is an empty directory. To document a new message: add its row to docs/errors.md and
 its case here.
 """
 
@@ -66,7 +66,12 @@ CASES = {
               "--gin.TASK_FEATURE_LENGTHS={'inputs': 512, 'targets': 64}",
               "--gin.TRAIN_STEPS=5000", "--gin.INITIAL_CHECKPOINT_PATH=None"]),
     "A task that is not registered":
-        Case([*TINY_TRAIN, '--gin.MIXTURE_OR_TASK_NAME="xlsum.xx"']),
+        Case([*TINY_TRAIN, '--gin.MIXTURE_OR_TASK_MODULE="lta_tasks"',
+              '--gin.MIXTURE_OR_TASK_NAME="xlsum.enn"']),
+    "Data that is not prepared":
+        Case([*TINY_TRAIN, '--gin.MIXTURE_OR_TASK_MODULE="lta_tasks"',
+              '--gin.MIXTURE_OR_TASK_NAME="xlsum.en"',
+              "--tfds_data_dir={tmp}"]),
     "A base checkpoint that is not there":
         Case([*TINY_TRAIN, '--gin.INITIAL_CHECKPOINT_PATH="/data/mt5-base"']),
     "A vocabulary that is not there":

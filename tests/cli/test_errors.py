@@ -51,9 +51,9 @@ def _pattern(message: str) -> re.Pattern:
   return re.compile(".*".join(re.escape(p) for p in message.split("…")))
 
 
-def _run(case: error_cases.Case):
+def _run(case: error_cases.Case, tmp: str = ""):
   """(exit code, stdout, stderr) of `lta <argv>`; None: captured here."""
-  argv = case.argv
+  argv = [a.replace("{tmp}", tmp) for a in case.argv]
   if case.subprocess:
     command = [sys.executable, "-m", "lta.main.cli", *argv]
     if case.offline:  # a network namespace with no interfaces: no network
@@ -78,9 +78,9 @@ def test_every_documented_mistake_has_a_case_and_back():
 
 
 @pytest.mark.parametrize("mistake", sorted(error_cases.CASES))
-def test_mistake_prints_its_documented_line(mistake, capsys):
+def test_mistake_prints_its_documented_line(mistake, capsys, tmp_path):
   case = error_cases.CASES[mistake]
-  code, out, err = _run(case)
+  code, out, err = _run(case, str(tmp_path))
   if out is None:
     out, err = capsys.readouterr()
   assert code == 2, (out, err)

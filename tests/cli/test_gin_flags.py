@@ -85,15 +85,12 @@ def test_tfds_data_dir_reads_prepared_data_without_a_download_banner(
   lta_tasks.xlsum_builder.prepare(["en"], str(tmp_path), manual_dir=fixtures)
   out, _ = capfd.readouterr()
   assert "Downloading and preparing" not in out and "downloaded" not in out
-  try:
-    gin_cli.parse_and_configure(
-        [f"--gin_file={error_cases.TINY_GIN}", '--gin.MODEL_DIR="/tmp/x"',
-         "--gin.TRAIN_STEPS=1", "--tfds_data_dir", str(tmp_path)],
-        reads_tfds=True)
-    source = seqio.get_mixture_or_task("xlsum.en").source
-    assert source.num_input_examples("train") == 2  # english_train.jsonl
-  finally:
-    seqio.set_tfds_data_dir_override(None)
+  gin_cli.parse_and_configure(
+      [f"--gin_file={error_cases.TINY_GIN}", '--gin.MODEL_DIR="/tmp/x"',
+       "--gin.TRAIN_STEPS=1", "--tfds_data_dir", str(tmp_path)],
+      reads_tfds=True)
+  source = seqio.get_mixture_or_task("xlsum.en").source
+  assert source.num_input_examples("train") == 2  # english_train.jsonl
 
 
 def _readme_train_command() -> list[str]:

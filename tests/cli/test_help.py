@@ -8,9 +8,9 @@ each of its RUN_FILES.
 import importlib
 import os
 import re
+import resource
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -26,11 +26,19 @@ HEAVY = ("jax", "tensorflow", "seqio", "flax")
 
 
 def _lta(*args, importtime=False):
+  """The process, and the CPU seconds it used.
+
+  CPU time, not wall time, is what the 2 s bound is checked on: on an idle
+  machine the two agree (one thread, no waiting), and CPU time does not
+  grow when other jobs share the cores.
+  """
   flags = ["-X", "importtime"] if importtime else []
-  start = time.perf_counter()
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
   proc = subprocess.run([sys.executable, *flags, "-m", "lta.main.cli", *args],
                         cwd=REPO, capture_output=True, text=True, timeout=60)
-  return proc, time.perf_counter() - start
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return proc, (after.ru_utime - before.ru_utime +
+                after.ru_stime - before.ru_stime)
 
 
 def test_gin_commands_are_found():
@@ -48,18 +56,21 @@ def test_lta_help_says_one_line_per_command():
                      proc.stdout, re.M), (command, proc.stdout)
 
 
-@pytest.mark.parametrize("command", GIN_COMMANDS)
-def test_gin_command_help_is_fast_and_imports_no_jax(command):
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_command_help_is_fast_and_imports_no_jax(command):
   proc, seconds = _lta(command, "--help", importtime=True)
   assert proc.returncode == 0, proc.stderr
   imported = {line.split("|")[-1].strip()
               for line in proc.stderr.splitlines()
               if line.startswith("import time:")}
   assert not [m for m in imported if m.split(".")[0] in HEAVY]
-  assert seconds < 2.0, f"lta {command} --help took {seconds:.2f} s"
+  assert seconds < 2.0, f"lta {command} --help took {seconds:.2f} s of CPU"
+  assert proc.stdout.startswith(f"usage: lta {command} ")
   module = importlib.import_module(cli.COMMANDS[command])
-  assert proc.stdout.startswith(f"usage: lta {command} --gin_file=")
   assert module.__doc__.strip().splitlines()[0] in proc.stdout
+  if command not in GIN_COMMANDS:
+    return  # argparse prints the rest
+  assert proc.stdout.startswith(f"usage: lta {command} --gin_file=")
   for name in module.RUN_FILES:
     header = runner.gin_file_header(os.path.join(gin_cli.GIN_DIR, name))
     assert "Required bindings" in header and header in proc.stdout, name

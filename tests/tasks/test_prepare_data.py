@@ -78,7 +78,7 @@ def test_vocabulary_that_does_not_fit_the_model_stops_before_any_data(
     tmp_path, tiny_spm_path, capsys):
   # models/tiny.gin has 512 embedding rows; the fixture vocabulary more.
   argv = _argv(tmp_path, tiny_spm_path, "--model_gin_file", "models/tiny.gin")
-  assert prepare_data.main(argv) == 2
+  assert cli.main(["prepare-data", *argv]) == 2
   err = capsys.readouterr().err.strip()
   assert "\n" not in err
   assert err.startswith(f"lta prepare-data: vocabulary {tiny_spm_path} has")
@@ -95,7 +95,8 @@ def test_vocabulary_that_does_not_fit_the_model_stops_before_any_data(
 ])
 def test_user_mistakes_are_one_line(tmp_path, tiny_spm_path, capsys, extra,
                                     message):
-  assert prepare_data.main(_argv(tmp_path, tiny_spm_path, *extra)) == 2
+  assert cli.main(["prepare-data", *_argv(tmp_path, tiny_spm_path,
+                                          *extra)]) == 2
   err = capsys.readouterr().err.strip()
   assert "\n" not in err and message in err
 
