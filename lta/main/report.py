@@ -1,4 +1,4 @@
-"""`lta report`: the paper's tables from `lta eval` / `lta pipeline` outputs.
+"""Writes the paper's tables and Figure 2 from `lta eval`, `lta pipeline` runs.
 
   lta report $RUNS/eval/table1_add $RUNS/eval/table1_add_subtract \\
     --output_dir=$RUNS/report/table1
@@ -14,8 +14,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from lta import errors
-from lta import report_job
+from lta.main import runner
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,12 +33,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-  try:
-    paths = report_job.run_report(args.dirs, args.output_dir,
-                                  args.keep_task_vectors)
-  except errors.LtaError as e:
-    print(f"lta report: {e}", file=sys.stderr)
-    return 2
+  # pylint: disable=g-import-not-at-top  (`lta report --help` needs no JAX)
+  from lta import report_job
+  # A mistake (LtaError) is printed in one line by lta.main.runner.
+  paths = report_job.run_report(args.dirs, args.output_dir,
+                                args.keep_task_vectors)
   with open(paths["report.md"], encoding="utf-8") as f:
     print(f.read())
   for path in sorted(paths.values()):
@@ -48,4 +46,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  runner.run_as_script(sys.modules[__name__])
