@@ -4,8 +4,9 @@ Keyed by the row's first cell ("Mistake"). A case runs `lta` in this
 process (`cli.main(argv)`), or where the message must come from a fresh
 process (what is imported, the network), as `python -m lta.main.cli`;
 `offline` runs that process without a network (a Linux network
-namespace). "{tmp}" in an argument is an empty directory. To document a new message: add its row to docs/errors.md and
-its case here.
+namespace). "{tmp}" in an argument is an empty directory; with
+`adapters`, {tmp}/adapters holds the adapters of `write_adapters`. To
+document a new message: add its row to docs/errors.md and its case here.
 """
 
 import dataclasses
@@ -36,6 +37,45 @@ class Case:
   argv: list[str]
   subprocess: bool = False
   offline: bool = False
+  adapters: bool = False
+
+
+# name -> (task, language, base model fingerprint) of an adapter in lta's
+# format; "damaged" is task_en with its tensors file cut short.
+ADAPTERS = {"task_en": ("xlsum", "en", "sha256:base-a"),
+            "lang_en": ("mc4_prefix_lm", "en", "sha256:base-a"),
+            "lang_pt": ("mc4_prefix_lm", "pt", "sha256:base-a"),
+            "lang_de": ("mc4_prefix_lm", "de", "sha256:base-a"),
+            "lang_pt_other_base": ("mc4_prefix_lm", "pt", "sha256:base-b"),
+            "damaged": ("xlsum", "en", "sha256:base-a")}
+
+
+def write_adapters(out_dir: str) -> None:
+  """The adapters of ADAPTERS, small random LoRA trees, under out_dir."""
+  # pylint: disable=g-import-not-at-top  (cases are listed without JAX)
+  import numpy as np
+  from lta.peft import adapter_io
+  from tests.arithmetic.random_adapters import make_adapter
+  rng = np.random.default_rng(0)
+  for name, (task, language, base) in ADAPTERS.items():
+    adapter = make_adapter(rng, task=task, language=language, base=base)
+    path = os.path.join(out_dir, name)
+    adapter_io.save_adapter(path, adapter.tree, adapter.manifest)
+  tensors = [f for f in os.listdir(os.path.join(out_dir, "damaged"))
+             if f.endswith(".safetensors")]
+  for name in tensors:
+    with open(os.path.join(out_dir, "damaged", name), "r+b") as f:
+      f.truncate(os.path.getsize(f.name) // 2)
+
+
+A = "{tmp}/adapters"
+COMPOSE = ["merge", "--gin_file=runs/merge.gin",
+           '--gin.run_merge.output_dir="{tmp}/merged"',
+           '--gin.run_merge.composition="lang_task_add_subtract"',
+           '--gin.run_merge.target="pt"', "--gin.run_merge.sources=['en']",
+           f"--gin.run_merge.task_vectors={{'en': '{A}/task_en'}}"]
+LANGS = ("--gin.run_merge.language_vectors="
+         f"{{'en': '{A}/lang_en', 'pt': '{A}/%s'}}")
 
 
 CASES = {
@@ -92,4 +132,22 @@ CASES = {
         Case(["sweep", f"--workdir={MISSING}/sweep",
               "--base_command=lta eval --gin_file=runs/eval.gin",
               "--grid=LAMBDA=[0.5]"]),
+    "λ outside [0, 1]":
+        Case([*COMPOSE, LANGS % "lang_pt", "--gin.run_merge.lam=1.5"],
+             adapters=True),
+    "A composition that does not exist":
+        Case([*COMPOSE, LANGS % "lang_pt",
+              '--gin.run_merge.composition="lang_task_add_substract"'],
+             adapters=True),
+    "A language vector of another language":
+        Case([*COMPOSE, LANGS % "lang_de"], adapters=True),
+    "Adapters trained on different base models":
+        Case([*COMPOSE, LANGS % "lang_pt_other_base"], adapters=True),
+    "A damaged adapter file":
+        Case([*COMPOSE[:-1],
+              f"--gin.run_merge.task_vectors={{'en': '{A}/damaged'}}",
+              LANGS % "lang_pt"], adapters=True),
+    "Merging into a directory that is not empty":
+        Case([*COMPOSE[:2], '--gin.run_merge.output_dir="{tmp}/adapters"',
+              *COMPOSE[3:], LANGS % "lang_pt"], adapters=True),
 }

@@ -54,6 +54,8 @@ def _pattern(message: str) -> re.Pattern:
 def _run(case: error_cases.Case, tmp: str = ""):
   """(exit code, stdout, stderr) of `lta <argv>`; None: captured here."""
   argv = [a.replace("{tmp}", tmp) for a in case.argv]
+  if case.adapters:
+    error_cases.write_adapters(os.path.join(tmp, "adapters"))
   if case.subprocess:
     command = [sys.executable, "-m", "lta.main.cli", *argv]
     if case.offline:  # a network namespace with no interfaces: no network
