@@ -3,6 +3,8 @@
 import os
 import sys
 
+import pytest
+
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -15,3 +17,13 @@ jax.config.update("jax_default_matmul_precision", "highest")
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
+
+
+@pytest.fixture
+def clean_gin():
+  """A test that parses flags starts from no gin bindings, as a new process
+  does, and leaves none behind (`pytest.mark.usefixtures("clean_gin")`)."""
+  import gin  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  yield
+  gin.clear_config()

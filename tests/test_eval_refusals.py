@@ -15,11 +15,7 @@ from tests.arithmetic.random_adapters import lora_config, make_adapter
 MISSING_BASE = "/nonexistent/base"
 
 
-@pytest.fixture(autouse=True)
-def fresh_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "hf", "mt5_tiny")
 LORA = AdapterConfig(rank=2, alpha=4.0)
 
 
-@pytest.fixture(autouse=True)
-def fresh_gin():
-  """Each `lta merge` starts from its own flags, as in a new process."""
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 
-import gin
 import pytest
 
 from lta import errors
@@ -68,11 +67,7 @@ def _run(case: error_cases.Case, tmp: str = ""):
   return cli.main(argv), None, None
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 def test_every_documented_mistake_has_a_case_and_back():

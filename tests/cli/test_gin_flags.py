@@ -12,11 +12,7 @@ from lta import gin_cli
 from tests.cli import error_cases
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 @pytest.mark.parametrize("binding,modules", [

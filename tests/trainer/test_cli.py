@@ -24,11 +24,7 @@ REQUIRED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 def test_parse_flags_t5x_style():

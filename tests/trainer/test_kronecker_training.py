@@ -6,7 +6,6 @@ attention and MLP kernels, so its modules have different Kronecker factors.
 One layer per stack keeps the compilations short.
 """
 
-import gin
 import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
@@ -29,11 +28,7 @@ LOKR = AdapterConfig(kind="krona", rank=2, alpha=2.0, kron_b_rank=2,
                      targets=f"(?:{ATTENTION_TARGETS})|(?:{MLP_TARGETS})")
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 def _train(model_dir, adapter):

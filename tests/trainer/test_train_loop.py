@@ -50,11 +50,7 @@ def _train(model_dir, train_steps=STEPS, read_log=None, **overrides):
   return trainer.train(**kwargs)
 
 
-@pytest.fixture(autouse=True)
-def _clean_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
+pytestmark = pytest.mark.usefixtures("clean_gin")
   os.environ.pop(fixture_task.READ_LOG_ENV, None)
 
 
