@@ -93,7 +93,7 @@ def _mismatch(a: Adapter, b: Adapter, what: str, va: Any, vb: Any) -> None:
 def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
   """`a` and `b` may be combined in `space`."""
   if space not in SPACES:
-    raise ValueError(f"space={space!r}; expected one of {SPACES}")
+    raise ConfigError(f"space={space!r}; expected one of {SPACES}")
   ma, mb = a.manifest, b.manifest
   ca, cb = a.config, b.config
   _mismatch(a, b, "base model fingerprint", ma.base_model_fingerprint,

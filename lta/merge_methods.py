@@ -26,6 +26,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from lta import errors
 from lta.peft import merge
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter, unflatten_tree
@@ -133,7 +134,7 @@ def ties(deltas: Sequence[np.ndarray], weights: Sequence[float],
   sum.
   """
   if not 0.0 < density <= 1.0:
-    raise ValueError(f"TIES density must be in (0, 1], got {density}")
+    raise errors.ConfigError(f"TIES density must be in (0, 1], got {density}")
   trimmed = []
   for d in deltas:
     d = np.asarray(d)
@@ -159,7 +160,8 @@ def dare(delta: np.ndarray, drop_rate: float,
          rng: np.random.Generator) -> np.ndarray:
   """DARE (Yu et al., 2024): drop entries with prob p, rescale by 1/(1-p)."""
   if not 0.0 <= drop_rate < 1.0:
-    raise ValueError(f"DARE drop_rate must be in [0, 1), got {drop_rate}")
+    raise errors.ConfigError(
+        f"DARE drop_rate must be in [0, 1), got {drop_rate}")
   keep = rng.random(delta.shape) >= drop_rate
   return np.where(keep, delta / (1.0 - drop_rate), 0).astype(delta.dtype)
 
@@ -170,7 +172,8 @@ def combine_deltas(adapters: Sequence[Adapter], weights: Sequence[float], *,
                    dtype=None) -> dict[str, np.ndarray]:
   """{module: merged dW} for the weighted adapters with `method`."""
   if method not in METHODS:
-    raise ValueError(f"merge method {method!r}; expected one of {METHODS}")
+    raise errors.ConfigError(
+        f"merge method {method!r}; expected one of {METHODS}")
   dtype = dtype or _compute_dtype(adapters[0].manifest.dtype)
   per_adapter = [adapter_deltas(a, dtype) for a in adapters]
   merged = {}
@@ -219,7 +222,7 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
                                  config.kron_b_rank, dtype)
       flat.update({f"{m}/{k}": v for k, v in leaves.items()})
     return unflatten_tree(flat), config
-  raise ValueError(f"output={output!r}; expected one of {OUTPUTS}")
+  raise errors.ConfigError(f"output={output!r}; expected one of {OUTPUTS}")
 
 
 def linear_lowrank(adapters: Sequence[Adapter], weights: Sequence[float],

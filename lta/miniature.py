@@ -26,6 +26,7 @@ import gin
 import jax
 import numpy as np
 
+from lta import errors
 from lta import methods as method_registry
 from lta import pipeline
 from lta import reporting
@@ -62,10 +63,10 @@ class MiniatureConfig:
 
   def __post_init__(self):
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-      raise ValueError(f"MiniatureConfig.seeds must be distinct and "
-                       f"non-empty, got {self.seeds}")
+      raise errors.ConfigError(f"MiniatureConfig.seeds must be distinct and "
+                               f"non-empty, got {self.seeds}")
     if not self.metrics:
-      raise ValueError("MiniatureConfig.metrics is empty")
+      raise errors.ConfigError("MiniatureConfig.metrics is empty")
 
 
 def seed_config(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,

@@ -103,7 +103,7 @@ class EncoderDecoderModel:
     variables = self.module.init({"params": rng}, enc, dec)
     adapter = self.module.adapter
     if adapter is not None and not variables.get("adapters"):
-      raise ValueError(
+      raise errors.ConfigError(
           f"AdapterConfig.targets={adapter.targets!r} matches no kernel; "
           "kernel paths look like 'encoder/layers_0/attention/query/kernel'.")
     return variables

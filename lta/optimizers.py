@@ -13,6 +13,8 @@ import gin
 import jax.numpy as jnp
 import optax
 
+from lta import errors
+
 ADAPTER_LEARNING_RATE = 2e-4
 SCHEDULES = ("constant", "rsqrt", "cosine")
 OPTIMIZERS = ("adafactor", "adamw")
@@ -29,11 +31,11 @@ def make_schedule(learning_rate: float = ADAPTER_LEARNING_RATE,
   cosine: decays to `final_fraction * lr` at `total_steps`.
   """
   if kind not in SCHEDULES:
-    raise ValueError(f"make_schedule.kind={kind!r}; expected one of "
-                     f"{SCHEDULES}")
+    raise errors.ConfigError(f"make_schedule.kind={kind!r}; expected one of "
+                             f"{SCHEDULES}")
   if learning_rate <= 0:
-    raise ValueError(f"make_schedule.learning_rate must be positive, got "
-                     f"{learning_rate}")
+    raise errors.ConfigError(
+        f"make_schedule.learning_rate must be positive, got {learning_rate}")
   warmup = optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1))
   if kind == "constant":
     after = optax.constant_schedule(learning_rate)
@@ -44,7 +46,7 @@ def make_schedule(learning_rate: float = ADAPTER_LEARNING_RATE,
       return learning_rate * jnp.sqrt(w / jnp.maximum(count + w, w))
   else:
     if not total_steps or total_steps <= warmup_steps:
-      raise ValueError(
+      raise errors.ConfigError(
           f"make_schedule(kind='cosine') needs total_steps > warmup_steps, "
           f"got total_steps={total_steps}, warmup_steps={warmup_steps}")
     after = optax.cosine_decay_schedule(learning_rate,
@@ -69,8 +71,9 @@ def make_optimizer(name: str = "adafactor",
   starts at zero, which would shrink its step to 1e-3 of the learning rate.
   """
   if name not in OPTIMIZERS:
-    raise ValueError(f"make_optimizer.name={name!r}; expected one of "
-                     f"{OPTIMIZERS}")
+    raise errors.ConfigError(
+        f"make_optimizer.name={name!r}{errors.did_you_mean(name, OPTIMIZERS)}; "
+        f"expected one of {', '.join(OPTIMIZERS)}")
   schedule = schedule if schedule is not None else make_schedule()
   if name == "adafactor":
     opt = optax.adafactor(

@@ -20,6 +20,8 @@ from jax.experimental import mesh_utils
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lta import errors
+
 DATA, MODEL = "data", "model"
 
 # Logical axis -> mesh axis (None: replicated). Names are lta.model.layers'.
@@ -70,13 +72,14 @@ class MeshConfig:
   def shape(self, num_devices: int) -> tuple[int, int]:
     data, model = self.data, self.model
     if data == -1 and model == -1:
-      raise ValueError("MeshConfig: at most one of data, model may be -1")
+      raise errors.ConfigError(
+          "MeshConfig: at most one of data, model may be -1")
     if data == -1:
       data = num_devices // model if model > 0 else 0
     elif model == -1:
       model = num_devices // data if data > 0 else 0
     if data <= 0 or model <= 0 or data * model != num_devices:
-      raise ValueError(
+      raise errors.ConfigError(
           f"MeshConfig(data={self.data}, model={self.model}) does not fit "
           f"{num_devices} devices")
     return data, model
@@ -142,7 +145,7 @@ def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:
   data = mesh.shape[DATA]
   hosts = jax.process_count()
   if global_batch_size % data or global_batch_size % hosts:
-    raise ValueError(
+    raise errors.ConfigError(
         f"Global batch size {global_batch_size} must divide by the mesh's "
         f"data axis ({data}) and the host count ({hosts})")
   return global_batch_size // hosts

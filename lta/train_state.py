@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lta import errors
 from lta.peft import adapter_io
 from lta.peft import trainable as trainable_lib
 
@@ -62,7 +63,7 @@ def load_initial_adapter(path: str, adapters: Any,
   """
   tree, manifest = adapter_io.load_adapter(path)
   if manifest.base_model_fingerprint != base_fingerprint:
-    raise ValueError(
+    raise errors.CheckpointError(
         f"INITIAL_ADAPTER_PATH={path!r} was trained on base model "
         f"{manifest.base_model_fingerprint}, this run's base is "
         f"{base_fingerprint}")
@@ -72,7 +73,8 @@ def load_initial_adapter(path: str, adapters: Any,
                  if k not in want or k not in got or
                  tuple(np.shape(want[k])) != tuple(np.shape(got[k])))
   if wrong:
-    raise ValueError(f"INITIAL_ADAPTER_PATH={path!r} does not fit this run's "
-                     f"AdapterConfig; mismatched leaves: {wrong[:5]}")
+    raise errors.ConfigError(
+        f"INITIAL_ADAPTER_PATH={path!r} does not fit this run's "
+        f"AdapterConfig; mismatched leaves: {wrong[:5]}")
   return trainable_lib.unflatten(
       {k: np.asarray(got[k], want[k].dtype) for k in want})

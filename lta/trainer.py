@@ -321,13 +321,14 @@ def train(*,
                       ("log_period", log_period),
                       ("checkpoint_period", checkpoint_period)):
     if not isinstance(value, int) or value <= 0:
-      raise ValueError(f"train.{name} must be a positive int, got {value!r}")
+      raise errors.ConfigError(
+          f"train.{name} must be a positive int, got {value!r}")
   mesh_config = mesh_config or partitioning.MeshConfig()
   mesh = partitioning.make_mesh(mesh_config)
   rules = mesh_config.rules
   host_batch_size = partitioning.check_batch_size(batch_size, mesh)
   if (batch_size // num_microbatches) % mesh.shape[partitioning.DATA]:
-    raise ValueError(
+    raise errors.ConfigError(
         f"batch_size={batch_size} / num_microbatches={num_microbatches} does "
         f"not split over the mesh's data axis ({mesh.shape['data']})")
 
@@ -348,7 +349,7 @@ def train(*,
     base_fp = fingerprint.base_model_fingerprint(config, variables["params"])
     if initial_adapter_path:
       if "adapters" not in variables:
-        raise ValueError("INITIAL_ADAPTER_PATH needs train.adapter")
+        raise errors.ConfigError("INITIAL_ADAPTER_PATH needs train.adapter")
       variables["adapters"] = train_state_lib.load_initial_adapter(
           initial_adapter_path, variables["adapters"], base_fp)
     state = create_state(variables, pattern, optimizer, var_sh, state_sh,

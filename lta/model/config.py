@@ -8,6 +8,8 @@ from typing import Any
 
 import gin
 
+from lta import errors
+
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
@@ -40,14 +42,14 @@ class T5Config:
 
   def __post_init__(self):
     if self.feed_forward_proj not in ("gated-gelu", "relu", "gated-relu"):
-      raise ValueError(
+      raise errors.ConfigError(
           f"T5Config.feed_forward_proj={self.feed_forward_proj!r}; expected "
           "'gated-gelu' (T5.1.1/mT5), 'gated-relu' or 'relu' (original T5).")
     for field in ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads",
                   "num_encoder_layers", "num_decoder_layers"):
       if getattr(self, field) <= 0:
-        raise ValueError(f"T5Config.{field} must be positive, got "
-                         f"{getattr(self, field)}")
+        raise errors.ConfigError(f"T5Config.{field} must be positive, got "
+                                 f"{getattr(self, field)}")
 
   @property
   def inner_dim(self) -> int:
@@ -78,5 +80,5 @@ class T5Config:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - known
     if unknown:
-      raise ValueError(f"Unknown T5Config fields: {sorted(unknown)}")
+      raise errors.ConfigError(f"Unknown T5Config fields: {sorted(unknown)}")
     return cls(**d)

@@ -150,4 +150,6 @@ CASES = {
     "Merging into a directory that is not empty":
         Case([*COMPOSE[:2], '--gin.run_merge.output_dir="{tmp}/adapters"',
               *COMPOSE[3:], LANGS % "lang_pt"], adapters=True),
+    "A value a configurable does not accept":
+        Case([*TINY_TRAIN, '--gin.make_optimizer.name="adamv"']),
 }
