@@ -34,7 +34,6 @@ from lta import reporting
 from lta import sweep
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
-from lta.merge_job import load_adapters
 from lta.model.config import T5Config
 from lta.model.network import Transformer
 from lta.models import DecodingConfig, EncoderDecoderModel
@@ -163,8 +162,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
       name="run_eval.lambdas", switch="run_eval.allow_extrapolation=True")
   _one_task_per_language(tasks)
   if composition is not None:
-    task_vecs = load_adapters(task_vectors or {}, "task")
-    lang_vecs = load_adapters(language_vectors or {}, "language")
+    task_vecs = adapter_io.AdapterDirs(task_vectors or {}, "task")
+    lang_vecs = adapter_io.AdapterDirs(language_vectors or {}, "language")
     for task in tasks:  # refuse a composition before decoding anything
       arithmetic.plan(composition, task_vectors=task_vecs,
                       language_vectors=lang_vecs,

@@ -17,19 +17,9 @@ from lta.errors import ConfigError
 from lta.model.config import T5Config
 from lta.peft import adapter_io
 from lta.peft import merge
-from lta.peft.manifest import Adapter
 
 # What run_merge writes under output_dir (and replaces with overwrite).
 ADAPTER_DIR, MODEL_DIR = "adapter", "model"
-
-
-def load_adapters(paths: Mapping[str, str], kind: str) -> dict[str, Adapter]:
-  """{language: Adapter} from {language: exported adapter directory}."""
-  out = {}
-  for lang, path in paths.items():
-    tree, manifest = adapter_io.load_adapter(path)
-    out[lang] = Adapter(tree, manifest, name=f"{kind}[{lang}]={path}")
-  return out
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
@@ -74,8 +64,8 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
                       name="run_merge.lam",
                       switch="run_merge.allow_extrapolation=True")
   check_output_dir(output_dir, overwrite)
-  tasks = load_adapters(task_vectors, "task")
-  langs = load_adapters(language_vectors or {}, "language")
+  tasks = adapter_io.AdapterDirs(task_vectors, "task")
+  langs = adapter_io.AdapterDirs(language_vectors or {}, "language")
   tree, manifest = arithmetic.compose(
       composition, task_vectors=tasks, language_vectors=langs, target=target,
       sources=sources, lam=lam, space=space, selection=selection,
@@ -87,7 +77,7 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
     config, params = base_model.load_base_model(
         merge_into_base_path, model_config, "run_merge.merge_into_base_path",
         "run_merge.model_config")
-    compat.check_base(list(tasks.values()) + list(langs.values()),
+    compat.check_base(tasks.loaded() + langs.loaded(),
                       fingerprint.base_model_fingerprint(config, params),
                       merge_into_base_path)
     merged = merge.merge_into_base(params, tree, manifest.config)

@@ -13,7 +13,7 @@ from lta import arithmetic
 from lta import compat
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.errors import CheckpointError, ConfigError, LtaError
+from lta.errors import CheckpointError, ConfigError, LtaError, MissingFileError
 from lta.main import merge as merge_main
 from lta.model.network import Transformer
 from lta.models import EncoderDecoderModel
@@ -254,3 +254,21 @@ def test_bad_options_are_one_line_errors(tmp_path, saved, extra, expected):
   message = _refused(_standard(saved, tmp_path / "out", **extra),
                      ConfigError)
   assert expected in message
+
+
+def test_only_the_adapters_a_composition_uses_are_read(tmp_path, saved):
+  """A vectors file lists every language; untrained ones are never read."""
+  not_trained = str(tmp_path / "task_ar_not_trained")
+  out = tmp_path / "out"
+  assert merge_main.main(_flags(
+      out, {"en": saved["task_en"], "ar": not_trained},
+      {"en": saved["lang_en"], "pt": saved["lang_pt"],
+       "ar": not_trained})) == 0
+  _, manifest = adapter_io.load_adapter(str(out / "adapter"))
+  assert manifest.provenance["sources"] == ["en"]
+  # A used one that is missing is named.
+  message = _refused(_flags(tmp_path / "out2", {"en": not_trained},
+                            {"en": saved["lang_en"], "pt": saved["lang_pt"]}),
+                     MissingFileError)
+  assert message == (
+      f"Adapter file not found: {not_trained}/manifest.json")

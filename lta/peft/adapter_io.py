@@ -13,6 +13,7 @@ warning that its content is unverified; saving it again
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import os
 from typing import Any, Mapping
@@ -23,8 +24,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from lta.errors import CheckpointError, MissingFileError
-from lta.peft.manifest import (FORMAT_VERSION, AdapterManifest, flatten_tree,
-                               tensor_sha256, tree_shapes,
+from lta.peft.manifest import (FORMAT_VERSION, Adapter, AdapterManifest,
+                               flatten_tree, tensor_sha256, tree_shapes,
                                unflatten_tree)
 
 WEIGHTS_FILE = "adapter.safetensors"
@@ -145,3 +146,36 @@ def load_adapter(directory: str) -> tuple[dict[str, Any], AdapterManifest]:
   _check_against_manifest(flat, manifest, weights_path, manifest_path)
   _check_content(flat, manifest, weights_path, manifest_path)
   return unflatten_tree(flat), manifest
+
+
+class AdapterDirs(collections.abc.Mapping):
+  """{language: Adapter} read from {language: adapter directory} on first use.
+
+  A vectors file may list adapters a composition does not use (not trained
+  yet, say): only the ones looked up are read, and `loaded()` are those.
+  """
+
+  def __init__(self, paths: Mapping[str, str], kind: str):
+    self._paths = dict(paths)
+    self._kind = kind
+    self._loaded: dict[str, Adapter] = {}
+
+  def __getitem__(self, language: str) -> Adapter:
+    if language not in self._loaded:
+      path = self._paths[language]
+      tree, manifest = load_adapter(path)
+      self._loaded[language] = Adapter(
+          tree, manifest, name=f"{self._kind}[{language}]={path}")
+    return self._loaded[language]
+
+  def __contains__(self, language: object) -> bool:
+    return language in self._paths  # without reading it
+
+  def __iter__(self):
+    return iter(self._paths)
+
+  def __len__(self) -> int:
+    return len(self._paths)
+
+  def loaded(self) -> list[Adapter]:
+    return list(self._loaded.values())
