@@ -17,10 +17,8 @@ sweeps, report), sharing one runs directory, as the docs chain them.
 
 import importlib
 import os
-import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -30,6 +28,9 @@ from lta.main import cli
 from lta.synthetic import world
 from tests import doc_commands as dc
 from tests.cli.conftest import _forget_tfds_data_dirs
+
+# Each command parses gin flags in this process: start and end clean.
+pytestmark = pytest.mark.usefixtures("clean_gin")
 
 # key -> why the test does not run it.
 NOT_RUN = {
