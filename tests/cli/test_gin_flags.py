@@ -87,39 +87,3 @@ def test_tfds_data_dir_reads_prepared_data_without_a_download_banner(
       reads_tfds=True)
   source = seqio.get_mixture_or_task("xlsum.en").source
   assert source.num_input_examples("train") == 2  # english_train.jsonl
-
-
-def _readme_train_command() -> list[str]:
-  """The README's `lta train` example, as the shell would pass it."""
-  import re  # pylint: disable=g-import-not-at-top
-  import shlex  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(error_cases.REPO, "README.md"),
-            encoding="utf-8") as f:
-    readme = f.read()
-  block = re.search(r"```bash\n(lta train .*?)\n(?:#.*\n)?```", readme,
-                    re.S).group(1)
-  return shlex.split(block.replace("\\\n", " "))
-
-
-@pytest.mark.slow  # a TensorFlow process; the claim's default-tier test is
-# test_a_binding_imports_its_module_in_a_fresh_process
-def test_the_readme_train_example_parses_in_a_fresh_process():
-  """Its bindings name lta.vocab and lta_tasks, which no run file imports.
-
-  Nothing under /data exists here, so it stops at the first path it checks
-  after parsing: the data dir, one line.
-  """
-  argv = _readme_train_command()
-  assert argv[:2] == ["lta", "train"]
-  assert any(a.startswith("--gin.lta.vocab.get_vocabulary.path=")
-             for a in argv)
-  argv.append('--gin.lta_tasks.mc4_local_dir.path="/data/mc4"')
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  env.pop("XLA_FLAGS", None)
-  proc = subprocess.run([sys.executable, "-m", "lta.main.cli", *argv[1:]],
-                        cwd=error_cases.REPO, env=env, capture_output=True,
-                        text=True, timeout=600)
-  assert proc.returncode == 2
-  assert proc.stderr == (
-      "lta train: --tfds_data_dir=/data/tfds is not a directory (prepare the "
-      "data with lta prepare-data, or point the flag at where it is)\n")
