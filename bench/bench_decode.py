@@ -13,7 +13,8 @@ Variants:
   lta unmerged   {'params': W, 'adapters': {A, B}}    adapters applied per call
   HF generate    MT5ForConditionalGeneration.from_pretrained on W exported with
                  save_hf_checkpoint; generate(greedy, num_beams=1,
-                 use_cache=True); bench/hf_decode.py under --hf_python.
+                 use_cache=True); bench/hf_decode.py under --hf_python
+                 (default: the repository's .venv-hf; `make hf-env`).
 
 Each timed call is the whole predict_batch / generate: encoder, cache prefill
 and --decode greedy steps; tokens/s = batch * decode / seconds. The lta
@@ -57,7 +58,8 @@ import time
 
 import numpy as np
 
-import host_info  # bench/, next to this file
+import hf_peer  # bench/, next to this file
+import host_info
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -100,7 +102,7 @@ def _flags(argv=None) -> argparse.Namespace:
   p.add_argument("--omp_wait_policy", default="PASSIVE",
                  help="OMP_WAIT_POLICY for torch ('' = torch's default); "
                  "see the module docstring")
-  p.add_argument("--hf_python", default="/work/fixenv/bin/python")
+  hf_peer.add_flag(p)
   p.add_argument("--json_out", help="also write the results here")
   flags = p.parse_args(argv)
   if flags.quick:
@@ -112,6 +114,8 @@ def _flags(argv=None) -> argparse.Namespace:
     raise ValueError(f"--variants={flags.variants!r}: unknown {unknown}; "
                      f"choose from {VARIANTS}")
   flags.variants = names
+  if "hf" in names:  # fail now, not after the lta variants ran
+    hf_peer.check_python(flags.hf_python)
   return flags
 
 
@@ -181,8 +185,6 @@ def _time_lta(flags, config, adapter, enc, names):
 
 
 def _time_hf(flags, config, params, enc, tmp):
-  if not os.path.exists(flags.hf_python):
-    raise FileNotFoundError(f"--hf_python={flags.hf_python} does not exist")
   model_dir = os.path.join(tmp, "hf")
   save_hf_checkpoint(params, config, model_dir)
   np.save(os.path.join(tmp, "inputs.npy"), enc)

@@ -7,8 +7,9 @@ process per configuration (so each peak RSS is its own), all in one run:
   .venv/bin/python bench/bench_train.py --vocab 32128 --layers 4 --steps 3
 
 The HF side (torch + transformers + peft) runs under --hf_python, a separate
-environment. Reported per configuration: median step time over --steps timed
-steps (after --warmup steps; lta compiles before them), tokens/s = batch *
+environment (default: the repository's .venv-hf, built by `make hf-env`).
+Reported per configuration: median step time over --steps timed steps
+(after --warmup steps; lta compiles before them), tokens/s = batch *
 (inputs + targets) / step time, and peak RSS of the process; for lta also
 XLA's own accounting of the compiled step (memory_analysis: arguments,
 temporaries; cost_analysis: FLOPs).
@@ -41,7 +42,8 @@ import subprocess
 import sys
 import time
 
-import host_info  # bench/, next to this file
+import hf_peer  # bench/, next to this file
+import host_info
 import matmul_rate
 
 CONFIGS = ("lta_lora", "lta_full", "hf_lora")
@@ -76,7 +78,7 @@ def _flags(argv=None) -> argparse.Namespace:
   p.add_argument("--matmul_shapes", default=None,
                  help="MxKxN,...; default 2048^3 and tokens x d_model x d_ff")
   p.add_argument("--matmul_runs", type=int, default=7)
-  p.add_argument("--hf_python", default="/work/fixenv/bin/python")
+  hf_peer.add_flag(p)
   p.add_argument("--json_out", help="also write the results here")
   p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
   flags = p.parse_args(argv)
@@ -263,8 +265,6 @@ def _worker(flags) -> None:
 
 def _run_config(name: str, flags, argv: list[str]) -> dict:
   python = flags.hf_python if name == "hf_lora" else sys.executable
-  if not os.path.exists(python):
-    raise FileNotFoundError(f"--hf_python={python} does not exist")
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
              TF_CPP_MIN_LOG_LEVEL="2")
   env.pop("XLA_FLAGS", None)  # one device, like the torch side
@@ -297,6 +297,8 @@ def main(argv=None) -> int:
   if unknown or not names:
     raise ValueError(f"--configs={flags.configs!r}: unknown {unknown}; "
                      f"choose from {CONFIGS}")
+  if "hf_lora" in names:  # fail now, not after the lta configs ran
+    hf_peer.check_python(flags.hf_python)
   for shape in flags.matmul_shapes.split(","):
     matmul_rate.parse_shape(shape)
   command = shlex.join([os.path.relpath(sys.executable, REPO),

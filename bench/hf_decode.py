@@ -1,9 +1,10 @@
 """HF transformers greedy `generate` on an exported checkpoint; prints JSON.
 
 The HF side of bench/bench_decode.py, run under a separate interpreter with
-torch + transformers (the lta venv has no torch):
+torch + transformers (the lta venv has no torch): the repository's .venv-hf
+(`make hf-env`), which it switches to when started under another python.
 
-  /work/fixenv/bin/python bench/hf_decode.py --model_dir DIR \
+  .venv-hf/bin/python bench/hf_decode.py --model_dir DIR \
       --inputs inputs.npy --decode 64 --runs 5 --out ids.npy
 
 The whole `generate` call is timed (encoder included, like lta's
@@ -21,6 +22,12 @@ import resource
 import statistics
 import time
 
+import hf_peer  # bench/, next to this file
+
+if __name__ == "__main__":
+  hf_peer.run_under_peer()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import torch
 import transformers

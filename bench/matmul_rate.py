@@ -5,7 +5,10 @@ jnp.matmul (XLA) or torch.matmul of fixed shapes, timed after a warm-up, on
 the threads the training step gets. Runs under either interpreter:
 
   .venv/bin/python bench/matmul_rate.py                  # JAX, every core
-  /work/fixenv/bin/python bench/matmul_rate.py --backend torch --threads 2
+  .venv-hf/bin/python bench/matmul_rate.py --backend torch --threads 2
+
+(`--backend torch` under a python without torch switches to the
+repository's .venv-hf, built by `make hf-env`.)
 
 A shape is MxKxN: (M, K) @ (K, N), 2*M*K*N FLOPs. The defaults are a square
 2048^3 and the step's widest dense layer at mT5-small, batch 8 x 512 tokens:
@@ -19,6 +22,8 @@ import os
 import statistics
 import time
 from typing import Callable
+
+import hf_peer  # bench/, next to this file
 
 DEFAULT_SHAPES = ("2048x2048x2048", "4096x512x1024")
 
@@ -87,6 +92,7 @@ def main(argv=None) -> None:
                  help="torch threads (XLA uses every core)")
   flags = p.parse_args(argv)
   if flags.backend == "torch":
+    hf_peer.run_under_peer()
     import torch  # pylint: disable=g-import-not-at-top
     torch.set_num_threads(flags.threads)
   rates = measure(flags.backend, [s for s in flags.shapes.split(",") if s],
