@@ -1,18 +1,26 @@
 """The paper's whole pipeline: task and language vectors, composition, scoring.
 
-Stages (each prints a banner, the trainer prints progress lines):
-  0. data and vocabulary: XLSum release files and mC4 json.gz shards (a
+Stages (each prints one banner; the trainer prints progress lines):
+  1. data and vocabulary: XLSum release files and mC4 json.gz shards (a
      synthetic world by default, real files by gin), a SentencePiece model;
-     without INITIAL_CHECKPOINT_PATH the tiny base model is pre-trained from
-     scratch on the unlabelled text (prefix-LM, optionally with BERT-style
-     denoising; full training);
-  1. the task vector on the source language (XLSum);
-  2. the language vectors, prefix-LM on mC4, for the source and each target;
-  3. compositions: task only; language and task, add; add and subtract;
-     each at every λ of the grid; with task data in several sources
-     (`task_sources`), also the paper's Table 2 rows over related sources;
-  4. decode and score: λ picked per target on validation, reported on test;
-  5. the per-language table, and a plot of score against λ.
+  2. the base model: INITIAL_CHECKPOINT_PATH, or the tiny model pre-trained
+     here from scratch on the unlabelled text (prefix-LM, optionally with
+     BERT-style denoising; full training);
+  3. the task vector on the source language (XLSum), and on each of
+     `task_sources`;
+  4. the language vectors, prefix-LM on mC4, for the sources and targets;
+  5. sanity checks (each task vector on its own language), compositions
+     (task only; language and task, add; add and subtract; with task data in
+     several sources the paper's Table 2 rows over related sources), each at
+     every λ of the grid, decoded and scored: λ picked per target on
+     validation, reported on test;
+  6. the per-language table, and a plot of score against λ.
+
+A stage records its config next to its outputs (lta.stages): a re-run skips
+what it already made with the same config ("cached, skipped"), resumes what
+it left unfinished, and refuses to overwrite a trained model made with
+another config. The results (stages 5 and 6) are redone when any config
+value changes.
 """
 
 from __future__ import annotations
@@ -30,16 +38,18 @@ from lta import arithmetic
 from lta import eval_job
 from lta import evaluation
 from lta import methods
-from lta import reporting
+from lta import pipeline_data
+from lta import pipeline_report
+from lta import stages
 from lta import sweep
 from lta import trainer
-from lta import vocab
 from lta.model.config import T5Config
 from lta.models import DecodingConfig
 from lta.optimizers import make_optimizer, make_schedule
 from lta.peft import adapter_io
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter
+from lta.pipeline_data import Data
 from lta.results import ResultRecord
 
 PRETRAIN_OBJECTIVES = ("prefix_lm", "denoise")
@@ -70,7 +80,7 @@ class PipelineConfig:
   # Base model: None means pre-train the configured (tiny) model.
   initial_checkpoint_path: Optional[str] = None
   # Where the pre-trained base goes (None: <workdir>/base); runs that share
-  # it pre-train once.
+  # it pre-train once, with the first run's seed.
   base_dir: Optional[str] = None
   pretrain_steps: int = 300
   # T5 objectives mixed for pre-training: "prefix_lm", "denoise" (BERT-style,
@@ -97,6 +107,17 @@ class PipelineConfig:
   # are trained too, and RELATED_METHODS are run.
   task_sources: tuple[str, ...] = ()
   seed: int = 0
+  # A task vector scoring below this ROUGE-2 on its own language's test set
+  # has not learned the task (real XLSum task vectors score 10-25): the
+  # table marks the rows that use it, and the run prints a warning.
+  sanity_min_rouge2: float = 5.0
+  # One line saying what a run on synthetic data is for, printed first and
+  # under the table (the demo's gin file sets it; empty: none).
+  synthetic_note: str = ""
+  # Persist XLA compilations under <data_dir or workdir>/jax_cache, unless a
+  # cache is set already (lta miniature sets one): the adapters share one
+  # training program, so only the first compiles it.
+  compilation_cache: bool = True
 
   def __post_init__(self):
     if self.source in self.targets:
@@ -141,58 +162,20 @@ class PipelineConfig:
     return {"inputs": self.input_length, "targets": self.target_length}
 
 
+STAGES = ("data and vocabulary", "base model", "task vectors",
+          "language vectors", "compositions, decoding and scoring", "results")
+
+
 def banner(text: str) -> None:
   print(f"\n=== {text} ===", flush=True)
 
 
-@dataclasses.dataclass
-class Data:
-  xlsum_manual_dir: str
-  mc4_local_dir: str
-  vocab_path: str
-  tfds_dir: str
-  world: Any = None  # lta.synthetic WorldInfo when the data is synthetic
+def stage_banner(number: int) -> None:
+  banner(f"[{number}/{len(STAGES)}] {STAGES[number - 1]}")
 
 
-def prepare_data(cfg: PipelineConfig, model_config: T5Config) -> Data:
-  """Writes or finds the data, trains the vocabulary, builds TFDS XLSum."""
-  from lta.synthetic import world as world_lib  # only for synthetic data
-  from lta_tasks import xlsum_builder  # pylint: disable=g-import-not-at-top
-
-  world = None
-  xlsum_dir, mc4_dir = cfg.xlsum_manual_dir, cfg.mc4_local_dir
-  if xlsum_dir is None or mc4_dir is None:
-    world_dir = os.path.join(cfg.shared_dir, "world")
-    config = world_lib.preset(cfg.world_preset)
-    config = dataclasses.replace(config, seed=cfg.world_seed)
-    if cfg.world_languages:
-      config = config.with_languages(cfg.world_languages)
-    if os.path.exists(os.path.join(world_dir, "world.json")):
-      world = world_lib.load_world(world_dir)
-    else:
-      world = world_lib.generate_world(world_dir, config)
-    xlsum_dir = xlsum_dir or world.xlsum_dir
-    mc4_dir = mc4_dir or world.mc4_dir
-  vocab_path = cfg.vocab_path
-  if vocab_path is None:
-    if world is None:
-      raise ValueError("PipelineConfig.vocab_path is required with real data "
-                       "(the mT5 SentencePiece model).")
-    vocab_path = os.path.join(cfg.shared_dir, "spm", "spm.model")
-    if not os.path.exists(vocab_path):
-      os.makedirs(os.path.dirname(vocab_path), exist_ok=True)
-      with open(world.corpus_path, encoding="utf-8") as f:
-        texts = f.read().splitlines()
-      vocab.train_tiny_sentencepiece(
-          texts, vocab_path[:-len(".model")],
-          vocab_size=model_config.vocab_size, character_coverage=1.0)
-  gin.bind_parameter("lta.vocab.get_vocabulary.path", vocab_path)
-  gin.bind_parameter("lta_tasks.mc4_local_dir.path", mc4_dir)
-  tfds_dir = os.path.join(cfg.shared_dir, "tfds")
-  xlsum_builder.prepare(cfg.languages, data_dir=tfds_dir,
-                        manual_dir=xlsum_dir)
-  seqio.set_tfds_data_dir_override(tfds_dir)
-  return Data(xlsum_dir, mc4_dir, vocab_path, tfds_dir, world)
+def say(text: str) -> None:
+  print(text, flush=True)
 
 
 def _pretrain_mixture(languages: Sequence[str],
@@ -248,38 +231,84 @@ def _read_history(model_dir: str) -> dict[str, Any]:
     return json.load(f)
 
 
-def base_model(cfg: PipelineConfig, model_config: T5Config) -> str:
+def _training_spec(cfg: PipelineConfig, data: Data, task: str,
+                   *fields: str) -> dict[str, Any]:
+  """What a trained model depends on: PipelineConfig `fields` and more.
+
+  Keys are PipelineConfig field names where there is one, so a refusal
+  names the binding to change.
+  """
+  names = fields + ("batch_size", "input_length", "target_length", "seed")
+  return {"task": task, "data": data.digest,
+          **{name: getattr(cfg, name) for name in names}}
+
+
+def _run_stage(stage: stages.Stage, label: str,
+               train: Callable[[], trainer.TrainResult]) -> None:
+  """Trains unless the stage is cached; records it and its last losses."""
+  state = stages.check(stage)
+  if state == stages.CACHED:
+    say(f"{label}: {stages.SKIPPED}")
+    return
+  say(label + (" (resuming)" if state == stages.RESUME else ""))
+  stages.start(stage)
+  result = train()
+  _write_history(os.path.dirname(stage.record_path), result)
+  stages.finish(stage)
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+  path: str  # an HF checkpoint directory
+  digest: str  # its stage's, or the configured checkpoint's path
+
+
+def base_model(cfg: PipelineConfig, model_config: T5Config,
+               data: Data) -> Base:
   """The base checkpoint: the configured one, or a tiny one trained here."""
   if cfg.initial_checkpoint_path:
-    return cfg.initial_checkpoint_path
+    say(f"given: {cfg.initial_checkpoint_path}")
+    return Base(cfg.initial_checkpoint_path, cfg.initial_checkpoint_path)
   model_dir = cfg.base_dir or os.path.join(cfg.workdir, "base")
-  exported = os.path.join(model_dir, "model")
-  if not os.path.exists(os.path.join(exported, "config.json")):
-    banner(f"[0/5] pre-training the {model_config.name} base model from "
-           f"scratch ({cfg.pretrain_steps} steps, "
-           f"{' + '.join(cfg.pretrain_objectives)} on "
-           f"{', '.join(cfg.languages)})")
-    mixture = _pretrain_mixture(cfg.languages, cfg.pretrain_objectives)
-    result = _train(cfg, model_dir, mixture, cfg.pretrain_steps,
-                    model_config=model_config, base=None, adapter=None,
-                    learning_rate=cfg.pretrain_learning_rate,
-                    trainable="full", export_adapter=False, export_model=True)
-    _write_history(model_dir, result)
-  return exported
+  mixture = _pretrain_mixture(cfg.languages, cfg.pretrain_objectives)
+  spec = {**_training_spec(cfg, data, mixture, "pretrain_steps",
+                           "pretrain_learning_rate"),
+          "model": model_config.to_dict()}
+  if cfg.base_dir:  # shared: pre-trained once, with the first run's seed
+    del spec["seed"]
+  stage = stages.Stage.in_dir("base model", model_dir, spec)
+  _run_stage(
+      stage, f"pre-training the {model_config.name} model from scratch: "
+      f"{cfg.pretrain_steps} steps, {' + '.join(cfg.pretrain_objectives)} on "
+      f"{', '.join(cfg.languages)}",
+      lambda: _train(cfg, model_dir, mixture, cfg.pretrain_steps,
+                     model_config=model_config, base=None, adapter=None,
+                     learning_rate=cfg.pretrain_learning_rate,
+                     trainable="full", export_adapter=False,
+                     export_model=True))
+  return Base(os.path.join(model_dir, "model"), stage.digest)
 
 
-def train_adapter(cfg: PipelineConfig, name: str, task: str, steps: int,
-                  base: str, model_config: T5Config,
-                  adapter: AdapterConfig) -> Adapter:
+def train_adapter(cfg: PipelineConfig, name: str, task: str,
+                  steps_field: str, base: Base, model_config: T5Config,
+                  adapter: AdapterConfig, data: Data) -> tuple[Adapter, str]:
+  """The adapter trained on `task` (or found cached), and its digest.
+
+  Trained for PipelineConfig.<steps_field> steps.
+  """
   model_dir = os.path.join(cfg.workdir, name)
-  exported = os.path.join(model_dir, "adapter")
-  if not os.path.exists(os.path.join(exported, adapter_io.MANIFEST_FILE)):
-    result = _train(cfg, model_dir, task, steps, model_config=model_config,
-                    base=base, adapter=adapter,
-                    learning_rate=cfg.adapter_learning_rate)
-    _write_history(model_dir, result)
-  tree, manifest = adapter_io.load_adapter(exported)
-  return Adapter(tree, manifest, name=name)
+  steps = getattr(cfg, steps_field)
+  spec = {**_training_spec(cfg, data, task, steps_field,
+                           "adapter_learning_rate"),
+          "adapter": adapter.to_dict(), "base": base.digest}
+  stage = stages.Stage.in_dir(f"{name} adapter", model_dir, spec)
+  _run_stage(stage, f"{name}: {task}, {steps} steps",
+             lambda: _train(cfg, model_dir, task, steps,
+                            model_config=model_config, base=base.path,
+                            adapter=adapter,
+                            learning_rate=cfg.adapter_learning_rate))
+  tree, manifest = adapter_io.load_adapter(os.path.join(model_dir, "adapter"))
+  return Adapter(tree, manifest, name=name), stage.digest
 
 
 def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:
@@ -336,83 +365,117 @@ def related_sources(cfg: PipelineConfig, data: Data, target: str) -> list[str]:
 
 def run_pipeline(cfg: PipelineConfig, model_config: T5Config,
                  adapter: AdapterConfig) -> dict[str, str]:
-  """Runs every stage; returns the paths of what it wrote."""
+  """Runs (or skips, when cached) every stage; returns the result files."""
   t0 = time.time()
   os.makedirs(cfg.workdir, exist_ok=True)
-  banner("[0/5] data and vocabulary")
-  data = prepare_data(cfg, model_config)
-  print(f"XLSum files: {data.xlsum_manual_dir}\nmC4 files: "
-        f"{data.mc4_local_dir}\nvocabulary: {data.vocab_path}")
-  base = base_model(cfg, model_config)
-
-  task_vectors = {}
-  for i, lang in enumerate(cfg.sources):
-    banner(f"[1/5] task vector {i + 1}/{len(cfg.sources)}: xlsum.{lang} "
-           f"({cfg.task_steps} steps)")
-    task_vectors[lang] = train_adapter(
-        cfg, f"task_{lang}", f"xlsum.{lang}", cfg.task_steps, base,
-        model_config, adapter)
-
-  language_vectors = {}
-  for i, lang in enumerate(cfg.languages):
-    banner(f"[2/5] language vector {i + 1}/{len(cfg.languages)}: "
-           f"mc4_prefix_lm.{lang} ({cfg.language_steps} steps)")
-    language_vectors[lang] = train_adapter(
-        cfg, f"lang_{lang}", f"mc4_prefix_lm.{lang}", cfg.language_steps,
-        base, model_config, adapter)
-
-  banner("[3/5] compositions and [4/5] decoding and scoring")
-  scorer = Scorer(cfg, base, data)
-  sanity = sanity_checks(cfg, scorer, task_vectors)
-  related = ({t: related_sources(cfg, data, t) for t in cfg.targets}
-             if cfg.task_sources else {})
-  scored = compose_and_score(cfg, scorer, task_vectors, language_vectors,
-                             related)
-
-  banner("[5/5] results")
-  out_dir = os.path.join(cfg.workdir, "results")
-  caption = (f"XLSum test, ROUGE-2 (spm) on {cfg.eval_examples} examples per "
-             f"language; task vector trained on {cfg.source}; λ chosen per "
-             f"target on validation {cfg.selection_metric}.")
-  if related:
-    caption += " Related sources: " + "; ".join(
-        f"{t}: {', '.join(s)}" for t, s in related.items()) + "."
-  records = [r for r, _ in scored]
-  paths = reporting.write_results(out_dir, records, [e for _, e in scored],
-                                  caption)
-  paths["lambda_sweep.png"] = reporting.plot_lambda_sweep(
-      [r for r in records if r.method == "lang_task_add_subtract"],
-      os.path.join(out_dir, "lambda_sweep.png"),
-      baselines=[r for r in records if r.method == "task_only"])
-  sweeps = {r.label: {} for r in records}
-  for r in records:
-    sweeps[r.label][r.language] = {str(k): v
-                                   for k, v in r.selection_scores.items()}
-  paths["lambda_sweep.json"] = os.path.join(out_dir, "lambda_sweep.json")
-  with open(paths["lambda_sweep.json"], "w") as f:
-    json.dump(sweeps[methods.label("lang_task_add_subtract")], f, indent=2)
-  paths["lambda_sweeps.json"] = os.path.join(out_dir, "lambda_sweeps.json")
-  with open(paths["lambda_sweeps.json"], "w") as f:
-    json.dump({"metric": cfg.selection_metric, "split": "validation",
-               "sweeps": sweeps}, f, indent=2)
-  paths["sanity.json"] = os.path.join(out_dir, "sanity.json")
-  with open(paths["sanity.json"], "w") as f:
-    json.dump({**sanity, "related_sources": related,
-               "seconds": time.time() - t0}, f, indent=2)
-  with open(paths["table.md"], encoding="utf-8") as f:
-    print(f.read())
-  print(f"Wrote {', '.join(sorted(paths.values()))}")
-  print(f"Pipeline finished in {time.time() - t0:.0f}s")
+  if cfg.compilation_cache:
+    use_compilation_cache(os.path.join(cfg.shared_dir, "jax_cache"))
+  synthetic = cfg.xlsum_manual_dir is None or cfg.mc4_local_dir is None
+  if synthetic and cfg.synthetic_note:
+    say(cfg.synthetic_note)
+  stage_banner(1)
+  data = pipeline_data.prepare_data(cfg, model_config)
+  stage_banner(2)
+  base = base_model(cfg, model_config, data)
+  digests = {}
+  task_vectors, language_vectors = {}, {}
+  stage_banner(3)
+  for lang in cfg.sources:
+    task_vectors[lang], digests[f"task_{lang}"] = train_adapter(
+        cfg, f"task_{lang}", f"xlsum.{lang}", "task_steps", base,
+        model_config, adapter, data)
+  stage_banner(4)
+  for lang in cfg.languages:
+    language_vectors[lang], digests[f"lang_{lang}"] = train_adapter(
+        cfg, f"lang_{lang}", f"mc4_prefix_lm.{lang}", "language_steps",
+        base, model_config, adapter, data)
+  paths = score_and_report(cfg, model_config, data, base, task_vectors,
+                           language_vectors, digests, t0)
+  say(f"Wrote {', '.join(sorted(paths.values()))}")
+  say(f"Pipeline finished in {time.time() - t0:.0f}s")
   return paths
 
 
+def use_compilation_cache(directory: str) -> None:
+  """Persists XLA compilations in `directory`, unless a cache is set."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.config.jax_compilation_cache_dir is None:
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def score_and_report(cfg: PipelineConfig, model_config: T5Config, data: Data,
+                     base: Base, task_vectors: Mapping[str, Adapter],
+                     language_vectors: Mapping[str, Adapter],
+                     digests: Mapping[str, str], t0: float) -> dict[str, str]:
+  """Stages 5 and 6, redone whenever any config value changed."""
+  stage_banner(5)
+  out_dir = os.path.join(cfg.workdir, "results")
+  stage = stages.Stage.in_dir("results", out_dir, {
+      "config": {k: v for k, v in dataclasses.asdict(cfg).items()
+                 if k not in ("workdir", "data_dir", "base_dir",
+                              "compilation_cache")},
+      "model": model_config.to_dict(), "adapters": dict(digests)})
+  state = stages.check(stage, redo_stale=True)
+  if state == stages.CACHED:
+    say(stages.SKIPPED)
+  else:
+    if state == stages.STALE:
+      say(f"the config changed since {out_dir} was written "
+          f"({'; '.join(stages.changes(stage))}): scoring again")
+    stages.start(stage)
+    scorer = Scorer(cfg, base.path, data)
+    related = ({t: related_sources(cfg, data, t) for t in cfg.targets}
+               if cfg.task_sources else {})
+    sanity = sanity_checks(cfg, scorer, task_vectors, related)
+    scored = compose_and_score(cfg, scorer, task_vectors, language_vectors,
+                               related)
+  stage_banner(6)
+  if state == stages.CACHED:
+    say(f"{stages.SKIPPED} ({out_dir})")
+    paths = {name: os.path.join(out_dir, name)
+             for name in pipeline_report.RESULT_FILES}
+  else:
+    sanity["seconds"] = time.time() - t0
+    paths = pipeline_report.write_report(
+        out_dir, scored, sanity, caption(cfg, data, sanity),
+        cfg.selection_metric)
+    stages.finish(stage)
+  with open(paths["table.md"], encoding="utf-8") as f:
+    say(f.read())
+  with open(paths["sanity.json"], encoding="utf-8") as f:
+    failure = pipeline_report.sanity_failure(json.load(f))
+  if failure:
+    say(f"WARNING: {failure}")
+  return paths
+
+
+def caption(cfg: PipelineConfig, data: Data,
+            sanity: Mapping[str, Any]) -> str:
+  """What the table shows, the sanity check, and the run's note."""
+  text = (f"XLSum test, ROUGE-2 (spm) on {cfg.eval_examples} examples per "
+          f"language; task vector trained on {cfg.source}; λ chosen per "
+          f"target on validation {cfg.selection_metric}.")
+  related = sanity["related_sources"]
+  if related:
+    text += " Related sources: " + "; ".join(
+        f"{t}: {', '.join(s)}" for t, s in related.items()) + "."
+  text += " " + pipeline_report.sanity_caption(sanity)
+  if data.world is not None and cfg.synthetic_note:
+    text += f"\n\n{cfg.synthetic_note}"
+  return text
+
+
 def sanity_checks(cfg: PipelineConfig, scorer: Scorer,
-                  task_vectors: Mapping[str, Adapter]) -> dict[str, Any]:
+                  task_vectors: Mapping[str, Adapter],
+                  related: Mapping[str, Sequence[str]]) -> dict[str, Any]:
   """Whether the parts work before they are composed.
 
   Returns the last training and validation losses of every model trained
-  here, and each task vector's scores on its own language's test set (the
-  supervised upper bound that zero-shot transfer starts from).
+  here; each task vector's scores on its own language's test set (the
+  supervised upper bound that zero-shot transfer starts from); and
+  pipeline_report.sanity_flags: those below `cfg.sanity_min_rouge2`, and
+  the table rows that use them.
   """
   histories = {"base": _read_history(
       cfg.base_dir or os.path.join(cfg.workdir, "base"))}
@@ -423,11 +486,15 @@ def sanity_checks(cfg: PipelineConfig, scorer: Scorer,
   for lang, vector in task_vectors.items():
     scores = scorer.score_target(vector, lang, "test").scores
     source_scores[lang] = scores
-    print(f"  task vector {lang} on xlsum.{lang} test: ROUGE-2 "
-          f"{scores['rouge2']:.2f}" + (
-              f" | exact match {scores['exact_match']:.0f}%"
-              if "exact_match" in scores else ""), flush=True)
-  return {"training": histories, "task_vector_on_source": source_scores}
+    say(f"task vector {lang} on xlsum.{lang} test: ROUGE-2 "
+        f"{scores['rouge2']:.2f}" + (
+            f" | exact match {scores['exact_match']:.0f}%"
+            if "exact_match" in scores else ""))
+  flags = pipeline_report.sanity_flags(
+      {lang: s["rouge2"] for lang, s in source_scores.items()},
+      cfg.sanity_min_rouge2, cfg.methods, cfg.source, related)
+  return {"training": histories, "task_vector_on_source": source_scores,
+          **flags, "related_sources": dict(related)}
 
 
 def compose_and_score(cfg: PipelineConfig, scorer: Scorer,

@@ -229,9 +229,12 @@ def result_tables(records: Sequence[ResultRecord], caption: str = "",
 
 def write_results(out_dir: str, records: Sequence[ResultRecord],
                   examples: Optional[Sequence[Sequence[Mapping[str, Any]]]]
-                  = None, caption: str = "") -> dict[str, str]:
+                  = None, caption: str = "",
+                  row_of: Callable[[ResultRecord], str] = lambda r: r.label
+                  ) -> dict[str, str]:
   """results.json (the records), predictions.jsonl (`examples[i]` are
-  record i's decoded examples), scores.csv, scores.json and table.md."""
+  record i's decoded examples), scores.csv, scores.json and table.md (its
+  rows named by `row_of`)."""
   os.makedirs(out_dir, exist_ok=True)
   paths = {name: os.path.join(out_dir, name) for name in
            ("predictions.jsonl", "scores.csv", "scores.json", "table.md")}
@@ -261,7 +264,8 @@ def write_results(out_dir: str, records: Sequence[ResultRecord],
   with open(paths["scores.json"], "w", encoding="utf-8") as f:
     json.dump(nested, f, indent=2, sort_keys=True, ensure_ascii=False)
   with open(paths["table.md"], "w", encoding="utf-8") as f:
-    f.write("\n".join(t.markdown() for t in result_tables(records, caption)))
+    f.write("\n".join(t.markdown() for t in result_tables(
+        records, caption, row_of=row_of)))
   return paths
 
 

@@ -127,6 +127,13 @@ PRESETS = {
         num_places=4, min_sentences=2, max_sentences=3, xlsum_train=24,
         xlsum_validation=8, xlsum_test=8, target_train=4, mc4_train=32,
         mc4_validation=8),
+    # `make demo`: big enough that a task vector learns the task in a few
+    # hundred steps, small enough to generate and tokenize in seconds.
+    "demo": WorldConfig(
+        num_entities=12, num_verbs=6, num_objects=12, num_adjectives=6,
+        num_places=6, min_sentences=2, max_sentences=4, xlsum_train=500,
+        xlsum_validation=32, xlsum_test=32, target_train=8, mc4_train=500,
+        mc4_validation=16),
     # The miniature reproduction (sized for a ~15 minute run on 2 CPU cores).
     "mini": WorldConfig(),
 }
