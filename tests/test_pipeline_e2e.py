@@ -97,6 +97,7 @@ def test_a_rerun_skips_every_stage(first_run, tmp_path):
   assert open(moved / "results" / "scores.json").read() == before
 
 
+@pytest.mark.slow  # the decision itself: test_stages.py, default tier
 def test_a_rerun_with_another_training_config_is_refused(first_run,
                                                           tmp_path):
   out, _ = first_run
