@@ -5,7 +5,8 @@ Default tier: every example runs, except that the heavy commands (`lta
 train`, `lta eval`, `lta report` and a sweep's job: a minute each on 2
 shared cores) stop after their entry point has parsed and checked the
 flags (gin files, bindings, macros, required values, vocabulary and data
-dir). The slow tier runs all of them to the end, chained.
+dir); the README's `lta train` example then trains to the end. The slow
+tier runs all of them to the end, chained.
 
 tests/doc_commands.py finds the examples and says what is rewritten to fit
 a laptop (paths, model size, step counts; never a command, gin file, binding
@@ -25,6 +26,7 @@ import pytest
 from lta import gin_cli
 from lta import sweep_launcher
 from lta.main import cli
+from lta.peft import adapter_io
 from lta.synthetic import world
 from tests import doc_commands as dc
 from tests.cli.conftest import _forget_tfds_data_dirs
@@ -261,3 +263,17 @@ def test_example_runs_heavy_ones_to_their_checks(example, docs_env):
 @pytest.mark.parametrize("example", COMMANDS, ids=lambda e: e.key)
 def test_example_runs_to_the_end(example, docs_env_full):
   _run_example(example, docs_env_full, full=True)
+
+
+README_TRAIN = ("README.md: lta train --gin_file=models/mt5_base.gin "
+                "--gin_file=peft/lora_r4.gin")
+
+
+def test_the_readme_train_example_trains_and_exports(docs_env):
+  """After the examples above (prepare-data has filled $DATA/tfds), the
+  README's first example trains the tiny base and exports its adapter."""
+  example = next(e for e in COMMANDS if e.key == README_TRAIN)
+  _run_example(example, docs_env, full=True)
+  adapter = os.path.join(docs_env["RUNS"], "task_en", "adapter")
+  _, manifest = adapter_io.load_adapter(adapter)
+  assert (manifest.task, manifest.language) == ("xlsum", "en")
