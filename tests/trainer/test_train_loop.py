@@ -51,6 +51,12 @@ def _train(model_dir, train_steps=STEPS, read_log=None, **overrides):
 
 
 pytestmark = pytest.mark.usefixtures("clean_gin")
+
+
+@pytest.fixture(autouse=True)
+def _no_read_log():
+  """The data-source read log is on only in the tests that set it."""
+  yield
   os.environ.pop(fixture_task.READ_LOG_ENV, None)
 
 
