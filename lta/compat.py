@@ -17,7 +17,8 @@ import numpy as np
 
 from lta.errors import CheckpointError, ConfigError
 from lta.peft import merge
-from lta.peft.manifest import Adapter, flatten_tree
+from lta.peft.manifest import Adapter
+from lta.trees import flatten_tree
 
 SPACES = ("factor", "delta")
 

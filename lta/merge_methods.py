@@ -29,7 +29,8 @@ import numpy as np
 from lta import errors
 from lta.peft import merge
 from lta.peft.config import AdapterConfig
-from lta.peft.manifest import Adapter, unflatten_tree
+from lta.peft.manifest import Adapter
+from lta.trees import unflatten_tree
 
 DELTA_LEAF = merge.DELTA_LEAF
 OUTPUTS = ("delta", "lora", "kron")

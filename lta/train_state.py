@@ -18,6 +18,7 @@ import optax
 from lta import errors
 from lta.peft import adapter_io
 from lta.peft import trainable as trainable_lib
+from lta.trees import flatten_tree, unflatten_tree
 
 
 @flax.struct.dataclass
@@ -67,8 +68,8 @@ def load_initial_adapter(path: str, adapters: Any,
         f"INITIAL_ADAPTER_PATH={path!r} was trained on base model "
         f"{manifest.base_model_fingerprint}, this run's base is "
         f"{base_fingerprint}")
-  want = trainable_lib.flatten(adapters)
-  got = trainable_lib.flatten(tree)
+  want = flatten_tree(adapters)
+  got = flatten_tree(tree)
   wrong = sorted(k for k in set(want) | set(got)
                  if k not in want or k not in got or
                  tuple(np.shape(want[k])) != tuple(np.shape(got[k])))
@@ -76,5 +77,5 @@ def load_initial_adapter(path: str, adapters: Any,
     raise errors.ConfigError(
         f"INITIAL_ADAPTER_PATH={path!r} does not fit this run's "
         f"AdapterConfig; mismatched leaves: {wrong[:5]}")
-  return trainable_lib.unflatten(
+  return unflatten_tree(
       {k: np.asarray(got[k], want[k].dtype) for k in want})

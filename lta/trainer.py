@@ -39,6 +39,7 @@ from lta.peft import manifest as manifest_lib
 from lta.peft import trainable as trainable_lib
 from lta.peft.config import AdapterConfig
 from lta.train_state import TrainState
+from lta.trees import flatten_tree
 
 Batch = Mapping[str, jax.Array]
 ADAPTER_EXPORT_DIR = "adapter"
@@ -209,9 +210,9 @@ def create_state(variables: dict[str, Any], pattern: str, optimizer,
 
 def _check_same_shapes(loaded, expected, what: str) -> None:
   got = {k: tuple(np.shape(v)) for k, v in
-         trainable_lib.flatten(loaded).items()}
+         flatten_tree(loaded).items()}
   want = {k: tuple(np.shape(v)) for k, v in
-          trainable_lib.flatten(expected).items()}
+          flatten_tree(expected).items()}
   if got != want:
     bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
     raise ValueError(f"{what}: parameters do not match the model config at "

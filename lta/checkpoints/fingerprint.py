@@ -26,8 +26,8 @@ from typing import Any, Mapping
 from flax.core import meta
 import numpy as np
 
-from lta.checkpoints import layout
 from lta.model.config import T5Config
+from lta.trees import flatten_tree
 
 SAMPLES_PER_TENSOR = 256
 VERSION = 1
@@ -55,7 +55,7 @@ def base_model_fingerprint(config: T5Config, params: Mapping[str, Any]) -> str:
   h.update(f"lta-base-fingerprint-v{VERSION}\n".encode())
   h.update(json.dumps(config.architecture_dict(), sort_keys=True).encode())
   # Partitioning boxes (nn.LogicallyPartitioned) carry no identity.
-  for path, value in sorted(layout.flatten(meta.unbox(params)).items()):
+  for path, value in sorted(flatten_tree(meta.unbox(params)).items()):
     dtype = np.dtype(getattr(value, "dtype", np.asarray(value).dtype))
     h.update(f"\n{path}|{tuple(np.shape(value))}|{dtype.name}|".encode())
     h.update(np.ascontiguousarray(_sample(value).astype(dtype)).tobytes())

@@ -29,6 +29,7 @@ from lta.checkpoints import layout
 from lta.errors import CheckpointError, MissingFileError
 from lta.model.config import T5Config
 from lta.peft.config import FLOAT_DTYPES, message_of
+from lta.trees import flatten_tree, unflatten_tree
 
 CONFIG_FILE = "config.json"
 SAFETENSORS = "model.safetensors"
@@ -331,7 +332,7 @@ def _read_flax_msgpack(path: str) -> Iterator[tuple[str, np.ndarray, str]]:
                           f"{type(tree).__name__}")
   if set(tree) == {"params"}:
     tree = tree["params"]
-  for key, arr in layout.flatten(tree).items():
+  for key, arr in flatten_tree(tree).items():
     parts = key.split("/")
     if not isinstance(arr, np.ndarray):
       raise CheckpointError(f"{path}: parameter '{key}' is a "
@@ -435,7 +436,7 @@ def _to_lta(named: Iterator[tuple[str, np.ndarray, str]], config: T5Config,
     raise CheckpointError(f"{source}: missing parameter(s) the model of "
                           f"{config_path} has: {missing[:20]}")
   layout.check_complete(flat, config, source, origin)
-  return layout.unflatten(flat)
+  return unflatten_tree(flat)
 
 
 def _fill_embedding(flat, origin, embeddings, config, source, config_path):
@@ -484,7 +485,7 @@ def load_hf_checkpoint(path: str) -> tuple[T5Config, dict[str, Any]]:
 def save_hf_checkpoint(params: Mapping[str, Any], config: T5Config,
                        path: str) -> None:
   """Writes config.json + model.safetensors that transformers loads."""
-  flat = {k: np.asarray(v) for k, v in layout.flatten(params).items()}
+  flat = {k: np.asarray(v) for k, v in flatten_tree(params).items()}
   layout.check_complete(flat, config, "params to export")
   tensors = {}
   for name, (lta_path, transpose) in hf_names(config).items():

@@ -6,9 +6,8 @@ a checkpoint must fill exactly these paths with exactly these shapes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
-from flax import traverse_util
 import numpy as np
 
 from lta.model.config import T5Config
@@ -61,12 +60,6 @@ def param_shapes(config: T5Config) -> dict[str, tuple[int, ...]]:
   return shapes
 
 
-def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
-  return traverse_util.flatten_dict(dict(tree), sep="/")
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-  return traverse_util.unflatten_dict(dict(flat), sep="/")
 
 
 def check_complete(flat: Mapping[str, np.ndarray], config: T5Config,

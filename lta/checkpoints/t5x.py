@@ -31,6 +31,7 @@ import tensorstore as ts
 
 from lta.checkpoints import layout
 from lta.model.config import T5Config
+from lta.trees import flatten_tree, unflatten_tree
 
 MSGPACK_FILE = "checkpoint"
 ORBAX_STATE_DIR = "state"
@@ -120,7 +121,7 @@ def _read_orbax(state_dir: str) -> dict[str, Any]:
             item={"target": tree["target"]}, restore_args=restore_args,
             partial_restore=True))
   return {k: np.asarray(v)
-          for k, v in layout.flatten(restored["target"]).items()}
+          for k, v in flatten_tree(restored["target"]).items()}
 
 
 def _numpy_restore_args(tree, ocp):
@@ -162,4 +163,4 @@ def load_t5x_checkpoint(path: str, config: T5Config) -> dict[str, Any]:
     params[name] = np.asarray(arr, np.float32)
   origin = {name: f"target/{name}" for name in params}
   layout.check_complete(params, config, ckpt_dir, origin)
-  return layout.unflatten(params)
+  return unflatten_tree(params)

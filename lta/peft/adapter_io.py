@@ -25,8 +25,8 @@ from safetensors.numpy import load_file, save_file
 
 from lta.errors import CheckpointError, MissingFileError
 from lta.peft.manifest import (FORMAT_VERSION, Adapter, AdapterManifest,
-                               flatten_tree, tensor_sha256, tree_shapes,
-                               unflatten_tree)
+                               tensor_sha256, tree_shapes)
+from lta.trees import flatten_tree, unflatten_tree
 
 WEIGHTS_FILE = "adapter.safetensors"
 MANIFEST_FILE = "manifest.json"

@@ -42,6 +42,7 @@ from lta.peft import config as adapter_lib
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter
 from lta.peft.merge import config_mismatch, module_delta
+from lta.trees import flatten_tree, unflatten_tree
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -341,7 +342,7 @@ def import_peft_adapter(
                           f"peft reads it: {problem}")
   if t5_config is not None:
     _check_shapes(tree, adapter, t5_config, weights_path)
-  return adapter, layout.unflatten(flat)
+  return adapter, unflatten_tree(flat)
 
 
 # --------------------------------------------------------------- export --
@@ -349,7 +350,7 @@ def import_peft_adapter(
 
 def _kernel_modules(adapters) -> dict[str, dict[str, np.ndarray]]:
   modules: dict[str, dict[str, np.ndarray]] = {}
-  for path, leaf in layout.flatten(adapters).items():
+  for path, leaf in flatten_tree(adapters).items():
     module, name = path.rsplit("/", 1)
     modules.setdefault(f"{module}/kernel", {})[name] = np.asarray(
         leaf, np.float32)
@@ -384,7 +385,7 @@ def export_peft_adapter(adapters: Mapping[str, Any],
   """
   a = adapter_config
   problem = config_mismatch(
-      {p: np.shape(v) for p, v in layout.flatten(adapters).items()}, a,
+      {p: np.shape(v) for p, v in flatten_tree(adapters).items()}, a,
       allow_delta=False)
   if problem:
     raise ValueError(f"Adapter to export disagrees with its config: "

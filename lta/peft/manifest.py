@@ -17,37 +17,11 @@ import numpy as np
 from lta.errors import CheckpointError, did_you_mean
 from lta.peft.config import FLOAT_DTYPES, AdapterConfig, message_of
 from lta.peft.merge import config_mismatch
+from lta.trees import flatten_tree
 
 # 2 added tensor_sha256; version-1 manifests still load (see adapter_io).
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-
-
-def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """Nested dict -> {'a/b/leaf': array}, in sorted key order."""
-  flat = {}
-  for key in sorted(tree):
-    if not isinstance(key, str) or "/" in key:
-      raise ValueError(f"Adapter tree key {prefix}{key!r} must be a string "
-                       "without '/'")
-    value = tree[key]
-    path = f"{prefix}{key}"
-    if isinstance(value, Mapping):
-      flat.update(flatten_tree(value, path + "/"))
-    else:
-      flat[path] = value
-  return flat
-
-
-def unflatten_tree(flat: Mapping[str, Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    *parents, leaf = path.split("/")
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = value
-  return tree
 
 
 def adapter_fingerprint(tree: Mapping[str, Any]) -> str:

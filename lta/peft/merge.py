@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from lta.peft.config import AdapterConfig
-from lta.peft.trainable import flatten, unflatten
+from lta.trees import flatten_tree, unflatten_tree
 
 DELTA_LEAF = "delta"  # a materialised dW, (in, out), in a dW tree
 LEAVES = {
@@ -20,7 +20,7 @@ LEAVES = {
 def adapter_modules(adapters: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
   """{'encoder/layers_0/attention/query': {'lora_a': .., 'lora_b': ..}}."""
   modules: dict[str, dict[str, Any]] = {}
-  for path, leaf in flatten(adapters).items():
+  for path, leaf in flatten_tree(adapters).items():
     module, name = path.rsplit("/", 1)
     modules.setdefault(module, {})[name] = leaf
   return modules
@@ -116,7 +116,7 @@ def add_deltas(params: Mapping[str, Any], deltas: Mapping[str, Any],
 
   Adds in at least float32, so bfloat16 kernels do not lose the update.
   """
-  flat = flatten(params)
+  flat = flatten_tree(params)
   for path, delta in deltas.items():
     if path not in flat:
       raise KeyError(f"Adapter targets {path!r}, which the base parameters do "
@@ -128,7 +128,7 @@ def add_deltas(params: Mapping[str, Any], deltas: Mapping[str, Any],
     acc = np.promote_types(kernel.dtype, np.float32)
     merged = kernel.astype(acc) + sign * np.asarray(delta, acc)
     flat[path] = merged.astype(kernel.dtype, copy=False)
-  return unflatten(flat)
+  return unflatten_tree(flat)
 
 
 def merge_into_base(params: Mapping[str, Any], adapters: Mapping[str, Any],

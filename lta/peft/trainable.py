@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 import jax
 import numpy as np
-from flax import traverse_util
+
+from lta.trees import flatten_tree, unflatten_tree
 
 # Named choices of what a run trains (the companion study's variants).
 TRAINABLE_PRESETS = {
@@ -24,12 +25,6 @@ def resolve_pattern(pattern_or_preset: str) -> str:
   return TRAINABLE_PRESETS.get(pattern_or_preset, pattern_or_preset)
 
 
-def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
-  return traverse_util.flatten_dict(dict(tree), sep="/")
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-  return traverse_util.unflatten_dict(dict(flat), sep="/")
 
 
 def split_trainable(variables: Mapping[str, Any],
@@ -40,7 +35,7 @@ def split_trainable(variables: Mapping[str, Any],
   'collection/path'. A pattern that selects nothing is an error.
   """
   regex = re.compile(resolve_pattern(pattern))
-  flat = flatten(variables)
+  flat = flatten_tree(variables)
   trainable = {k: v for k, v in flat.items() if regex.fullmatch(k)}
   if not trainable:
     sample = ", ".join(sorted(flat)[:4])
@@ -48,18 +43,18 @@ def split_trainable(variables: Mapping[str, Any],
         f"Trainable pattern {pattern!r} matches no variable; paths look like "
         f"{sample}, ...")
   frozen = {k: v for k, v in flat.items() if k not in trainable}
-  return unflatten(trainable), unflatten(frozen)
+  return unflatten_tree(trainable), unflatten_tree(frozen)
 
 
 def combine(trainable: Mapping[str, Any],
             frozen: Mapping[str, Any]) -> dict[str, Any]:
   """Inverse of split_trainable."""
-  flat = flatten(frozen)
-  overlap = set(flat) & set(flatten(trainable))
+  flat = flatten_tree(frozen)
+  overlap = set(flat) & set(flatten_tree(trainable))
   if overlap:
     raise ValueError(f"Leaves both trainable and frozen: {sorted(overlap)}")
-  flat.update(flatten(trainable))
-  return unflatten(flat)
+  flat.update(flatten_tree(trainable))
+  return unflatten_tree(flat)
 
 
 def count_params(tree: Any) -> int:

@@ -8,7 +8,7 @@ import pytest
 from lta import arithmetic
 from lta import compat
 from lta.errors import CheckpointError, ConfigError, LtaError
-from lta.peft.manifest import flatten_tree
+from lta.trees import flatten_tree
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from lta import arithmetic
 from lta import merge_methods
-from lta.peft.manifest import flatten_tree
+from lta.trees import flatten_tree
 from tests.arithmetic.random_adapters import (krona_config, lora_config,
                                              make_adapter)
 

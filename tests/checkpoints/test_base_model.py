@@ -5,7 +5,7 @@ import pytest
 from lta import errors
 from lta.checkpoints import base_model
 from lta.checkpoints import hf
-from lta.checkpoints import layout
+from lta.trees import flatten_tree
 from tests.checkpoints import hf_fixtures as fx
 from tests.fixtures import make_t5x_fixture
 
@@ -16,7 +16,7 @@ def mt5():
 
 
 def _assert_same_params(got, want):
-  got, want = layout.flatten(got), layout.flatten(want)
+  got, want = flatten_tree(got), flatten_tree(want)
   assert sorted(got) == sorted(want)
   for name, value in want.items():
     assert got[name].tobytes() == value.tobytes(), name

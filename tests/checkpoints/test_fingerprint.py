@@ -8,7 +8,7 @@ import pytest
 
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.checkpoints import layout
+from lta.trees import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 
@@ -18,9 +18,9 @@ def mt5():
 
 
 def _changed(params, path, fn):
-  flat = dict(layout.flatten(params))
+  flat = dict(flatten_tree(params))
   flat[path] = fn(flat[path].copy())
-  return layout.unflatten(flat)
+  return unflatten_tree(flat)
 
 
 def test_same_weights_from_another_format_give_the_same_fingerprint(mt5):
@@ -31,13 +31,13 @@ def test_same_weights_from_another_format_give_the_same_fingerprint(mt5):
   assert re.fullmatch(r"sha256:[0-9a-f]{64}", fp)
   assert fingerprint.base_model_fingerprint(config, from_msgpack) == fp
   # Device arrays hash as host arrays do.
-  on_device = {k: jnp.asarray(v) for k, v in layout.flatten(params).items()}
+  on_device = {k: jnp.asarray(v) for k, v in flatten_tree(params).items()}
   assert fingerprint.base_model_fingerprint(
-      config, layout.unflatten(on_device)) == fp
+      config, unflatten_tree(on_device)) == fp
   boxed = {k: nn.LogicallyPartitioned(v, ("embed",) * v.ndim)
            for k, v in on_device.items()}
   assert fingerprint.base_model_fingerprint(
-      config, layout.unflatten(boxed)) == fp
+      config, unflatten_tree(boxed)) == fp
 
 
 def test_fingerprint_changes_with_weights_config_shape_and_dtype(mt5):

@@ -12,6 +12,7 @@ from lta import models
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.model.network import Transformer
+from lta.trees import flatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 TOL = 1e-4
@@ -24,7 +25,7 @@ def mt5():
 
 
 def _assert_same_params(a, b):
-  fa, fb = layout.flatten(a), layout.flatten(b)
+  fa, fb = flatten_tree(a), flatten_tree(b)
   assert sorted(fa) == sorted(fb)
   for k in fa:
     np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
@@ -42,7 +43,7 @@ def test_config_maps_every_field(mt5):
   assert params["encoder"]["layers_0"]["attention"]["query"]["kernel"].shape \
       == (32, 24)
   assert params["encoder"]["relpos_bias"]["rel_embedding"].shape == (3, 8)
-  assert all(v.dtype == np.float32 for v in layout.flatten(params).values())
+  assert all(v.dtype == np.float32 for v in flatten_tree(params).values())
 
 
 @pytest.mark.parametrize("name,path", [("mt5_tiny", fx.MT5),

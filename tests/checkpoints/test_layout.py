@@ -6,6 +6,7 @@ import pytest
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.model.network import Transformer
+from lta.trees import flatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 
@@ -16,13 +17,13 @@ def test_param_shapes_equal_the_networks_parameters(path):
   variables = jax.eval_shape(Transformer(config=config).init,
                              jax.random.key(0), tokens, tokens)
   got = {k: tuple(v.shape) for k, v in
-         layout.flatten(nn.unbox(variables["params"])).items()}
+         flatten_tree(nn.unbox(variables["params"])).items()}
   assert got == layout.param_shapes(config)
 
 
 def test_check_complete_names_unknown_missing_and_wrong_shape():
   config, params = hf.load_hf_checkpoint(fx.MT5)
-  flat = layout.flatten(params)
+  flat = flatten_tree(params)
   with pytest.raises(ValueError, match="decoder/decoder_norm/scale"):
     layout.check_complete({k: v for k, v in flat.items()
                            if k != "decoder/decoder_norm/scale"}, config, "x")

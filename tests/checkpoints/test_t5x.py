@@ -17,7 +17,6 @@ from lta import gin_cli
 from lta import metrics
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.checkpoints import layout
 from lta.checkpoints import t5x
 from lta.main import merge as merge_main
 from lta.model.network import Transformer
@@ -25,6 +24,7 @@ from lta.models import EncoderDecoderModel
 from lta.peft import adapter_io
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import AdapterManifest
+from lta.trees import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 from tests.fixtures import make_t5x_fixture
 from tests.trainer import fixture_task
@@ -36,7 +36,7 @@ def mt5():
 
 
 def _assert_same(params, loaded):
-  fa, fb = layout.flatten(params), layout.flatten(loaded)
+  fa, fb = flatten_tree(params), flatten_tree(loaded)
   assert sorted(fa) == sorted(fb)
   for k in fa:
     np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
@@ -75,9 +75,9 @@ def test_orbax_t5x_import_equals_the_same_weights(tmp_path, mt5):
 
 
 def _with(params, change):
-  flat = dict(layout.flatten(params))
+  flat = dict(flatten_tree(params))
   change(flat)
-  return layout.unflatten(flat)
+  return unflatten_tree(flat)
 
 
 def test_unknown_missing_and_wrong_shape_are_named(tmp_path, mt5):

@@ -12,6 +12,7 @@ from lta.peft import config as adapter_lib
 from lta.peft import hf_peft
 from lta.peft.config import AdapterConfig
 from lta.peft.merge import adapter_deltas
+from lta.trees import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 TOL = 1e-4
@@ -74,7 +75,7 @@ def test_logits_with_imported_adapter_equal_peft(mt5, name):
 
 
 def _assert_same_tree(a, b):
-  fa, fb = layout.flatten(a), layout.flatten(b)
+  fa, fb = flatten_tree(a), flatten_tree(b)
   assert sorted(fa) == sorted(fb)
   for k in fa:
     np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
@@ -112,7 +113,7 @@ def _random_tree(config, adapter, seed):
     module = path[:-len("/kernel")]
     for leaf, shape in adapter.leaf_shapes(fan_in, fan_out).items():
       flat[f"{module}/{leaf}"] = rng.normal(size=shape).astype(np.float32)
-  return layout.unflatten(flat)
+  return unflatten_tree(flat)
 
 
 @pytest.mark.parametrize("adapter", [

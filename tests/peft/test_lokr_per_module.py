@@ -17,12 +17,12 @@ from lta import arithmetic
 from lta import compat
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.checkpoints import layout
 from lta.peft import adapter_io
 from lta.peft import hf_peft
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter, AdapterManifest
 from lta.peft.merge import adapter_deltas, module_delta
+from lta.trees import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(
@@ -47,7 +47,7 @@ def _reference(name):
 
 def _factors(tree):
   return {p[:-len("/kron_a")]: v.shape
-          for p, v in layout.flatten(tree).items() if p.endswith("/kron_a")}
+          for p, v in flatten_tree(tree).items() if p.endswith("/kron_a")}
 
 
 def test_peft_factors_differ_per_module_and_lta_keeps_them(base):
@@ -110,8 +110,8 @@ def test_export_writes_peft_files_and_round_trips(tmp_path, base, name):
   assert ours_cfg["task_type"] == "SEQ_2_SEQ_LM"
   adapter2, tree2 = hf_peft.import_peft_adapter(str(tmp_path), config)
   assert adapter2 == adapter
-  for path, value in layout.flatten(tree).items():
-    np.testing.assert_array_equal(layout.flatten(tree2)[path], value)
+  for path, value in flatten_tree(tree).items():
+    np.testing.assert_array_equal(flatten_tree(tree2)[path], value)
 
 
 def _adapter(tree, config, params, t5_config, name):
@@ -131,9 +131,9 @@ def two_adapters(base):
   rng = np.random.default_rng(0)
   other = {p: (rng.normal(0, 0.2, v.shape).astype(np.float32)
                if p.endswith("/kron_b_down") else v)
-           for p, v in layout.flatten(tree).items()}
+           for p, v in flatten_tree(tree).items()}
   return (_adapter(tree, adapter, params, config, "en"),
-          _adapter(layout.unflatten(other), adapter, params, config, "pt"))
+          _adapter(unflatten_tree(other), adapter, params, config, "pt"))
 
 
 def test_delta_space_merges_per_module_factors_exactly(two_adapters):
@@ -142,7 +142,7 @@ def test_delta_space_merges_per_module_factors_exactly(two_adapters):
   da, db = adapter_deltas(a.tree, a.config), adapter_deltas(b.tree, b.config)
   delta_tree, _ = arithmetic.merge_adapters([a, b], w, space="delta",
                                             output="delta")
-  for module, leaves in layout.flatten(delta_tree).items():
+  for module, leaves in flatten_tree(delta_tree).items():
     kernel = module[:-len("/delta")] + "/kernel"
     np.testing.assert_allclose(leaves, w[0] * da[kernel] + w[1] * db[kernel],
                                atol=1e-6)
@@ -160,7 +160,7 @@ def test_factor_space_merges_per_module_factors(two_adapters):
   a, b = two_adapters
   tree, manifest = arithmetic.merge_adapters([a, b], [0.5, 0.5])
   assert _factors(tree) == _factors(a.tree)
-  fa, fb = layout.flatten(a.tree), layout.flatten(b.tree)
+  fa, fb = flatten_tree(a.tree), flatten_tree(b.tree)
   module = "decoder/layers_1/encoder_decoder_attention/out"
   mixed = {leaf: 0.5 * fa[f"{module}/{leaf}"] + 0.5 * fb[f"{module}/{leaf}"]
            for leaf in ("kron_a", "kron_b_down", "kron_b_up")}
@@ -179,7 +179,7 @@ def test_compat_names_the_module_whose_factors_differ(base, two_adapters):
   for kernel, (fan_in, fan_out) in compat.delta_shapes(a).items():
     for leaf, shape in fixed.leaf_shapes(fan_in, fan_out).items():
       flat[f"{kernel}/{leaf}"] = rng.normal(size=shape).astype(np.float32)
-  b = _adapter(layout.unflatten(flat), fixed, params, config, "pt")
+  b = _adapter(unflatten_tree(flat), fixed, params, config, "pt")
   with pytest.raises(compat.IncompatibleAdaptersError,
                      match=r"Kronecker factors \(m, n\) of "
                      r"decoder/layers_0/encoder_decoder_attention/key: "

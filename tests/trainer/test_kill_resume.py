@@ -23,7 +23,7 @@ import pytest
 
 from lta.checkpoints import orbax_ckpt
 from lta.peft import adapter_io
-from lta.peft import trainable as trainable_lib
+from lta.trees import flatten_tree
 from tests import cli_run
 
 TINY_GIN = os.path.join(cli_run.REPO, "tests", "trainer", "tiny_run.gin")
@@ -166,8 +166,8 @@ def _assert_same_as_reference(model_dir: str, reference_dir: str):
       os.path.join(model_dir, "adapter"))
   want, want_manifest = adapter_io.load_adapter(
       os.path.join(reference_dir, "adapter"))
-  _assert_bitwise_equal(trainable_lib.flatten(got),
-                        trainable_lib.flatten(want), "exported adapter")
+  _assert_bitwise_equal(flatten_tree(got),
+                        flatten_tree(want), "exported adapter")
   assert got_manifest.config == want_manifest.config
   assert got_manifest.base_model_fingerprint == (
       want_manifest.base_model_fingerprint)

@@ -10,7 +10,7 @@ import pytest
 
 from lta import optimizers
 from lta import trainer
-from lta.peft import trainable as trainable_lib
+from lta.trees import flatten_tree
 from tests.trainer import states
 
 
@@ -53,8 +53,8 @@ def test_adapter_training_leaves_base_bit_identical():
   state, _ = _run_steps(state, opt, model,
                         [states.make_batch(i) for i in range(3)])
   for (path, before), after in zip(
-      trainable_lib.flatten(frozen_before).items(),
-      trainable_lib.flatten(states.host_copy(state.frozen)).values()):
+      flatten_tree(frozen_before).items(),
+      flatten_tree(states.host_copy(state.frozen)).values()):
     assert before.tobytes() == after.tobytes(), path
   changed = [not np.array_equal(a, b) for a, b in zip(
       jax.tree.leaves(trainable_before),
@@ -64,7 +64,7 @@ def test_adapter_training_leaves_base_bit_identical():
 
   # Optimizer moments exist for every adapter leaf and for nothing else.
   opt_paths = _opt_state_param_paths(state.opt_state)
-  assert opt_paths == set(trainable_lib.flatten(state.trainable))
+  assert opt_paths == set(flatten_tree(state.trainable))
   assert not any(p.startswith("params/") for p in opt_paths)
 
 
@@ -76,9 +76,9 @@ def test_adapter_training_leaves_base_bit_identical():
 def test_presets_choose_what_trains(preset, trained, frozen):
   model = states.make_model(adapter=None)
   state, opt = states.make_state(model, preset)
-  before = trainable_lib.flatten(states.host_copy(state.variables))
+  before = flatten_tree(states.host_copy(state.variables))
   state, _ = _run_steps(state, opt, model, [states.make_batch()])
-  after = trainable_lib.flatten(states.host_copy(state.variables))
+  after = flatten_tree(states.host_copy(state.variables))
   opt_paths = _opt_state_param_paths(state.opt_state)
   for path in before:
     if re.fullmatch(trained, path):

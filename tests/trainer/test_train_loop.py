@@ -26,7 +26,7 @@ from lta import trainer
 from lta.checkpoints import hf
 from lta.checkpoints import orbax_ckpt
 from lta.peft import adapter_io
-from lta.peft import trainable as trainable_lib
+from lta.trees import flatten_tree
 from tests.trainer import fixture_task
 from tests.trainer import states
 
@@ -97,8 +97,8 @@ def test_checkpoints_hold_only_adapters(reference):
   run = ckpt.run_info(16)
   assert run["trainable"] == "adapters/.*"
   assert run["manifest"]["adapter"] == states.LORA.to_dict()
-  adapter_paths = set(trainable_lib.flatten(result.state.trainable))
-  assert set(trainable_lib.flatten(meta["trainable"])) == adapter_paths
+  adapter_paths = set(flatten_tree(result.state.trainable))
+  assert set(flatten_tree(meta["trainable"])) == adapter_paths
   opt_leaves = [
       "/".join(str(getattr(k, "key", k)) for k in path)
       for path, _ in jax.tree_util.tree_leaves_with_path(meta["opt_state"])]
@@ -144,8 +144,8 @@ def test_tensorboard_events_and_config_written(reference):
 
 
 def _assert_same_trainable(got, want):
-  got = trainable_lib.flatten(jax.device_get(got))
-  want = trainable_lib.flatten(jax.device_get(want))
+  got = flatten_tree(jax.device_get(got))
+  want = flatten_tree(jax.device_get(want))
   assert set(got) == set(want)
   for path, value in want.items():
     np.testing.assert_array_equal(got[path], value, err_msg=path)
@@ -279,8 +279,8 @@ def test_full_finetuning_exports_an_hf_checkpoint(tmp_path):
   assert result.adapter_dir is None
   config, params = hf.load_hf_checkpoint(result.model_dir)
   assert config.architecture_dict() == CONFIG.architecture_dict()
-  trained = trainable_lib.flatten(jax.device_get(result.state.trainable))
-  exported = trainable_lib.flatten({"params": params})
+  trained = flatten_tree(jax.device_get(result.state.trainable))
+  exported = flatten_tree({"params": params})
   assert set(trained) == set(exported)
   for path, value in trained.items():
     np.testing.assert_array_equal(value, exported[path], err_msg=path)

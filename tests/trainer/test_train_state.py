@@ -11,7 +11,7 @@ from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.model.config import T5Config
 from lta.peft import adapter_io
-from lta.peft import trainable as trainable_lib
+from lta.trees import flatten_tree
 from tests.trainer import fixture_task
 from tests.trainer import states
 
@@ -36,8 +36,8 @@ def test_adapter_training_on_an_hf_base(tmp_path):
       model_config=HF_CONFIG, batch_size=8, log_period=1,
       optimizer=optimizers.make_optimizer(
           "adamw", optimizers.make_schedule(1e-2)))
-  frozen = trainable_lib.flatten(jax.device_get(result.state.frozen["params"]))
-  want = trainable_lib.flatten(base)
+  frozen = flatten_tree(jax.device_get(result.state.frozen["params"]))
+  want = flatten_tree(base)
   assert set(frozen) == set(want)
   for path, value in want.items():
     assert frozen[path].tobytes() == np.asarray(value).tobytes(), path
