@@ -39,7 +39,7 @@ from lta.model.config import T5Config
 from lta.model.network import Transformer
 from lta.models import DecodingConfig, EncoderDecoderModel
 from lta.peft import adapter_io
-from lta.peft import hf_peft
+from lta.checkpoints import hf_peft
 from lta.peft import merge as merge_lib
 from lta.peft.manifest import Adapter, AdapterManifest
 

@@ -20,7 +20,7 @@ import pytest
 from lta.checkpoints import hf
 from lta.errors import LtaError
 from lta.peft import adapter_io
-from lta.peft import hf_peft
+from lta.checkpoints import hf_peft
 from lta.peft.manifest import AdapterManifest
 from tests.checkpoints import hf_fixtures as fx
 from tests.checkpoints import mutations as mu

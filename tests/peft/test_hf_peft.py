@@ -9,7 +9,7 @@ from safetensors.numpy import load_file, save_file
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.peft import config as adapter_lib
-from lta.peft import hf_peft
+from lta.checkpoints import hf_peft
 from lta.peft.config import AdapterConfig
 from lta.peft.merge import adapter_deltas
 from lta.trees import flatten_tree, unflatten_tree

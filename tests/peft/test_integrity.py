@@ -21,7 +21,7 @@ from lta import compat
 from lta.checkpoints import hf
 from lta.errors import CheckpointError
 from lta.peft import adapter_io
-from lta.peft import hf_peft
+from lta.checkpoints import hf_peft
 from lta.peft.manifest import Adapter, AdapterManifest
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 from tests.checkpoints import hf_fixtures as fx

@@ -18,7 +18,7 @@ from lta import compat
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.peft import adapter_io
-from lta.peft import hf_peft
+from lta.checkpoints import hf_peft
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter, AdapterManifest
 from lta.peft.merge import adapter_deltas, module_delta
