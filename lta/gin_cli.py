@@ -29,10 +29,9 @@ from typing import Callable, Iterator, Optional, Sequence
 import gin
 
 from lta import errors
+from lta import gin_registry
 
-# The repo's gin/ directory: runs/, models/, peft/, experiments/.
-GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "gin")
+GIN_DIR = gin_registry.GIN_DIR
 
 # Printed by `lta CMD --help` for every gin command.
 FLAGS_HELP = """\

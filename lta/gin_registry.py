@@ -1,6 +1,14 @@
-"""Imports every module that defines gin configurables, so files can parse."""
+"""Where lta's gin files live, and the modules that define configurables.
+
+Importing every such module lets any gin file parse.
+"""
 
 import importlib
+import os
+
+# The repo's gin/ directory: runs/, models/, peft/, experiments/.
+GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "gin")
 
 CONFIGURABLE_MODULES = (
     "lta.model.config",

@@ -20,6 +20,7 @@ import seqio
 import tensorflow as tf
 
 from lta import errors
+from lta import gin_registry
 
 # The public mT5 vocabulary: 250,000 pieces plus 100 sentinels already in the
 # model file, hence extra_ids=0 (as in T5X's mT5 configs).
@@ -257,11 +258,10 @@ def _gin_bindings(path: str, wanted: Sequence[str], seen=()) -> dict:
   gin's parser but not applied (no global gin state changes)."""
   # Imported on use: only `lta prepare-data` reads model files this way.
   from gin import config_parser  # pylint: disable=g-import-not-at-top
-  from lta import gin_cli  # pylint: disable=g-import-not-at-top
 
   if not os.path.exists(path) and os.path.exists(
-      os.path.join(gin_cli.GIN_DIR, path)):
-    path = os.path.join(gin_cli.GIN_DIR, path)
+      os.path.join(gin_registry.GIN_DIR, path)):
+    path = os.path.join(gin_registry.GIN_DIR, path)
   if not os.path.exists(path):
     raise errors.MissingFileError(f"model gin file {path!r} does not exist")
   if path in seen:
