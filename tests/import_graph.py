@@ -1,0 +1,115 @@
+"""The import graph between lta's first-level parts, and its cycles.
+
+A node is a subpackage of lta (lta/model, lta/peft, ...) or a plain module
+directly in lta/ (lta/trainer.py is 'trainer'). Every import written in a
+module counts, at any depth (a lazy import inside a function is still an
+edge). Run `python -m tests.import_graph` to print the edges and cycles.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+
+LTA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "lta")
+
+
+def _node_of_file(path: str) -> str:
+  first = os.path.relpath(path, LTA).split(os.sep)[0]
+  return first[:-3] if first.endswith(".py") else first
+
+
+def _imported_modules(tree: ast.AST, module: str, is_package: bool):
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      yield from (alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+      if node.level:  # relative: resolve against this module's package
+        parts = module.split(".")
+        base = parts if is_package else parts[:-1]
+        base = base[:len(base) - node.level + 1]
+        name = ".".join(base + ([node.module] if node.module else []))
+      else:
+        name = node.module or ""
+      yield name
+      yield from (f"{name}.{alias.name}" for alias in node.names)
+
+
+def import_graph(root: str = LTA) -> dict[str, set[str]]:
+  """{node: nodes it imports}, over every .py file under `root`."""
+  nodes = {n[:-3] if n.endswith(".py") else n for n in os.listdir(root)
+           if n != "__init__.py" and (n.endswith(".py") or any(
+               f.endswith(".py") for f in os.listdir(os.path.join(root, n))))
+           and not n.startswith((".", "_"))}
+  graph: dict[str, set[str]] = {n: set() for n in nodes}
+  for dirpath, _, files in os.walk(root):
+    for f in files:
+      if not f.endswith(".py"):
+        continue
+      path = os.path.join(dirpath, f)
+      rel = os.path.relpath(path, os.path.dirname(root))[:-3]
+      module = rel.replace(os.sep, ".")
+      is_package = f == "__init__.py"
+      if is_package:
+        module = module.rsplit(".", 1)[0]
+      source = _node_of_file(path)
+      if source == "__init__":
+        continue
+      with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read(), path)
+      for name in _imported_modules(tree, module, is_package):
+        parts = name.split(".")
+        if parts[0] == "lta" and len(parts) > 1 and parts[1] in nodes:
+          if parts[1] != source:
+            graph.setdefault(source, set()).add(parts[1])
+  return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+  """The strongly connected components with more than one node (Tarjan)."""
+  index: dict[str, int] = {}
+  low: dict[str, int] = {}
+  stack: list[str] = []
+  on_stack: set[str] = set()
+  found: list[list[str]] = []
+
+  def visit(v: str) -> None:
+    index[v] = low[v] = len(index)
+    stack.append(v)
+    on_stack.add(v)
+    for w in sorted(graph.get(v, ())):
+      if w not in index:
+        visit(w)
+        low[v] = min(low[v], low[w])
+      elif w in on_stack:
+        low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+      component = []
+      while True:
+        w = stack.pop()
+        on_stack.discard(w)
+        component.append(w)
+        if w == v:
+          break
+      if len(component) > 1:
+        found.append(sorted(component))
+
+  sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+  for v in sorted(graph):
+    if v not in index:
+      visit(v)
+  return sorted(found)
+
+
+def main() -> None:
+  graph = import_graph()
+  for node in sorted(graph):
+    print(f"{node} -> {', '.join(sorted(graph[node])) or '(nothing)'}")
+  found = cycles(graph)
+  print(f"\n{len(found)} cycle(s)" + "".join(
+      f"\n  {' <-> '.join(c)}" for c in found))
+
+
+if __name__ == "__main__":
+  main()
