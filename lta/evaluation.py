@@ -203,26 +203,3 @@ def main_per_example(task_name: str, targets, predictions) -> np.ndarray:
   return metrics.rouge_spm_per_example(targets, predictions,
                                        vocab.vocabulary_path())[main]
 
-
-def evaluate(model: EncoderDecoderModel, variables: Mapping[str, Any],
-             task_names: Sequence[str], *, split: str,
-             feature_lengths: Mapping[str, int], batch_size: int = 8,
-             decoding: DecodingConfig = DecodingConfig(),
-             max_examples: Optional[int] = None, fidelity: bool = True,
-             fidelity_fn: Optional[FidelityFn] = None,
-             log: Callable[[str], None] = print) -> list[TaskResult]:
-  """Decodes and scores every task with the same variables."""
-  predict_fn = make_predict_fn(model, decoding)
-  results = []
-  for name in task_names:
-    t0 = time.time()
-    examples = load_examples(name, split, feature_lengths, max_examples)
-    ids = decode_examples(predict_fn, variables, examples, batch_size,
-                          feature_lengths["inputs"],
-                          DecodeProgress(f"{name} ({split})", log))
-    result = score_task(name, examples, ids, fidelity, fidelity_fn)
-    main = main_metric(name)
-    log(f"  {name}: {main}={result.scores.get(main, float('nan')):.2f} "
-        f"({len(examples)} examples, {time.time() - t0:.1f}s)")
-    results.append(result)
-  return results
