@@ -18,7 +18,6 @@ CONFIGURABLE_MODULES = (
     "lta.partitioning",
     "lta.trainer",
     "lta.vocab",
-    "lta.sweep",
     "lta.merge_job",
     "lta.eval_job",
     "lta.pipeline",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence, Union
 
-import gin
-
 from lta import compat
 from lta.errors import ConfigError
 
@@ -31,15 +29,6 @@ def check_lambdas(lambdas: Union[float, Sequence[float]], *,
                                    allow_extrapolation, name=f"{name}[{i}]",
                                    switch=switch)
                for i, lam in enumerate(grid))
-
-
-@gin.configurable
-def lambda_grid(lambdas: Sequence[float] = (0.3, 0.5, 0.7, 0.9),
-                allow_extrapolation: bool = False) -> tuple[float, ...]:
-  """The λ values to try; bind `lambda_grid.lambdas` to change them."""
-  return check_lambdas(lambdas, allow_extrapolation=allow_extrapolation,
-                       name="lambda_grid.lambdas",
-                       switch="lambda_grid.allow_extrapolation=True")
 
 
 def sweep(score_fn: Callable[[float], Mapping[str, float]],

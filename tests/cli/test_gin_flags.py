@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("clean_gin")
 @pytest.mark.parametrize("binding,modules", [
     ("lta.vocab.get_vocabulary.path = 'x'", ["lta.vocab", "lta"]),
     ("lta_tasks.mc4_local_dir.path = 'x'", ["lta_tasks"]),
-    ("scope/lta.sweep.lambda_grid.lambdas = (0.5,)", ["lta.sweep", "lta"]),
+    ("scope/lta.partitioning.MeshConfig.model = 2",
+     ["lta.partitioning", "lta"]),
     ("run_eval.output_dir = 'x'", []),
     ("LAMBDA = 0.5", []),
     ("import lta.vocab", []),
@@ -28,15 +29,16 @@ def test_binding_modules(binding, modules):
 
 
 def test_a_binding_imports_its_module_in_a_fresh_process():
-  # lta.sweep is imported by nothing but the binding that names it.
+  # lta.partitioning is imported by nothing but the binding that names it.
   code = ("import sys, gin; from lta import gin_cli; "
+          "assert 'lta.partitioning' not in sys.modules; "
           "gin_cli.configure(gin_cli.parse_flags("
-          "['--gin.lta.sweep.lambda_grid.lambdas=(0.25, 0.5)'])); "
-          "from lta import sweep; print(sweep.lambda_grid())")
+          "['--gin.lta.partitioning.MeshConfig.model=2'])); "
+          "from lta import partitioning; print(partitioning.MeshConfig().model)")
   proc = subprocess.run([sys.executable, "-c", code], cwd=error_cases.REPO,
                         capture_output=True, text=True, timeout=60)
   assert proc.returncode == 0, proc.stderr
-  assert proc.stdout.strip() == "(0.25, 0.5)"
+  assert proc.stdout.strip() == "2"
 
 
 def test_a_macro_used_by_a_file_is_accepted_and_wins():
