@@ -82,7 +82,7 @@ def kron_factor_shapes(adapter: Adapter) -> dict[str, tuple[int, int]]:
   """{module path: (m, n)} of each module's Kronecker A factor."""
   return {path.rpartition("/")[0]: tuple(shape)
           for path, shape in adapter.manifest.shapes.items()
-          if path.endswith("/kron_a")}
+          if path.endswith(f"/{merge.KRON_A}")}
 
 
 def _mismatch(a: Adapter, b: Adapter, what: str, va: Any, vb: Any) -> None:
@@ -141,11 +141,8 @@ def _check_kron_factors(a: Adapter, b: Adapter) -> None:
 
 def delta_shapes(adapter: Adapter) -> dict[str, tuple[int, int]]:
   """{module path: (in, out)} of the dW each adapted kernel receives."""
-  modules: dict[str, dict[str, list[int]]] = {}
-  for path, shape in adapter.manifest.shapes.items():
-    module, _, leaf = path.rpartition("/")
-    modules.setdefault(module, {})[leaf] = shape
-  return {module: merge.kernel_shape(s) for module, s in modules.items()}
+  return {module: merge.kernel_shape(shapes) for module, shapes in
+          merge.modules_of(adapter.manifest.shapes).items()}
 
 
 def check_compatible(adapters: Sequence[Adapter],

@@ -47,13 +47,6 @@ def modules(tree: Mapping[str, Any]) -> dict[str, dict]:
   return merge.adapter_modules(tree)
 
 
-def _kron_b(leaves: Mapping[str, Any], dtype) -> np.ndarray:
-  if "kron_b" in leaves:
-    return np.asarray(leaves["kron_b"], dtype)
-  return (np.asarray(leaves["kron_b_down"], dtype) @
-          np.asarray(leaves["kron_b_up"], dtype))
-
-
 def module_delta(leaves: Mapping[str, Any], config: AdapterConfig,
                  dtype=np.float32) -> np.ndarray:
   """dW (in, out) of one adapted kernel."""
@@ -109,9 +102,10 @@ def _kron_leaves(u, s, vt, a_shape, b_shape, b_rank, scale, dtype):
   a = (u[:, 0] * root).reshape(a_shape)
   b = (vt[0] * root).reshape(b_shape)
   if b_rank is None:
-    return {"kron_a": a.astype(dtype), "kron_b": b.astype(dtype)}
+    return {merge.KRON_A: a.astype(dtype), merge.KRON_B: b.astype(dtype)}
   down, up = refactor_lora(b, b_rank, 1.0, dtype)
-  return {"kron_a": a.astype(dtype), "kron_b_down": down, "kron_b_up": up}
+  return {merge.KRON_A: a.astype(dtype), merge.KRON_B_DOWN: down,
+          merge.KRON_B_UP: up}
 
 
 def nearest_kronecker(delta: np.ndarray, a_shape, b_shape, scale: float,
@@ -209,7 +203,7 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
     out_config = lora_config_for(config, rank, config.scale)
     for m, d in deltas.items():
       a, b = refactor_lora(d, rank, out_config.scale, dtype)
-      flat[f"{m}/lora_a"], flat[f"{m}/lora_b"] = a, b
+      flat[f"{m}/{merge.LORA_A}"], flat[f"{m}/{merge.LORA_B}"] = a, b
     return unflatten_tree(flat), out_config
   if output == "kron":
     if config.kind != "krona":
@@ -217,7 +211,7 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
                        f"{config.kind}")
     shapes = like.manifest.shapes
     for m, d in deltas.items():
-      a_shape = tuple(shapes[f"{m}/kron_a"])
+      a_shape = tuple(shapes[f"{m}/{merge.KRON_A}"])
       b_shape = (d.shape[0] // a_shape[0], d.shape[1] // a_shape[1])
       leaves = nearest_kronecker(d, a_shape, b_shape, config.scale,
                                  config.kron_b_rank, dtype)
@@ -246,20 +240,20 @@ def linear_lowrank(adapters: Sequence[Adapter], weights: Sequence[float],
     out_config = lora_config_for(config, rank, config.scale)
     for m in sorted(per_adapter[0]):
       left = np.concatenate(
-          [w * a.config.scale * np.asarray(t[m]["lora_a"], cdtype)
+          [w * a.config.scale * np.asarray(t[m][merge.LORA_A], cdtype)
            for w, a, t in zip(weights, adapters, per_adapter)], axis=1)
       right = np.concatenate(
-          [np.asarray(t[m]["lora_b"], cdtype) for t in per_adapter], axis=0)
+          [np.asarray(t[m][merge.LORA_B], cdtype) for t in per_adapter], axis=0)
       u, s, vt = _svd_of_product(left, right)
-      flat[f"{m}/lora_a"], flat[f"{m}/lora_b"] = _split_lora(
+      flat[f"{m}/{merge.LORA_A}"], flat[f"{m}/{merge.LORA_B}"] = _split_lora(
           u, s, vt, rank, out_config.scale, dtype)
     return unflatten_tree(flat), out_config
   for m in sorted(per_adapter[0]):
-    a_shape = np.shape(per_adapter[0][m]["kron_a"])
+    a_shape = np.shape(per_adapter[0][m][merge.KRON_A])
     left = np.stack(
-        [w * a.config.scale * np.asarray(t[m]["kron_a"], cdtype).ravel()
+        [w * a.config.scale * np.asarray(t[m][merge.KRON_A], cdtype).ravel()
          for w, a, t in zip(weights, adapters, per_adapter)], axis=1)
-    bs = [_kron_b(t[m], cdtype) for t in per_adapter]
+    bs = [merge.kron_b(t[m], cdtype) for t in per_adapter]
     right = np.stack([b.ravel() for b in bs], axis=0)
     u, s, vt = _svd_of_product(left, right)
     flat.update({f"{m}/{k}": v for k, v in _kron_leaves(

@@ -41,6 +41,7 @@ from lta.model.config import T5Config
 from lta.peft import config as adapter_lib
 from lta.peft.config import AdapterConfig
 from lta.peft.manifest import Adapter
+from lta.peft import merge
 from lta.peft.merge import config_mismatch, module_delta
 from lta.trees import flatten_tree, unflatten_tree
 
@@ -51,9 +52,10 @@ PREFIX = "base_model.model."
 TASK_TYPE = "SEQ_2_SEQ_LM"
 _REQUIRED = object()
 
-_LORA_KEYS = {"lora_A.weight": "lora_a", "lora_B.weight": "lora_b"}
-_LOKR_KEYS = {"lokr_w1": "kron_a", "lokr_w2": "kron_b",
-              "lokr_w2_a": "kron_b_up", "lokr_w2_b": "kron_b_down"}
+# peft's tensor name -> lta's leaf; each is the other's transpose.
+_LORA_KEYS = {"lora_A.weight": merge.LORA_A, "lora_B.weight": merge.LORA_B}
+_LOKR_KEYS = {"lokr_w1": merge.KRON_A, "lokr_w2": merge.KRON_B,
+              "lokr_w2_a": merge.KRON_B_UP, "lokr_w2_b": merge.KRON_B_DOWN}
 _KEY_RE = re.compile(re.escape(PREFIX) + r"(.+)\.(lora_[AB]\.weight|lokr_\w+)")
 
 _ATTENTION_HF = ("q", "k", "v", "o")
@@ -236,7 +238,7 @@ def _lora_tree(modules, rank, source, config_path):
     if a.shape[0] != rank or b.shape[1] != rank:
       raise CheckpointError(f"{source}: {kernel} has rank {a.shape[0]}/"
                             f"{b.shape[1]}; {config_path} says r={rank}")
-    tree[kernel] = {"lora_a": a.T.copy(), "lora_b": b.T.copy()}
+    tree[kernel] = {_LORA_KEYS[k]: v.T.copy() for k, v in leaves.items()}
   return tree
 
 
@@ -251,13 +253,10 @@ def _lokr_tree(modules, r, source, config_path):
       raise CheckpointError(
           f"{source}: {kernel} has {sorted(names)}; LoKr needs lokr_w1 and "
           "lokr_w2 (or lokr_w2_a, lokr_w2_b)")
-    entry = {"kron_a": leaves["lokr_w1"].T.copy()}
+    entry = {_LOKR_KEYS[k]: v.T.copy() for k, v in leaves.items()}
     if "lokr_w2" in leaves:
-      entry["kron_b"] = leaves["lokr_w2"].T.copy()
       w2_shape = leaves["lokr_w2"].shape
     else:
-      entry["kron_b_down"] = leaves["lokr_w2_b"].T.copy()
-      entry["kron_b_up"] = leaves["lokr_w2_a"].T.copy()
       w2_shape = (leaves["lokr_w2_a"].shape[0], leaves["lokr_w2_b"].shape[1])
     split = r < max(w2_shape) / 2
     stored = "whole" if "lokr_w2" in leaves else "split"
@@ -408,8 +407,8 @@ def export_peft_adapter(adapters: Mapping[str, Any],
     for kernel in kernels:
       leaves = modules[kernel]
       name = PREFIX + hf.lta_to_hf_module(kernel)
-      tensors[f"{name}.lora_A.weight"] = leaves["lora_a"].T
-      tensors[f"{name}.lora_B.weight"] = leaves["lora_b"].T
+      for key, leaf in _LORA_KEYS.items():
+        tensors[f"{name}.{key}"] = leaves[leaf].T
     cfg = dict(common, peft_type="LORA", r=a.rank, lora_alpha=a.alpha,
                use_rslora=a.rslora, lora_dropout=a.dropout_rate, bias="none",
                fan_in_fan_out=False, init_lora_weights=True, use_dora=False)
@@ -464,12 +463,9 @@ def _lokr_export(modules, a: AdapterConfig, shapes, tensors):
   for kernel in kernels:
     leaves = modules[kernel]
     name = PREFIX + hf.lta_to_hf_module(kernel)
-    tensors[f"{name}.lokr_w1"] = leaves["kron_a"].T
-    if a.kron_b_rank:
-      tensors[f"{name}.lokr_w2_a"] = leaves["kron_b_up"].T
-      tensors[f"{name}.lokr_w2_b"] = leaves["kron_b_down"].T
-    else:
-      tensors[f"{name}.lokr_w2"] = leaves["kron_b"].T
+    for key, leaf in _LOKR_KEYS.items():
+      if leaf in leaves:  # kron_b, or kron_b_down and kron_b_up
+        tensors[f"{name}.{key}"] = leaves[leaf].T
   # peft scales by alpha / r; keep lta's scale whatever r peft needs.
   return dict(r=r, alpha=a.scale * r, decompose_factor=factor,
               decompose_both=False, use_effective_conv2d=False,

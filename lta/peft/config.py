@@ -11,6 +11,7 @@ import gin
 import numpy as np
 
 from lta.errors import ConfigError, did_you_mean
+from lta.peft.merge import LEAVES
 
 # Attention q, k, v, o in every self- and cross-attention (the paper's choice).
 ATTENTION_TARGETS = (
@@ -152,6 +153,13 @@ class AdapterConfig:
   def scale(self) -> float:
     return self.alpha / (math.sqrt(self.rank) if self.rslora else self.rank)
 
+  @property
+  def layout(self) -> str:
+    """Which of lta.peft.merge.LEAVES this config's adapters have."""
+    if self.kind == "lora":
+      return "lora"
+    return "krona" if self.kron_b_rank is None else "lokr"
+
   def matches(self, kernel_path: str) -> bool:
     return re.fullmatch(self.targets, kernel_path) is not None
 
@@ -169,13 +177,13 @@ class AdapterConfig:
     checks that where it builds the adapter (`check_kron_factors`).
     """
     if self.kind == "lora":
-      return {"lora_a": (fan_in, self.rank), "lora_b": (self.rank, fan_out)}
-    m, n = self.kron_factors_for(fan_in, fan_out)
-    if self.kron_b_rank is None:
-      return {"kron_a": (m, n), "kron_b": (fan_in // m, fan_out // n)}
-    return {"kron_a": (m, n),
-            "kron_b_down": (fan_in // m, self.kron_b_rank),
-            "kron_b_up": (self.kron_b_rank, fan_out // n)}
+      shapes = [(fan_in, self.rank), (self.rank, fan_out)]
+    else:
+      m, n = self.kron_factors_for(fan_in, fan_out)
+      b_in, b_out, r = fan_in // m, fan_out // n, self.kron_b_rank
+      shapes = [(m, n)] + ([(b_in, b_out)] if r is None else
+                           [(b_in, r), (r, b_out)])
+    return dict(zip(LEAVES[self.layout], shapes))
 
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)

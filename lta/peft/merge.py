@@ -1,29 +1,46 @@
-"""dW of adapters, and folding it into (or out of) the base kernels."""
+"""The adapter leaf table, dW of adapters, and folding it into (or out of)
+the base kernels.
+
+LEAVES is the one place that names an adapter's factors: the network
+creates them, the config gives their shapes, compatibility checks, merging
+and the HF PEFT mapping read them from here.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from lta.peft.config import AdapterConfig
 from lta.trees import flatten_tree, unflatten_tree
 
+if TYPE_CHECKING:  # the config reads the leaf table; only types go back
+  from lta.peft.config import AdapterConfig
+
 DELTA_LEAF = "delta"  # a materialised dW, (in, out), in a dW tree
+LORA_A, LORA_B = "lora_a", "lora_b"  # dW = s * A @ B
+KRON_A, KRON_B = "kron_a", "kron_b"  # dW = s * kron(A, B)
+KRON_B_DOWN, KRON_B_UP = "kron_b_down", "kron_b_up"  # B = B_down @ B_up
+# Each layout's leaves, in the order AdapterConfig.leaf_shapes lists them.
 LEAVES = {
-    "lora": ("lora_a", "lora_b"),
-    "krona": ("kron_a", "kron_b"),
-    "lokr": ("kron_a", "kron_b_down", "kron_b_up"),
+    "lora": (LORA_A, LORA_B),
+    "krona": (KRON_A, KRON_B),
+    "lokr": (KRON_A, KRON_B_DOWN, KRON_B_UP),
 }
+
+
+def modules_of(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+  """{'m/lora_a': x, 'm/lora_b': y} -> {'m': {'lora_a': x, 'lora_b': y}}."""
+  modules: dict[str, dict[str, Any]] = {}
+  for path, value in flat.items():
+    module, _, leaf = path.rpartition("/")
+    modules.setdefault(module, {})[leaf] = value
+  return modules
 
 
 def adapter_modules(adapters: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
   """{'encoder/layers_0/attention/query': {'lora_a': .., 'lora_b': ..}}."""
-  modules: dict[str, dict[str, Any]] = {}
-  for path, leaf in flatten_tree(adapters).items():
-    module, name = path.rsplit("/", 1)
-    modules.setdefault(module, {})[name] = leaf
-  return modules
+  return modules_of(flatten_tree(adapters))
 
 
 def layout_of(leaves: Mapping[str, Any], where: str) -> str:
@@ -35,15 +52,21 @@ def layout_of(leaves: Mapping[str, Any], where: str) -> str:
                    f"one of {[list(v) for v in LEAVES.values()]}.")
 
 
+def kron_b(leaves: Mapping[str, Any], dtype=None) -> np.ndarray:
+  """A Kronecker adapter's B factor, B_down @ B_up for a low-rank B."""
+  if KRON_B in leaves:
+    return np.asarray(leaves[KRON_B], dtype)
+  return (np.asarray(leaves[KRON_B_DOWN], dtype) @
+          np.asarray(leaves[KRON_B_UP], dtype))
+
+
 def kernel_shape(shapes: Mapping[str, Sequence[int]]) -> tuple[int, int]:
   """(in, out) of the kernel an adapter's leaf shapes {leaf: shape} adapt."""
-  if "lora_a" in shapes:
-    return shapes["lora_a"][0], shapes["lora_b"][1]
-  b_in = (shapes["kron_b"][0] if "kron_b" in shapes else
-          shapes["kron_b_down"][0])
-  b_out = (shapes["kron_b"][1] if "kron_b" in shapes else
-           shapes["kron_b_up"][1])
-  return shapes["kron_a"][0] * b_in, shapes["kron_a"][1] * b_out
+  if LORA_A in shapes:
+    return shapes[LORA_A][0], shapes[LORA_B][1]
+  b_in = shapes[KRON_B][0] if KRON_B in shapes else shapes[KRON_B_DOWN][0]
+  b_out = shapes[KRON_B][1] if KRON_B in shapes else shapes[KRON_B_UP][1]
+  return shapes[KRON_A][0] * b_in, shapes[KRON_A][1] * b_out
 
 
 def config_mismatch(shapes: Mapping[str, Sequence[int]],
@@ -56,22 +79,19 @@ def config_mismatch(shapes: Mapping[str, Sequence[int]],
   factor or B rank that differs from the config's is named with both
   values. A dW tree's modules (one 'delta' leaf) only need targeting.
   """
-  modules: dict[str, dict[str, list[int]]] = {}
-  for path, shape in shapes.items():
-    module, _, leaf = path.rpartition("/")
-    modules.setdefault(module, {})[leaf] = [int(d) for d in shape]
-  kind = config.kind if config.kind == "lora" else (
-      "krona" if config.kron_b_rank is None else "lokr")
+  modules = modules_of({p: [int(d) for d in shape]
+                        for p, shape in shapes.items()})
+  layout = config.layout
   for module, leaves in sorted(modules.items()):
     if not config.matches(f"{module}/kernel"):
       return (f"adapter at {module!r} is not among the config's targets "
               f"{config.targets!r}")
     if allow_delta and set(leaves) == {DELTA_LEAF}:
       continue
-    if sorted(leaves) != sorted(LEAVES[kind]):
+    if sorted(leaves) != sorted(LEAVES[layout]):
       return (f"partial or foreign adapter at {module!r}: has leaves "
               f"{sorted(leaves)}, a {config.kind} adapter (kron_b_rank="
-              f"{config.kron_b_rank}) needs {sorted(LEAVES[kind])}")
+              f"{config.kron_b_rank}) needs {sorted(LEAVES[layout])}")
     if any(len(s) != 2 for s in leaves.values()):
       return f"adapter at {module!r} has leaves that are not matrices: {leaves}"
     want = config.leaf_shapes(*kernel_shape(leaves))
@@ -96,11 +116,9 @@ def module_delta(leaves: Mapping[str, Any], scale: float, where: str = "?",
                  dtype=np.float32) -> np.ndarray:
   """dW (in, out) of one adapted kernel, scaling the small factor."""
   f = {k: np.asarray(v, dtype) for k, v in leaves.items()}
-  layout = layout_of(f, where)
-  if layout == "lora":
-    return (scale * f["lora_a"]) @ f["lora_b"]
-  b = f["kron_b"] if layout == "krona" else f["kron_b_down"] @ f["kron_b_up"]
-  return np.kron(scale * f["kron_a"], b)
+  if layout_of(f, where) == "lora":
+    return (scale * f[LORA_A]) @ f[LORA_B]
+  return np.kron(scale * f[KRON_A], kron_b(f))
 
 
 def adapter_deltas(adapters: Mapping[str, Any], config: AdapterConfig,
