@@ -3,7 +3,9 @@
 A node is a subpackage of lta (lta/model, lta/peft, ...) or a plain module
 directly in lta/ (lta/trainer.py is 'trainer'). Every import written in a
 module counts, at any depth (a lazy import inside a function is still an
-edge). Run `python -m tests.import_graph` to print the edges and cycles.
+edge), except those under `if TYPE_CHECKING:`, which never run: they are
+kept apart as type-only edges. Run `python -m tests.import_graph` to print
+the edges, the type-only edges and the cycles.
 """
 
 from __future__ import annotations
@@ -20,8 +22,22 @@ def _node_of_file(path: str) -> str:
   return first[:-3] if first.endswith(".py") else first
 
 
-def _imported_modules(tree: ast.AST, module: str, is_package: bool):
+def _type_checking_imports(tree: ast.AST) -> set[int]:
+  """ids of the import nodes under `if TYPE_CHECKING:`."""
+  found = set()
   for node in ast.walk(tree):
+    if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+      found.update(id(n) for stmt in node.body for n in ast.walk(stmt)
+                   if isinstance(n, (ast.Import, ast.ImportFrom)))
+  return found
+
+
+def _imported_modules(tree: ast.AST, module: str, is_package: bool,
+                      type_only: bool):
+  skip_or_keep = _type_checking_imports(tree)
+  for node in ast.walk(tree):
+    if (id(node) in skip_or_keep) != type_only:
+      continue
     if isinstance(node, ast.Import):
       yield from (alias.name for alias in node.names)
     elif isinstance(node, ast.ImportFrom):
@@ -36,8 +52,10 @@ def _imported_modules(tree: ast.AST, module: str, is_package: bool):
       yield from (f"{name}.{alias.name}" for alias in node.names)
 
 
-def import_graph(root: str = LTA) -> dict[str, set[str]]:
-  """{node: nodes it imports}, over every .py file under `root`."""
+def import_graph(root: str = LTA,
+                 type_only: bool = False) -> dict[str, set[str]]:
+  """{node: nodes it imports}, over every .py file under `root`; with
+  `type_only`, the imports under `if TYPE_CHECKING:` instead."""
   nodes = {n[:-3] if n.endswith(".py") else n for n in os.listdir(root)
            if n != "__init__.py" and (n.endswith(".py") or any(
                f.endswith(".py") for f in os.listdir(os.path.join(root, n))))
@@ -58,7 +76,7 @@ def import_graph(root: str = LTA) -> dict[str, set[str]]:
         continue
       with open(path, encoding="utf-8") as fh:
         tree = ast.parse(fh.read(), path)
-      for name in _imported_modules(tree, module, is_package):
+      for name in _imported_modules(tree, module, is_package, type_only):
         parts = name.split(".")
         if parts[0] == "lta" and len(parts) > 1 and parts[1] in nodes:
           if parts[1] != source:
@@ -106,6 +124,10 @@ def main() -> None:
   graph = import_graph()
   for node in sorted(graph):
     print(f"{node} -> {', '.join(sorted(graph[node])) or '(nothing)'}")
+  type_only = import_graph(type_only=True)
+  print("\ntype-only (under TYPE_CHECKING):")
+  for node in sorted(n for n in type_only if type_only[n]):
+    print(f"  {node} -> {', '.join(sorted(type_only[node]))}")
   found = cycles(graph)
   print(f"\n{len(found)} cycle(s)" + "".join(
       f"\n  {' <-> '.join(c)}" for c in found))
