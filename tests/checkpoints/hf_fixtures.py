@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from lta.model.network import Transformer
+from lta.trees import flatten_tree
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "fixtures", "hf")
@@ -40,3 +41,12 @@ def lta_logits(config, params, enc, dec, adapter=None, adapters=None):
 
 def lta_encode(config, params, enc):
   return np.asarray(_jitted(config, None)[1]({"params": params}, enc))
+
+
+def assert_same_params(got, want):
+  """Same parameter names, dtypes and values, bit for bit."""
+  got, want = flatten_tree(got), flatten_tree(want)
+  assert sorted(got) == sorted(want)
+  for name, value in want.items():
+    assert got[name].dtype == value.dtype, name
+    np.testing.assert_array_equal(got[name], value, err_msg=name)

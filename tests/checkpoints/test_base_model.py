@@ -4,22 +4,8 @@ import pytest
 
 from lta import errors
 from lta.checkpoints import base_model
-from lta.checkpoints import hf
-from lta.trees import flatten_tree
 from tests.checkpoints import hf_fixtures as fx
 from tests.fixtures import make_t5x_fixture
-
-
-@pytest.fixture(scope="module")
-def mt5():
-  return hf.load_hf_checkpoint(fx.MT5)
-
-
-def _assert_same_params(got, want):
-  got, want = flatten_tree(got), flatten_tree(want)
-  assert sorted(got) == sorted(want)
-  for name, value in want.items():
-    assert got[name].tobytes() == value.tobytes(), name
 
 
 def test_hf_and_t5x_bases_load_alike(tmp_path, mt5):
@@ -30,7 +16,7 @@ def test_hf_and_t5x_bases_load_alike(tmp_path, mt5):
   for path in (t5x_dir, f"{t5x_dir}/checkpoint"):
     got_config, got = base_model.load_base_model(path, config, "flag")
     assert got_config == config
-    _assert_same_params(got, params)
+    fx.assert_same_params(got, params)
   named = config.replace(name="gin-name", dropout_rate=0.1)
   assert base_model.load_base_model(fx.MT5, named, "flag")[0] == named
 

@@ -19,18 +19,6 @@ TOL = 1e-4
 EOS_ID = 1
 
 
-@pytest.fixture(scope="module")
-def mt5():
-  return hf.load_hf_checkpoint(fx.MT5)
-
-
-def _assert_same_params(a, b):
-  fa, fb = flatten_tree(a), flatten_tree(b)
-  assert sorted(fa) == sorted(fb)
-  for k in fa:
-    np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
-
-
 def test_config_maps_every_field(mt5):
   config, params = mt5
   assert (config.d_model, config.d_kv, config.num_heads, config.d_ff) == (
@@ -160,14 +148,14 @@ def test_sharded_equals_single_file(mt5):
   _, sharded = hf.load_hf_checkpoint(fx.MT5_SHARDED)
   assert len([f for f in os.listdir(fx.MT5_SHARDED)
               if f.endswith(".safetensors")]) > 1
-  _assert_same_params(params, sharded)
+  fx.assert_same_params(params, sharded)
 
 
 def test_flax_msgpack_equals_safetensors(mt5):
   _, params = mt5
   _, from_msgpack = hf.load_hf_checkpoint(
       os.path.join(fx.MT5, hf.FLAX_MSGPACK))
-  _assert_same_params(params, from_msgpack)
+  fx.assert_same_params(params, from_msgpack)
 
 
 def test_directory_prefers_safetensors_and_falls_back_to_msgpack(tmp_path,
@@ -177,7 +165,7 @@ def test_directory_prefers_safetensors_and_falls_back_to_msgpack(tmp_path,
   for f in ("config.json", hf.FLAX_MSGPACK):
     shutil.copy(os.path.join(fx.MT5, f), d / f)
   _, params = hf.load_hf_checkpoint(str(d))
-  _assert_same_params(mt5[1], params)
+  fx.assert_same_params(mt5[1], params)
 
 
 def test_pytorch_bin_only_is_refused(tmp_path):
@@ -229,7 +217,7 @@ def test_embedding_aliases(tmp_path, mt5):
     t["encoder.embed_tokens.weight"] = shared
     t["decoder.embed_tokens.weight"] = shared.copy()
   _, params = hf.load_hf_checkpoint(_rewrite(tmp_path / "a", only_aliases))
-  _assert_same_params(mt5[1], params)
+  fx.assert_same_params(mt5[1], params)
 
   def different(t):
     t["decoder.embed_tokens.weight"] = t["shared.weight"] + 1.0
@@ -255,7 +243,7 @@ def test_save_then_load_round_trips(tmp_path, path):
   hf.save_hf_checkpoint(params, config, str(tmp_path))
   config2, params2 = hf.load_hf_checkpoint(str(tmp_path))
   assert config2.architecture_dict() == config.architecture_dict()
-  _assert_same_params(params, params2)
+  fx.assert_same_params(params, params2)
   # Same names and layout as transformers' own save_pretrained.
   ours = load_file(str(tmp_path / hf.SAFETENSORS))
   theirs = load_file(os.path.join(path, hf.SAFETENSORS))

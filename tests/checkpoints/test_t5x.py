@@ -30,19 +30,6 @@ from tests.fixtures import make_t5x_fixture
 from tests.trainer import fixture_task
 
 
-@pytest.fixture(scope="module")
-def mt5():
-  return hf.load_hf_checkpoint(fx.MT5)
-
-
-def _assert_same(params, loaded):
-  fa, fb = flatten_tree(params), flatten_tree(loaded)
-  assert sorted(fa) == sorted(fb)
-  for k in fa:
-    np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
-    assert fb[k].dtype == np.float32
-
-
 def test_written_checkpoint_has_t5x_layout(tmp_path, mt5):
   ckpt = make_t5x_fixture.write_t5x(mt5[1], str(tmp_path), step=7)
   assert os.path.basename(ckpt) == "checkpoint_7"
@@ -62,16 +49,16 @@ def test_t5x_import_equals_the_same_weights(tmp_path, mt5, split_heads):
   config, params = mt5
   ckpt = make_t5x_fixture.write_t5x(params, str(tmp_path),
                                     split_heads=split_heads)
-  _assert_same(params, t5x.load_t5x_checkpoint(ckpt, config))
+  fx.assert_same_params(params, t5x.load_t5x_checkpoint(ckpt, config))
   # The msgpack file itself is accepted too.
-  _assert_same(params, t5x.load_t5x_checkpoint(
+  fx.assert_same_params(params, t5x.load_t5x_checkpoint(
       os.path.join(ckpt, "checkpoint"), config))
 
 
 def test_orbax_t5x_import_equals_the_same_weights(tmp_path, mt5):
   config, params = mt5
   ckpt = make_t5x_fixture.write_orbax(params, str(tmp_path))
-  _assert_same(params, t5x.load_t5x_checkpoint(ckpt, config))
+  fx.assert_same_params(params, t5x.load_t5x_checkpoint(ckpt, config))
 
 
 def _with(params, change):
@@ -217,4 +204,4 @@ def test_merge_into_a_t5x_base_equals_merge_into_the_hf_base(tmp_path, bases):
     merged[name] = hf.load_hf_checkpoint(str(out / "model"))
   assert (merged["t5x"][0].architecture_dict() ==
           merged["hf"][0].architecture_dict())
-  _assert_same(merged["hf"][1], merged["t5x"][1])
+  fx.assert_same_params(merged["hf"][1], merged["t5x"][1])
