@@ -6,6 +6,7 @@ import os
 import jax
 import numpy as np
 
+from lta.checkpoints import hf
 from lta.model.network import Transformer
 from lta.trees import flatten_tree
 
@@ -50,3 +51,16 @@ def assert_same_params(got, want):
   for name, value in want.items():
     assert got[name].dtype == value.dtype, name
     np.testing.assert_array_equal(got[name], value, err_msg=name)
+
+
+def assert_deltas_match(deltas, ref) -> int:
+  """Each ΔW `ref` records (as "delta/<HF module>", HF's (out, in) layout)
+  equals lta's; returns how many were compared."""
+  checked = 0
+  for key, want in ref.items():
+    if key.startswith("delta/"):
+      kernel = hf.hf_module_to_lta(key[len("delta/"):])
+      np.testing.assert_allclose(deltas[kernel], want.T, atol=1e-6, rtol=0,
+                                 err_msg=key)
+      checked += 1
+  return checked
