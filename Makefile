@@ -20,7 +20,7 @@ $(STAMP): $(LOCK) pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m lta.main.pipeline
+	$(PY) -m lta.cli.pipeline
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -27,11 +27,11 @@ from safetensors.numpy import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lta import arithmetic  # noqa: E402
-from lta import merge_methods  # noqa: E402
-from lta.peft.config import AdapterConfig  # noqa: E402
-from lta.peft.manifest import Adapter, AdapterManifest  # noqa: E402
-from lta.trees import flatten_tree, unflatten_tree  # noqa: E402
+from lta.arithmetic import compositions as arithmetic  # noqa: E402
+from lta.arithmetic import merge_methods  # noqa: E402
+from lta.adapters.config import AdapterConfig  # noqa: E402
+from lta.adapters.manifest import Adapter, AdapterManifest  # noqa: E402
+from lta.adapters.tree import flatten_tree, unflatten_tree  # noqa: E402
 
 LANGS = ("ar", "bn", "en", "ja", "ko", "id", "sw", "ru", "te", "th", "tr")
 

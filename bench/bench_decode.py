@@ -67,11 +67,11 @@ sys.path.insert(0, REPO)
 import jax  # noqa: E402
 
 from lta.checkpoints.hf import save_hf_checkpoint  # noqa: E402
-from lta.model.config import T5Config  # noqa: E402
-from lta.model.network import Transformer  # noqa: E402
-from lta.models import DecodingConfig, EncoderDecoderModel  # noqa: E402
-from lta.peft.config import AdapterConfig  # noqa: E402
-from lta.peft.merge import merge_into_base  # noqa: E402
+from lta.models.mt5.config import T5Config  # noqa: E402
+from lta.models.mt5.network import Transformer  # noqa: E402
+from lta.models.contract import DecodingConfig, EncoderDecoderModel  # noqa: E402
+from lta.adapters.config import AdapterConfig  # noqa: E402
+from lta.adapters.deltas import merge_into_base  # noqa: E402
 
 VARIANTS = ("base", "merged", "unmerged", "hf")
 QUICK = dict(vocab=4096, layers=2, batch=2, inputs=64, decode=16, runs=3)

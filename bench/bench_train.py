@@ -148,12 +148,12 @@ def _lta_worker(flags, full: bool) -> dict:
   import jax
   import numpy as np
   import optax
-  from lta import train_state
-  from lta import trainer
-  from lta.model.config import T5Config
-  from lta.model.network import Transformer
-  from lta.models import EncoderDecoderModel
-  from lta.peft.config import AdapterConfig
+  from lta.train import state as train_state
+  from lta.train import loop as trainer
+  from lta.models.mt5.config import T5Config
+  from lta.models.mt5.network import Transformer
+  from lta.models.contract import EncoderDecoderModel
+  from lta.adapters.config import AdapterConfig
 
   config = T5Config(vocab_size=flags.vocab, d_model=flags.d_model,
                     d_ff=flags.d_ff, num_heads=flags.heads, d_kv=flags.d_kv,

@@ -59,7 +59,7 @@ case $ACTION in
   run)
     [[ $# -ge 1 ]] || { echo "tpu_vm.sh run: give the lta command after --" >&2; exit 2; }
     printf -v LTA_ARGS '%q ' "$@"
-    run "${SSH[@]}" --command="cd lta && nohup .venv/bin/python -m lta.main.cli ${LTA_ARGS}--gin.initialize_distributed.enabled=True > ~/lta_run.log 2>&1 &" ;;
+    run "${SSH[@]}" --command="cd lta && nohup .venv/bin/python -m lta.cli.main ${LTA_ARGS}--gin.initialize_distributed.enabled=True > ~/lta_run.log 2>&1 &" ;;
   logs)
     run "${SSH[@]}" --command="tail -n 100 -f ~/lta_run.log" ;;
   delete)

@@ -13,8 +13,8 @@
   api.generate(merged, ["summarize: ..."], vocabulary="/data/spm.model")
   api.export_peft(adapter, "/tmp/pt_peft", model)
 
-Each function is a thin call into the library (lta.checkpoints, lta.peft,
-lta.arithmetic, lta.models); docs/api.md walks through it.
+Each function is a thin call into the library (lta.checkpoints, lta.adapters,
+lta.arithmetic.compositions, lta.models.contract); docs/api.md walks through it.
 """
 
 from __future__ import annotations
@@ -28,20 +28,20 @@ import jax
 import numpy as np
 import seqio
 
-from lta import arithmetic
-from lta import compat
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import compat
 from lta import errors
-from lta import evaluation
-from lta import vocab as vocab_lib
+from lta.eval import scoring as evaluation
+from lta.data import vocab as vocab_lib
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint as fingerprint_lib
-from lta.model.config import T5Config
-from lta.model.network import Transformer
-from lta.models import DecodingConfig, EncoderDecoderModel
-from lta.peft import adapter_io
+from lta.models.mt5.config import T5Config
+from lta.models.mt5.network import Transformer
+from lta.models.contract import DecodingConfig, EncoderDecoderModel
+from lta.adapters import adapter_io
 from lta.checkpoints import hf_peft
-from lta.peft import merge as merge_lib
-from lta.peft.manifest import Adapter, AdapterManifest
+from lta.adapters import deltas as merge_lib
+from lta.adapters.manifest import Adapter, AdapterManifest
 
 
 @dataclasses.dataclass
@@ -116,8 +116,8 @@ def compose(name: str, *, task_vectors: Mapping[str, Adapter],
             target: str, sources: Union[str, Sequence[str], None] = None,
             lam: float = 1.0, space: str = "factor", **kwargs: Any
             ) -> Adapter:
-  """The paper's composition `name` for `target` (see lta.arithmetic and
-  lta.methods): e.g. 'lang_task_add_subtract' is
+  """The paper's composition `name` for `target` (see lta.arithmetic.compositions and
+  lta.eval.methods): e.g. 'lang_task_add_subtract' is
   λ·task_S + (1−λ)·(lang_T − lang_S)."""
   tree, manifest = arithmetic.compose(
       name, task_vectors=task_vectors, language_vectors=language_vectors,
@@ -156,7 +156,7 @@ def generate(model: Model, texts: Sequence[str],
   """Text in, text out: encodes, decodes in batches, detokenizes.
 
   method: 'greedy', 'beam' or 'sample'; `decoding_options` are other
-  `lta.models.DecodingConfig` fields (beam_size, alpha, temperature, topk,
+  `lta.models.contract.DecodingConfig` fields (beam_size, alpha, temperature, topk,
   topp). Inputs longer than `max_input_length` tokens are truncated.
   """
   if isinstance(texts, str):

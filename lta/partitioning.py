@@ -1,6 +1,6 @@
 """The device mesh and logical-axis rules: the only module that knows devices.
 
-Every parameter and activation in lta.model names its axes logically
+Every parameter and activation in lta.models.mt5 names its axes logically
 ('batch', 'embed', 'mlp', ...). This module maps those names onto a 2-D
 (data, model) mesh: data parallelism over 'data', tensor parallelism of the
 heads, MLP and vocabulary dimensions over 'model'.
@@ -24,7 +24,7 @@ from lta import errors
 
 DATA, MODEL = "data", "model"
 
-# Logical axis -> mesh axis (None: replicated). Names are lta.model.layers'.
+# Logical axis -> mesh axis (None: replicated). Names are lta.models.layers'.
 LOGICAL_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = (
     ("batch", DATA),
     ("length", None),

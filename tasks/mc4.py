@@ -1,7 +1,7 @@
 """mC4 prefix-LM tasks: `mc4_prefix_lm.<lang>` for every mC4 language.
 
 Language vectors are trained on these (T5's prefix-LM objective, see
-`lta.preprocessors.prefix_lm`). The text is read from, in this order:
+`lta.data.preprocessors.prefix_lm`). The text is read from, in this order:
 
 1. a directory of the json.gz shards published for mC4, when gin names one:
      lta_tasks.mc4_local_dir.path = "/data/mc4"
@@ -27,8 +27,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from lta import errors
-from lta import preprocessors
-from lta import vocab
+from lta.data import preprocessors
+from lta.data import vocab
 
 from . import jsonl_records
 from . import mc4_index

@@ -23,7 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from lta import errors
-from lta import vocab
+from lta.data import vocab
 
 from . import mc4_index
 from . import tydiqa_builder

@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow_datasets.question_answering import tydi_qa
 
 from lta import errors
-from lta import vocab
+from lta.data import vocab
 
 TFDS_NAME = "tydi_qa/goldp:3.0.0"
 # ISO code -> the language name that prefixes example ids.
@@ -72,8 +72,8 @@ def qa_postprocess(output, example=None, is_target=False):
 
 
 def squad(targets, predictions) -> dict[str, float]:
-  """SQuAD F1/EM, delegating to `lta.metrics`."""
-  from lta import metrics  # pylint: disable=g-import-not-at-top
+  """SQuAD F1/EM, delegating to `lta.eval.metrics`."""
+  from lta.eval import metrics  # pylint: disable=g-import-not-at-top
 
   return metrics.squad_f1_em(targets, predictions)
 

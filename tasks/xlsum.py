@@ -16,7 +16,7 @@ import gin
 import seqio
 import tensorflow as tf
 
-from lta import vocab
+from lta.data import vocab
 
 from . import xlsum_builder
 
@@ -46,9 +46,9 @@ def summarize(x):
 
 
 def rouge(targets, predictions, *, lang: str) -> dict[str, float]:
-  """ROUGE for one language, delegating to `lta.metrics`."""
+  """ROUGE for one language, delegating to `lta.eval.metrics`."""
   # Imported on use: the metrics module pulls in rouge-score.
-  from lta import metrics  # pylint: disable=g-import-not-at-top
+  from lta.eval import metrics  # pylint: disable=g-import-not-at-top
 
   if lang == "en":
     return metrics.rouge_plain(targets, predictions)

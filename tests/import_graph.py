@@ -1,7 +1,7 @@
 """The import graph between lta's first-level parts, and its cycles.
 
 A node is a subpackage of lta (lta/model, lta/peft, ...) or a plain module
-directly in lta/ (lta/trainer.py is 'trainer'). Every import written in a
+directly in lta/ (lta/train/loop.py is 'trainer'). Every import written in a
 module counts, at any depth (a lazy import inside a function is still an
 edge), except those under `if TYPE_CHECKING:`, which never run: they are
 kept apart as type-only edges. Run `python -m tests.import_graph` to print

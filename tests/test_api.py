@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lta import api
-from lta import compat
+from lta.arithmetic import compat
 from lta import errors
 from lta.checkpoints import hf
 from tests.fixtures import make_t5x_fixture

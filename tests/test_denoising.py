@@ -5,7 +5,7 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from lta import denoising
+from lta.data import denoising
 
 FEATURES = {k: seqio.Feature(seqio.PassThroughVocabulary(100), add_eos=True)
             for k in ("inputs", "targets")}

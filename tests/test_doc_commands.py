@@ -20,9 +20,9 @@ import subprocess
 
 import pytest
 
-from lta import gin_cli
-from lta import sweep_launcher
-from lta.main import cli
+from lta.cli import gin_flags as gin_cli
+from lta.jobs import sweep as sweep_launcher
+from lta.cli import main as cli
 from lta.synthetic import world
 from tests import doc_commands as dc
 from tests.cli.conftest import _forget_tfds_data_dirs
@@ -36,7 +36,7 @@ NOT_RUN = {
         "the main job itself (minutes); tests/test_pipeline_e2e.py runs "
         "lta pipeline on the tiny settings",
     "README.md: make test": "the test suite that runs this test",
-    "docs/composition.md: python -m lta.relatedness --distances2 "
+    "docs/composition.md: python -m lta.languages.related --distances2 "
     "distances2.zip [--languages distances_languages.txt]":
         "a usage line ([...] marks an optional flag) for lang2vec's "
         "distances2.zip, a download; the --recompute example reads the same "

@@ -5,10 +5,10 @@ import gin
 import numpy as np
 import pytest
 
-from lta import compat
+from lta.arithmetic import compat
 from lta.errors import ConfigError, LtaError
-from lta.main import eval as eval_main
-from lta.peft import adapter_io
+from lta.cli import eval as eval_main
+from lta.adapters import adapter_io
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 
 # Never read: every refusal below comes before the base model is loaded.
@@ -76,7 +76,7 @@ def test_extrapolation_by_name_gets_past_the_lambda_check(tmp_path, vectors):
 
 
 def test_the_pipeline_sweep_refuses_lambda_outside_unit_interval():
-  from lta import pipeline  # pylint: disable=g-import-not-at-top
+  from lta.pipeline import run as pipeline  # pylint: disable=g-import-not-at-top
   with pytest.raises(ConfigError) as info:
     pipeline.PipelineConfig(lambdas=(0.5, 1.5))
   assert str(info.value).startswith(

@@ -5,7 +5,7 @@ import pathlib
 import gin
 import pytest
 
-from lta import gin_registry
+from lta.cli import gin_registry
 
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
 GIN_FILES = sorted(GIN_DIR.rglob("*.gin"))

@@ -9,18 +9,18 @@ import jax
 import numpy as np
 import pytest
 
-from lta import arithmetic
-from lta import compat
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import compat
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.errors import CheckpointError, ConfigError, LtaError, MissingFileError
-from lta.main import merge as merge_main
-from lta.model.network import Transformer
-from lta.models import EncoderDecoderModel
-from lta.peft import adapter_io
-from lta.peft import merge
-from lta.peft.config import AdapterConfig
-from lta.peft.manifest import Adapter, AdapterManifest
+from lta.cli import merge as merge_main
+from lta.models.mt5.network import Transformer
+from lta.models.contract import EncoderDecoderModel
+from lta.adapters import adapter_io
+from lta.adapters import deltas as merge
+from lta.adapters.config import AdapterConfig
+from lta.adapters.manifest import Adapter, AdapterManifest
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "hf", "mt5_tiny")
 LORA = AdapterConfig(rank=2, alpha=4.0)

@@ -1,6 +1,6 @@
 """The miniature reproduction: aggregation and verdict, and a reduced run.
 
-The reduced run (slow) executes `python -m lta.main.miniature` with the
+The reduced run (slow) executes `python -m lta.cli.miniature` with the
 experiment's gin file and a few steps, two seeds, then checks that every
 output is well formed and that the aggregates are those of the per-seed
 numbers. Whether the method's effect appears is reported, not asserted.
@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from lta import methods
-from lta import miniature
+from lta.eval import methods
+from lta.jobs import miniature
 from tests import cli_run
 
 TARGETS = ("pt", "uk")
@@ -95,7 +95,7 @@ def workdir(tmp_path_factory):
           "--gin.PipelineConfig.batch_size=4",
           f"--gin.PipelineConfig.lambdas={LAMBDAS}",
           f"--gin.PipelineConfig.eval_examples={EXAMPLES}"]
-  proc = cli_run.run_module("lta.main.miniature", args, timeout=1800)
+  proc = cli_run.run_module("lta.cli.miniature", args, timeout=1800)
   assert "**Verdict**" in proc.stdout
   return out
 
@@ -168,7 +168,7 @@ def test_aggregates_are_those_of_the_seeds(workdir):
 
 @pytest.mark.slow
 def test_seeds_share_the_base_but_not_the_adapters(workdir):
-  from lta.peft import adapter_io  # pylint: disable=g-import-not-at-top
+  from lta.adapters import adapter_io  # pylint: disable=g-import-not-at-top
   trees, fingerprints = [], set()
   for seed in SEEDS:
     tree, manifest = adapter_io.load_adapter(

@@ -1,6 +1,6 @@
 """The main job end to end on CPU (train -> compose -> merge -> decode -> score).
 
-Runs `python -m lta.main.pipeline` in a subprocess (it binds global gin and
+Runs `python -m lta.cli.pipeline` in a subprocess (it binds global gin and
 seqio state) with few steps, then checks every file it writes, the sanity
 flag such a starved run must raise, and what a re-run does.
 """
@@ -12,16 +12,16 @@ import shutil
 
 import pytest
 
-from lta import methods
-from lta import metrics
-from lta import pipeline
-from lta import pipeline_report
-from lta import results as results_lib
+from lta.eval import methods
+from lta.eval import metrics
+from lta.pipeline import run as pipeline
+from lta.pipeline import report as pipeline_report
+from lta.eval import results as results_lib
 from tests import cli_run
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.main import report
-from lta.peft import adapter_io
+from lta.cli import report
+from lta.adapters import adapter_io
 
 METHODS = tuple(methods.label(name) for name in (
     "task_only", "lang_task_add", "lang_task_add_subtract"))
@@ -38,7 +38,7 @@ STAGE_HEADERS = [f"=== [{i}/{len(pipeline.STAGES)}] {name} ==="
 def first_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("pipeline")
   proc = cli_run.run_module(
-      "lta.main.pipeline", cli_run.tiny_pipeline_flags(out, LAMBDAS, EXAMPLES))
+      "lta.cli.pipeline", cli_run.tiny_pipeline_flags(out, LAMBDAS, EXAMPLES))
   return out, proc.stdout
 
 
@@ -85,7 +85,7 @@ def test_a_rerun_skips_every_stage(first_run, tmp_path):
   shutil.copytree(out, moved)
   before = open(moved / "results" / "scores.json").read()
   proc = cli_run.run_module(
-      "lta.main.pipeline", cli_run.tiny_pipeline_flags(moved, LAMBDAS,
+      "lta.cli.pipeline", cli_run.tiny_pipeline_flags(moved, LAMBDAS,
                                                        EXAMPLES))
   sections = proc.stdout.split("\n=== [")[1:]
   assert len(sections) == len(STAGE_HEADERS)
@@ -104,7 +104,7 @@ def test_a_rerun_with_another_training_config_is_refused(first_run,
   moved = tmp_path / "moved"
   shutil.copytree(out, moved)
   proc = cli_run.run_module(
-      "lta.main.pipeline",
+      "lta.cli.pipeline",
       cli_run.tiny_pipeline_flags(moved, LAMBDAS, EXAMPLES) +
       ["--gin.PipelineConfig.task_steps=5"], expect_ok=False)
   assert proc.returncode != 0
@@ -181,7 +181,7 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
           f"--gin.run_eval.max_examples={EXAMPLES}",
           f'--gin.run_eval.tfds_data_dir="{workdir / "tfds"}"',
           f'--gin.lta.vocab.get_vocabulary.path="{workdir / "spm" / "spm.model"}"']
-  proc = cli_run.run_module("lta.main.eval", args, timeout=600)
+  proc = cli_run.run_module("lta.cli.eval", args, timeout=600)
   # Progress per task and split while decoding (2 batches of 2), with the
   # method and λ, and an ETA before the last batch.
   assert re.search(r"decoding xlsum\.pt \(validation\) \| \+ lang − lang_src, "
@@ -237,7 +237,7 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
 def test_the_demo_learns_its_task_and_flags_nothing(tmp_path):
   """`make demo` as shipped: its task vector works on its own language."""
   proc = cli_run.run_module(
-      "lta.main.pipeline", [f'--gin.PipelineConfig.workdir="{tmp_path}"'],
+      "lta.cli.pipeline", [f'--gin.PipelineConfig.workdir="{tmp_path}"'],
       timeout=1800)
   sanity = json.load(open(tmp_path / "results" / "sanity.json"))
   assert sanity["task_vector_on_source"]["en"]["rouge2"] >= DEMO_MIN_ROUGE2

@@ -1,4 +1,4 @@
-"""lta.pipeline_report: the sanity flag is in the table when, and only when,
+"""lta.pipeline.report: the sanity flag is in the table when, and only when,
 a task vector fails on its own language.
 
 The starved end-to-end run in test_pipeline_e2e.py shows the flag in the
@@ -10,11 +10,11 @@ import json
 
 import pytest
 
-from lta import methods
-from lta import pipeline
-from lta import pipeline_report
-from lta import results as results_lib
-from lta.results import ResultRecord
+from lta.eval import methods
+from lta.pipeline import run as pipeline
+from lta.pipeline import report as pipeline_report
+from lta.eval import results as results_lib
+from lta.eval.results import ResultRecord
 
 TARGETS = ("pt", "uk")
 ALL_METHODS = pipeline.METHODS + pipeline.RELATED_METHODS

@@ -1,4 +1,4 @@
-"""lta.stages: when a re-run skips, resumes, redoes or refuses a stage."""
+"""lta.pipeline.stages: when a re-run skips, resumes, redoes or refuses a stage."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 
 from lta import errors
-from lta import stages
+from lta.pipeline import stages
 
 SPEC = {"task": "xlsum.en", "task_steps": 150, "feature_lengths": (64, 16),
         "model": {"d_model": 64, "name": "tiny"}}

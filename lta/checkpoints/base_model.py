@@ -15,7 +15,7 @@ from typing import Any, Optional
 from lta import errors
 from lta.checkpoints import hf
 from lta.checkpoints import t5x
-from lta.model.config import T5Config
+from lta.models.mt5.config import T5Config
 
 _HF_WEIGHTS_SUFFIXES = (".safetensors", ".safetensors.index.json",
                         ".msgpack", ".msgpack.index.json")

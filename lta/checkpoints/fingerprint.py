@@ -26,8 +26,8 @@ from typing import Any, Mapping
 from flax.core import meta
 import numpy as np
 
-from lta.model.config import T5Config
-from lta.trees import flatten_tree
+from lta.models.mt5.config import T5Config
+from lta.adapters.tree import flatten_tree
 
 SAMPLES_PER_TENSOR = 256
 VERSION = 1

@@ -27,9 +27,9 @@ from safetensors.numpy import save_file
 
 from lta.checkpoints import layout
 from lta.errors import CheckpointError, MissingFileError
-from lta.model.config import T5Config
-from lta.peft.config import FLOAT_DTYPES, message_of
-from lta.trees import flatten_tree, unflatten_tree
+from lta.models.mt5.config import T5Config
+from lta.adapters.config import FLOAT_DTYPES, message_of
+from lta.adapters.tree import flatten_tree, unflatten_tree
 
 CONFIG_FILE = "config.json"
 SAFETENSORS = "model.safetensors"

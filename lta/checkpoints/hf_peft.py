@@ -37,13 +37,13 @@ from safetensors.numpy import save_file
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.errors import CheckpointError, MissingFileError
-from lta.model.config import T5Config
-from lta.peft import config as adapter_lib
-from lta.peft.config import AdapterConfig
-from lta.peft.manifest import Adapter
-from lta.peft import merge
-from lta.peft.merge import config_mismatch, module_delta
-from lta.trees import flatten_tree, unflatten_tree
+from lta.models.mt5.config import T5Config
+from lta.adapters import config as adapter_lib
+from lta.adapters.config import AdapterConfig
+from lta.adapters.manifest import Adapter
+from lta.adapters import deltas as merge
+from lta.adapters.deltas import config_mismatch, module_delta
+from lta.adapters.tree import flatten_tree, unflatten_tree
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"

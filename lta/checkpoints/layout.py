@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lta.model.config import T5Config
+from lta.models.mt5.config import T5Config
 
 ATTENTION = ("query", "key", "value", "out")
 

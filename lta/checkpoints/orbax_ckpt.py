@@ -32,7 +32,7 @@ SUBDIR = "checkpoints"
 
 
 class SaveableIterator(Protocol):
-  """What the iterator item needs (lta.input_pipeline.TrainBatches)."""
+  """What the iterator item needs (lta.data.input_pipeline.TrainBatches)."""
 
   def save(self, prefix: str) -> None: ...
 

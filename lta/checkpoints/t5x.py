@@ -30,8 +30,8 @@ import numpy as np
 import tensorstore as ts
 
 from lta.checkpoints import layout
-from lta.model.config import T5Config
-from lta.trees import flatten_tree, unflatten_tree
+from lta.models.mt5.config import T5Config
+from lta.adapters.tree import flatten_tree, unflatten_tree
 
 MSGPACK_FILE = "checkpoint"
 ORBAX_STATE_DIR = "state"

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lta import relatedness
+from lta.languages import related as relatedness
 
 ORDERS = ("SVO", "SOV", "VSO")
 ROLES = ("source", "target")
@@ -23,7 +23,7 @@ CATEGORIES = ("entity", "verb", "object", "adjective", "place")
 
 # XL-Sum release names of the paper's 22 languages (tasks/xlsum_builder.py
 # has all 45; a test checks these agree). Codes also need an ISO 639-3 code
-# in lta.relatedness, which these 22 have.
+# in lta.languages.related, which these 22 have.
 XLSUM_RELEASE_NAMES = {
     "ar": "arabic", "bn": "bengali", "en": "english", "fa": "persian",
     "gu": "gujarati", "id": "indonesian", "ja": "japanese", "ko": "korean",
@@ -319,7 +319,7 @@ def related_sources(languages: Mapping[str, Language], target: str,
                     lexical_max: float = LEXICAL_MAX) -> list[str]:
   """Source languages under both thresholds, nearest (syntactic, lexical) first.
 
-  The same rule as `lta.relatedness.select_related`, with the lexical
+  The same rule as `lta.languages.related.select_related`, with the lexical
   distance in place of URIEL's geographic one.
   """
   pairs = distance_pairs(languages)
@@ -335,7 +335,7 @@ def related_sources(languages: Mapping[str, Language], target: str,
 
 def write_relatedness_tsv(path: str, languages: Mapping[str, Language]
                           ) -> None:
-  """`lta.relatedness.load_table` format, geographic := lexical distance."""
+  """`lta.languages.related.load_table` format, geographic := lexical distance."""
   rows = sorted(
       (tuple(sorted((relatedness.uriel_code(a), relatedness.uriel_code(b)))),
        d) for (a, b), d in distance_pairs(languages).items())

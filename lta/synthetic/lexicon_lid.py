@@ -74,7 +74,7 @@ def language_fidelity(predictions: Sequence[str], lang: str,
                       world: world_lib.WorldLike) -> float:
   """Percentage (0-100) of predictions identified as `lang`.
 
-  The synthetic counterpart of `lta.metrics.language_fidelity`; `world` is
+  The synthetic counterpart of `lta.eval.metrics.language_fidelity`; `world` is
   a WorldInfo or the path of a world (its directory or world.json).
   """
   if not len(predictions):

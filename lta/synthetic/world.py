@@ -9,7 +9,7 @@ is its first event without adjectives and place, verb in the present tense.
 
 `generate_world` writes the files in the real formats (XL-Sum release jsonl,
 mC4 json.gz shards), a SentencePiece training corpus, `world.json` and a
-relatedness table readable by `lta.relatedness.load_table`. Everything comes
+relatedness table readable by `lta.languages.related.load_table`. Everything comes
 from seeded numpy generators and fixed iteration orders, so a config gives
 byte-identical files in any process (nothing depends on `hash()`).
 
@@ -361,7 +361,7 @@ def generate_world(out_dir: str, config: WorldConfig = WorldConfig(),
     out_dir/mc4/c4-<code>[-validation].tfrecord-00000-of-00001.json.gz
     out_dir/corpus.txt       mC4 train text of every language (SentencePiece)
     out_dir/world.json       config, lexicons, distances, related sources
-    out_dir/relatedness.tsv  for lta.relatedness.load_table
+    out_dir/relatedness.tsv  for lta.languages.related.load_table
 
   Sources get `xlsum_train` training examples, targets `target_train`; all
   get the same validation and test documents (parallel across languages).

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from lta.peft.config import AdapterConfig
-from lta.peft.manifest import Adapter, AdapterManifest
+from lta.adapters.config import AdapterConfig
+from lta.adapters.manifest import Adapter, AdapterManifest
 
 BASE = "sha256:base-model-test"
 KERNELS = ("encoder/layers_0/attention/query", "encoder/layers_0/attention/out",

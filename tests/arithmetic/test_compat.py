@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from lta import arithmetic
-from lta import compat
-from lta.peft.manifest import Adapter, AdapterManifest
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import compat
+from lta.adapters.manifest import Adapter, AdapterManifest
 from tests.arithmetic.random_adapters import (krona_config, lora_config,
                                              make_adapter)
 

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from lta import arithmetic
-from lta import compat
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import compat
 from lta.errors import CheckpointError, ConfigError, LtaError
-from lta.trees import flatten_tree
+from lta.adapters.tree import flatten_tree
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from lta import arithmetic
-from lta import merge_methods
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import merge_methods
 from lta.errors import ConfigError
-from lta.trees import flatten_tree
+from lta.adapters.tree import flatten_tree
 from tests.arithmetic.random_adapters import (krona_config, lora_config,
                                              make_adapter)
 

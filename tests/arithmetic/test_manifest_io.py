@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from lta.peft import adapter_io
-from lta.peft.manifest import AdapterManifest, adapter_fingerprint
+from lta.adapters import adapter_io
+from lta.adapters.manifest import AdapterManifest, adapter_fingerprint
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 
 

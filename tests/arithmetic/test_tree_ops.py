@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lta import arithmetic
-from lta import merge_methods
-from lta.trees import flatten_tree
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import merge_methods
+from lta.adapters.tree import flatten_tree
 from tests.arithmetic.random_adapters import (krona_config, lora_config,
                                              make_adapter)
 

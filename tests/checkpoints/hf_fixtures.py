@@ -7,8 +7,8 @@ import jax
 import numpy as np
 
 from lta.checkpoints import hf
-from lta.model.network import Transformer
-from lta.trees import flatten_tree
+from lta.models.mt5.network import Transformer
+from lta.adapters.tree import flatten_tree
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "fixtures", "hf")

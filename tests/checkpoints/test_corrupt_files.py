@@ -19,9 +19,9 @@ import pytest
 
 from lta.checkpoints import hf
 from lta.errors import LtaError
-from lta.peft import adapter_io
+from lta.adapters import adapter_io
 from lta.checkpoints import hf_peft
-from lta.peft.manifest import AdapterManifest
+from lta.adapters.manifest import AdapterManifest
 from tests.checkpoints import hf_fixtures as fx
 from tests.checkpoints import mutations as mu
 

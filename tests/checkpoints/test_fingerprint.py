@@ -8,7 +8,7 @@ import pytest
 
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.trees import flatten_tree, unflatten_tree
+from lta.adapters.tree import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 

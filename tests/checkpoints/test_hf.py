@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from lta import evaluation
-from lta import models
+from lta.eval import scoring as evaluation
+from lta.models import contract as models
 from lta.checkpoints import hf
 from lta.checkpoints import layout
-from lta.model.network import Transformer
-from lta.trees import flatten_tree
+from lta.models.mt5.network import Transformer
+from lta.adapters.tree import flatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 TOL = 1e-4

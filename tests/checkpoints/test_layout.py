@@ -5,8 +5,8 @@ import pytest
 
 from lta.checkpoints import hf
 from lta.checkpoints import layout
-from lta.model.network import Transformer
-from lta.trees import flatten_tree
+from lta.models.mt5.network import Transformer
+from lta.adapters.tree import flatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 

@@ -12,19 +12,19 @@ import pytest
 import seqio
 
 from lta import errors
-from lta import eval_job
-from lta import gin_cli
-from lta import metrics
+from lta.jobs import evaluate as eval_job
+from lta.cli import gin_flags as gin_cli
+from lta.eval import metrics
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.checkpoints import t5x
-from lta.main import merge as merge_main
-from lta.model.network import Transformer
-from lta.models import EncoderDecoderModel
-from lta.peft import adapter_io
-from lta.peft.config import AdapterConfig
-from lta.peft.manifest import AdapterManifest
-from lta.trees import flatten_tree, unflatten_tree
+from lta.cli import merge as merge_main
+from lta.models.mt5.network import Transformer
+from lta.models.contract import EncoderDecoderModel
+from lta.adapters import adapter_io
+from lta.adapters.config import AdapterConfig
+from lta.adapters.manifest import AdapterManifest
+from lta.adapters.tree import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 from tests.fixtures import make_t5x_fixture
 from tests.trainer import fixture_task

@@ -2,7 +2,7 @@
 
 Keyed by the row's first cell ("Mistake"). A case runs `lta` in this
 process (`cli.main(argv)`), or where the message must come from a fresh
-process (what is imported, the network), as `python -m lta.main.cli`;
+process (what is imported, the network), as `python -m lta.cli.main`;
 `offline` runs that process without a network (a Linux network
 namespace). "{tmp}" in an argument is an empty directory; with
 `adapters`, {tmp}/adapters holds the adapters of `write_adapters`. To
@@ -54,7 +54,7 @@ def write_adapters(out_dir: str) -> None:
   """The adapters of ADAPTERS, small random LoRA trees, under out_dir."""
   # pylint: disable=g-import-not-at-top  (cases are listed without JAX)
   import numpy as np
-  from lta.peft import adapter_io
+  from lta.adapters import adapter_io
   from tests.arithmetic.random_adapters import make_adapter
   rng = np.random.default_rng(0)
   for name, (task, language, base) in ADAPTERS.items():

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from lta import errors
-from lta.main import cli
+from lta.cli import main as cli
 from tests.cli import error_cases
 
 DOC = os.path.join(error_cases.REPO, "docs", "errors.md")
@@ -56,7 +56,7 @@ def _run(case: error_cases.Case, tmp: str = ""):
   if case.adapters:
     error_cases.write_adapters(os.path.join(tmp, "adapters"))
   if case.subprocess:
-    command = [sys.executable, "-m", "lta.main.cli", *argv]
+    command = [sys.executable, "-m", "lta.cli.main", *argv]
     if case.offline:  # a network namespace with no interfaces: no network
       command = ["unshare", "--user", "--map-root-user", "--net", *command]
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}

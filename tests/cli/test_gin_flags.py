@@ -8,7 +8,7 @@ import gin
 import pytest
 
 from lta import errors
-from lta import gin_cli
+from lta.cli import gin_flags as gin_cli
 from tests.cli import error_cases
 
 
@@ -16,13 +16,13 @@ pytestmark = pytest.mark.usefixtures("clean_gin")
 
 
 @pytest.mark.parametrize("binding,modules", [
-    ("lta.vocab.get_vocabulary.path = 'x'", ["lta.vocab", "lta"]),
+    ("lta.vocab.get_vocabulary.path = 'x'", ["lta.data.vocab", "lta"]),
     ("lta_tasks.mc4_local_dir.path = 'x'", ["lta_tasks"]),
     ("scope/lta.partitioning.MeshConfig.model = 2",
      ["lta.partitioning", "lta"]),
     ("run_eval.output_dir = 'x'", []),
     ("LAMBDA = 0.5", []),
-    ("import lta.vocab", []),
+    ("import lta.data.vocab", []),
 ])
 def test_binding_modules(binding, modules):
   assert gin_cli.binding_modules(binding) == modules

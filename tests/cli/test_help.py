@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from lta import gin_cli
-from lta.main import cli
-from lta.main import runner
+from lta.cli import gin_flags as gin_cli
+from lta.cli import main as cli
+from lta.cli import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -34,7 +34,7 @@ def _lta(*args, importtime=False):
   """
   flags = ["-X", "importtime"] if importtime else []
   before = resource.getrusage(resource.RUSAGE_CHILDREN)
-  proc = subprocess.run([sys.executable, *flags, "-m", "lta.main.cli", *args],
+  proc = subprocess.run([sys.executable, *flags, "-m", "lta.cli.main", *args],
                         cwd=REPO, capture_output=True, text=True, timeout=60)
   after = resource.getrusage(resource.RUSAGE_CHILDREN)
   return proc, (after.ru_utime - before.ru_utime +
@@ -79,7 +79,7 @@ def test_command_help_is_fast_and_imports_no_jax(command):
 
 
 def test_python_dash_m_help_is_the_same():
-  proc = subprocess.run([sys.executable, "-m", "lta.main.train", "--help"],
+  proc = subprocess.run([sys.executable, "-m", "lta.cli.train", "--help"],
                         cwd=REPO, capture_output=True, text=True, timeout=60)
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout == _lta("train", "--help")[0].stdout

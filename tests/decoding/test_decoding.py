@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from lta import decoding
+from lta.models import decoding
 from lta import errors
-from lta import models
+from lta.models import contract as models
 
 EOS = 1
 PAD = 0

@@ -11,11 +11,11 @@ import os
 import pytest
 
 from lta import errors
-from lta import report_job
-from lta import reporting
-from lta.main import cli
-from lta.main import report
-from lta.results import ResultRecord
+from lta.jobs import report as report_job
+from lta.eval import report as reporting
+from lta.cli import main as cli
+from lta.cli import report
+from lta.eval.results import ResultRecord
 
 TARGETS = ("pt", "uk")
 
@@ -132,7 +132,7 @@ def test_figure2_from_one_run_per_source(tmp_path):
 
 
 def test_registered_as_a_command_with_help(capsys):
-  assert cli.COMMANDS["report"] == "lta.main.report"
+  assert cli.COMMANDS["report"] == "lta.cli.report"
   assert cli.main(["report", "--help"]) == 0
   assert "--output_dir" in capsys.readouterr().out
 

@@ -4,11 +4,11 @@ import struct
 
 import pytest
 
-from lta import evaluation
-from lta import reporting
-from lta import results
-from lta import sweep
-from lta.results import ResultRecord
+from lta.eval import scoring as evaluation
+from lta.eval import report as reporting
+from lta.eval import results
+from lta.eval import lambdas as sweep
+from lta.eval.results import ResultRecord
 
 
 def _record(method, lang, rouge2, fidelity=None, lam=None, sources=("en",),

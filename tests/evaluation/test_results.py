@@ -1,17 +1,17 @@
-"""The results record (lta.results) and the method registry (lta.methods)."""
+"""The results record (lta.eval.results) and the method registry (lta.eval.methods)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from lta import arithmetic
+from lta.arithmetic import compositions as arithmetic
 from lta import errors
-from lta import eval_job
-from lta import methods
-from lta import results
-from lta.evaluation import TaskResult
-from lta.results import ResultRecord
+from lta.jobs import evaluate as eval_job
+from lta.eval import methods
+from lta.eval import results
+from lta.eval.scoring import TaskResult
+from lta.eval.results import ResultRecord
 from tests.arithmetic import random_adapters
 
 

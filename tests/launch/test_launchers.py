@@ -75,11 +75,11 @@ def test_tpu_vm_run_passes_gin_flags_and_enables_distributed_init():
   assert "--worker=all" in argv
   command = argv[-1][len("--command="):]
   assert command.startswith("cd lta && nohup .venv/bin/python -m "
-                            "lta.main.cli ")
+                            "lta.cli.main ")
   assert command.endswith("> ~/lta_run.log 2>&1 &")
   # The remote shell sees exactly the lta arguments, quotes and all.
   remote = shlex.split(command.split("nohup ", 1)[1].split(" >", 1)[0])
-  assert remote == [".venv/bin/python", "-m", "lta.main.cli", *LTA_ARGS,
+  assert remote == [".venv/bin/python", "-m", "lta.cli.main", *LTA_ARGS,
                     "--gin.initialize_distributed.enabled=True"]
 
 

@@ -14,8 +14,8 @@ import textwrap
 import pytest
 
 from lta import errors
-from lta import sweep_launcher
-from lta.main import sweep as sweep_main
+from lta.jobs import sweep as sweep_launcher
+from lta.cli import sweep as sweep_main
 
 # Writes {method: {lang: {"rouge2": ...}}} from --gin.LAMBDA,
 # --gin.run_eval.space and --gin.run_eval.baseline to
@@ -69,8 +69,8 @@ def test_expand_is_the_cartesian_product_with_one_output_dir_each(tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    EVAL, ["python", "-m", "lta.main.eval", BASE],
-    ["/venv/bin/python", "-m", "lta.main.cli", "eval", BASE]])
+    EVAL, ["python", "-m", "lta.cli.eval", BASE],
+    ["/venv/bin/python", "-m", "lta.cli.main", "eval", BASE]])
 def test_an_eval_sweep_scores_the_baseline_in_one_job(command, tmp_path):
   jobs = sweep_launcher.expand(command, {"LAMBDA": [0.3, 0.7]},
                                str(tmp_path), "run_eval.output_dir")
@@ -182,7 +182,7 @@ def test_a_failing_job_stops_the_sweep(tmp_path):
 
 
 def test_eval_scores_what_run_eval_baseline_says():
-  from lta import eval_job  # pylint: disable=g-import-not-at-top
+  from lta.jobs import evaluate as eval_job  # pylint: disable=g-import-not-at-top
   compared = eval_job.compared_methods
   assert compared("lang_task_add", ["en"]) == ["task_only", "lang_task_add"]
   assert compared("lang_task_add", ["en"], "exclude") == ["lang_task_add"]

@@ -20,7 +20,7 @@ LAMBDAS = (0.5, 0.9)
 @pytest.mark.slow
 def test_lambda_sweep_on_the_tiny_model(tmp_path):
   work = tmp_path / "pipeline"
-  cli_run.run_module("lta.main.pipeline",
+  cli_run.run_module("lta.cli.pipeline",
                      cli_run.tiny_pipeline_flags(work, (0.5,), 2))
   tasks = {"en": str(work / "task_en" / "adapter")}
   langs = {l: str(work / f"lang_{l}" / "adapter") for l in ("en", "pt", "uk")}
@@ -38,7 +38,7 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
       f'--gin.lta.vocab.get_vocabulary.path="{work / "spm" / "spm.model"}"']
   sweep_dir = tmp_path / "sweep"
   proc = cli_run.run_module(
-      "lta.main.cli", ["sweep", "--mode=local", f"--workdir={sweep_dir}",
+      "lta.cli.main", ["sweep", "--mode=local", f"--workdir={sweep_dir}",
                        f"--grid=LAMBDA={list(LAMBDAS)}",
                        "--output_binding=run_eval.output_dir", "--",
                        *command])

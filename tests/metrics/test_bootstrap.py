@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lta import metrics
+from lta.eval import metrics
 
 
 def _scores(n, seed=0):

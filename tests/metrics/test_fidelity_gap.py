@@ -13,13 +13,13 @@ import gin
 import numpy as np
 import pytest
 
-from lta import evaluation
-from lta import metrics
-from lta import pipeline
-from lta import reporting
-from lta import results
-from lta import vocab
-from lta.results import ResultRecord
+from lta.eval import scoring as evaluation
+from lta.eval import metrics
+from lta.pipeline import run as pipeline
+from lta.eval import report as reporting
+from lta.eval import results
+from lta.data import vocab
+from lta.eval.results import ResultRecord
 from metrics_fixtures import read_jsonl
 
 HAUSA = [("Gwamnati ta sanar da sabon shiri domin taimaka wa kananan "
@@ -54,12 +54,12 @@ def test_fidelity_gap_is_explicit_and_warned_once(tiny_vocabulary, tmp_path,
   monkeypatch.setattr(metrics, "_GAPS_WARNED", set())
   portuguese = [(r["target"], r["prediction"])
                 for r in read_jsonl("summaries.jsonl") if r["lang"] == "pt"]
-  with caplog.at_level(logging.WARNING, logger="lta.metrics"):
+  with caplog.at_level(logging.WARNING, logger="lta.eval.metrics"):
     hausa = _score("xlsum.ha", HAUSA, tiny_vocabulary)
     again = _score("xlsum.ha", HAUSA[:1], tiny_vocabulary)
     pt = _score("xlsum.pt", portuguese, tiny_vocabulary)
   warnings = [r.getMessage() for r in caplog.records
-              if r.name == "lta.metrics"]
+              if r.name == "lta.eval.metrics"]
   assert warnings == [f"Language fidelity is not measured for 'ha': {NOTE}"]
   for result in (hausa, again):
     assert "language_fidelity" not in result.scores

@@ -5,8 +5,8 @@ import collections
 import numpy as np
 import pytest
 
-from lta import langid
-from lta import metrics
+from lta.eval import langid
+from lta.eval import metrics
 from metrics_fixtures import read_jsonl
 
 SENTENCES = read_jsonl("sentences.jsonl")

@@ -7,7 +7,7 @@ import pytest
 from rouge_score import rouge_scorer
 import sentencepiece as spm
 
-from lta import metrics
+from lta.eval import metrics
 from metrics_fixtures import read_jsonl
 
 SUMMARIES = read_jsonl("summaries.jsonl")
@@ -16,7 +16,7 @@ PREDICTIONS = [r["prediction"] for r in SUMMARIES]
 
 
 class PieceTokenizer:
-  """Written here, independently of lta.metrics."""
+  """Written here, independently of lta.eval.metrics."""
 
   def __init__(self, path):
     self.sp = spm.SentencePieceProcessor(model_file=path)

@@ -4,7 +4,7 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from lta import metrics
+from lta.eval import metrics
 
 
 def test_seqio_task_classifies_and_calls_the_metric_fns(spm_model_path):

@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from lta import metrics
+from lta.eval import metrics
 
 
 # The official SQuAD v1.1 evaluation, re-implemented from its definition.

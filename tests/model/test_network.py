@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lta import models
-from lta.model import layers
-from lta.model.network import Transformer
+from lta.models import contract as models
+from lta.models import layers
+from lta.models.mt5.network import Transformer
 from tests.model.tiny import TINY
 
 

@@ -3,11 +3,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lta import models
-from lta.model.network import Transformer
-from lta.peft import merge, trainable
-from lta.model.layers import Projection
-from lta.peft.config import MLP_TARGETS, AdapterConfig
+from lta.models import contract as models
+from lta.models.mt5.network import Transformer
+from lta.adapters import merge, trainable
+from lta.models.layers import Projection
+from lta.adapters.config import MLP_TARGETS, AdapterConfig
 from tests.model.tiny import TINY
 
 LORA = AdapterConfig(kind="lora", rank=2, alpha=4.0)
@@ -135,7 +135,7 @@ def test_trainable_split_presets_and_share():
 
 
 def test_mt5_small_lora_share_is_small():
-  from lta.model.config import T5Config
+  from lta.models.mt5.config import T5Config
   model = models.EncoderDecoderModel(Transformer(T5Config(), AdapterConfig()))
   shapes = jax.eval_shape(lambda: model.init_unboxed(jax.random.key(0)))
   summary = trainable.trainable_summary(shapes["adapters"], shapes["params"])

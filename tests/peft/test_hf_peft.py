@@ -8,11 +8,11 @@ from safetensors.numpy import load_file, save_file
 
 from lta.checkpoints import hf
 from lta.checkpoints import layout
-from lta.peft import config as adapter_lib
+from lta.adapters import config as adapter_lib
 from lta.checkpoints import hf_peft
-from lta.peft.config import AdapterConfig
-from lta.peft.merge import adapter_deltas
-from lta.trees import flatten_tree, unflatten_tree
+from lta.adapters.config import AdapterConfig
+from lta.adapters.deltas import adapter_deltas
+from lta.adapters.tree import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 TOL = 1e-4

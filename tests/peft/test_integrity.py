@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from lta import arithmetic
-from lta import compat
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import compat
 from lta.checkpoints import hf
 from lta.errors import CheckpointError
-from lta.peft import adapter_io
+from lta.adapters import adapter_io
 from lta.checkpoints import hf_peft
-from lta.peft.manifest import Adapter, AdapterManifest
+from lta.adapters.manifest import Adapter, AdapterManifest
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 from tests.checkpoints import hf_fixtures as fx
 

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from lta import arithmetic
-from lta import compat
+from lta.arithmetic import compositions as arithmetic
+from lta.arithmetic import compat
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
-from lta.peft import adapter_io
+from lta.adapters import adapter_io
 from lta.checkpoints import hf_peft
-from lta.peft.config import AdapterConfig
-from lta.peft.manifest import Adapter, AdapterManifest
-from lta.peft.merge import adapter_deltas, module_delta
-from lta.trees import flatten_tree, unflatten_tree
+from lta.adapters.config import AdapterConfig
+from lta.adapters.manifest import Adapter, AdapterManifest
+from lta.adapters.deltas import adapter_deltas, module_delta
+from lta.adapters.tree import flatten_tree, unflatten_tree
 from tests.checkpoints import hf_fixtures as fx
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(

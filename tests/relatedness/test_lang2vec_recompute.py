@@ -5,9 +5,9 @@ import io
 import numpy as np
 import pytest
 
-from lta import relatedness as rel
-from lta import uriel_geo
-from lta.data import make_uriel_tables
+from lta.languages import related as rel
+from lta.languages import geo as uriel_geo
+from lta.languages import make_uriel_tables
 
 README_GEOGRAPHIC = {("frr", "dan"): 0.0028, ("frr", "deu"): 0.0359,
                      ("dan", "deu"): 0.0361}
@@ -36,7 +36,7 @@ def test_committed_tables_equal_what_the_maker_computes(uriel):
   for name, path in make_uriel_tables.FILES.items():
     with open(path) as f:
       assert f.read() == tables[name], (
-          f"{path} is stale: run python -m lta.data.make_uriel_tables")
+          f"{path} is stale: run python -m lta.languages.make_uriel_tables")
   agree = rel.agreement_with_paper(rel.read_related(
       io.StringIO(tables["related"])))
   assert agree.decisions >= 102

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from lta import relatedness as rel
+from lta.languages import related as rel
 from lta.errors import ConfigError
 
 # lang2vec README: l2v.distance('geographic', 'frr', 'dan', 'deu').

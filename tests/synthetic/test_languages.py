@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lta import relatedness
+from lta.languages import related as relatedness
 from lta.synthetic import languages
 
 

@@ -8,7 +8,7 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
-from lta import vocab
+from lta.data import vocab
 import lta_tasks  # pylint: disable=unused-import  (registers tasks, builder)
 from lta_tasks import mc4
 from lta.synthetic import world

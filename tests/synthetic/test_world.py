@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lta.main import make_world
+from lta.cli import make_world
 from lta.synthetic import grammar
 from lta.synthetic import languages
 from lta.synthetic import world
@@ -78,7 +78,7 @@ def test_command_line_output_does_not_depend_on_hash_seed(
   env = {**os.environ, "PYTHONHASHSEED": hash_seed,
          "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH",
                                                                "")}
-  subprocess.run([sys.executable, "-m", "lta.main.make_world", "--preset",
+  subprocess.run([sys.executable, "-m", "lta.cli.make_world", "--preset",
                   "tiny", "--out_dir", str(tmp_path / "w")], check=True,
                  env=env, cwd=str(tmp_path), capture_output=True)
   assert _files(tmp_path / "w") == _files(tiny_world.out_dir)

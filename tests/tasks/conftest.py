@@ -37,7 +37,7 @@ if "lta_tasks" not in sys.modules:
     _spec.loader.exec_module(_module)
 
 import lta_tasks  # pylint: disable=g-import-not-at-top,wrong-import-position
-from lta import vocab  # pylint: disable=g-import-not-at-top,wrong-import-position
+from lta.data import vocab  # pylint: disable=g-import-not-at-top,wrong-import-position
 import seqio  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -19,7 +19,7 @@ import pytest
 import seqio
 
 from lta import errors
-from lta import input_pipeline
+from lta.data import input_pipeline
 from lta_tasks import mc4
 from lta_tasks import mc4_index
 from lta_tasks import prepare

@@ -9,7 +9,7 @@ import seqio
 import tensorflow as tf
 
 from lta import errors
-from lta import vocab
+from lta.data import vocab
 from lta_tasks import jsonl_records
 from lta_tasks import mc4
 from tests.tasks.conftest import FIXTURES

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import seqio
 
-from lta import vocab
+from lta.data import vocab
 from lta_tasks import mixtures
 from lta_tasks import tydiqa
 from lta_tasks import xlsum

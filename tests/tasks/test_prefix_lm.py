@@ -1,4 +1,4 @@
-"""lta.preprocessors.prefix_lm: T5's prefix-LM objective, step for step."""
+"""lta.data.preprocessors.prefix_lm: T5's prefix-LM objective, step for step."""
 
 import collections
 
@@ -9,7 +9,7 @@ import seqio
 import tensorflow as tf
 
 from lta import errors
-from lta import preprocessors
+from lta.data import preprocessors
 
 FEATURES = {
     "inputs": seqio.Feature(seqio.PassThroughVocabulary(2000), add_eos=True),

@@ -7,10 +7,10 @@ import pytest
 import seqio
 
 from lta import errors
-from lta import input_pipeline
-from lta import trainer
-from lta.main import cli
-from lta.main import prepare_data
+from lta.data import input_pipeline
+from lta.train import loop as trainer
+from lta.cli import main as cli
+from lta.cli import prepare_data
 from lta_tasks import mc4_index
 from tests.tasks.conftest import FIXTURES
 from tests.tasks.conftest import XLSUM_FIXTURE_LANGS
@@ -38,7 +38,7 @@ def _fixture_lines(name):
 
 def test_prepares_every_family_and_training_reads_it(
     tmp_path, tiny_spm_path, capsys, tfds_override):
-  assert cli.COMMANDS["prepare-data"] == "lta.main.prepare_data"
+  assert cli.COMMANDS["prepare-data"] == "lta.cli.prepare_data"
   assert prepare_data.main(_argv(tmp_path, tiny_spm_path)) == 0
   out = capsys.readouterr().out
   data_dir = tmp_path / "tfds"

@@ -6,7 +6,7 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
-from lta import vocab
+from lta.data import vocab
 from lta_tasks import tydiqa
 from tests.tasks.conftest import FIXTURES
 

@@ -1,4 +1,4 @@
-"""lta.vocab: the lazily resolved vocabulary and the tiny test model."""
+"""lta.data.vocab: the lazily resolved vocabulary and the tiny test model."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import pytest
 import seqio
 
 from lta import errors
-from lta import vocab
+from lta.data import vocab
 from tests.tasks.conftest import FIXTURES
 from tests.tasks.conftest import fixture_texts
 

@@ -9,7 +9,7 @@ import seqio
 import tensorflow_datasets as tfds
 
 from lta import errors
-from lta import vocab
+from lta.data import vocab
 import lta_tasks
 from lta_tasks import jsonl_records
 from lta_tasks import xlsum

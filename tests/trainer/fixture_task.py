@@ -20,7 +20,7 @@ import random
 import seqio
 import tensorflow as tf
 
-from lta.model.config import T5Config
+from lta.models.mt5.config import T5Config
 
 TASK = "lta_test.reverse_words"
 LOGGED_TASK = "lta_test.reverse_words_logged"

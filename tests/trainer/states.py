@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import optax
 
-from lta import train_state
-from lta.model.network import Transformer
-from lta.models import EncoderDecoderModel
-from lta.peft.config import AdapterConfig
+from lta.train import state as train_state
+from lta.models.mt5.network import Transformer
+from lta.models.contract import EncoderDecoderModel
+from lta.adapters.config import AdapterConfig
 from tests.trainer.fixture_task import CONFIG
 
 LORA = AdapterConfig(kind="lora", rank=2, alpha=2.0)

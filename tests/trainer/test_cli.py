@@ -5,8 +5,8 @@ import os
 import gin
 import pytest
 
-from lta import gin_cli
-from lta.main import cli
+from lta.cli import gin_flags as gin_cli
+from lta.cli import main as cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))

@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 
-from lta import input_pipeline
+from lta.data import input_pipeline
 from tests.trainer import fixture_task
 
 

@@ -22,8 +22,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from lta.checkpoints import orbax_ckpt
-from lta.peft import adapter_io
-from lta.trees import flatten_tree
+from lta.adapters import adapter_io
+from lta.adapters.tree import flatten_tree
 from tests import cli_run
 
 TINY_GIN = os.path.join(cli_run.REPO, "tests", "trainer", "tiny_run.gin")
@@ -38,7 +38,7 @@ PYCACHE = os.path.join(tempfile.gettempdir(), "lta_trainer_tests_pycache")
 
 
 class TrainProcess:
-  """`python -m lta.main.train` in the background, its output collected."""
+  """`python -m lta.cli.train` in the background, its output collected."""
 
   def __init__(self, model_dir: str):
     self.model_dir = model_dir
@@ -46,7 +46,7 @@ class TrainProcess:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.setdefault("PYTHONPYCACHEPREFIX", PYCACHE)
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "lta.main.train", *FLAGS,
+        [sys.executable, "-m", "lta.cli.train", *FLAGS,
          f'--gin.MODEL_DIR="{model_dir}"'], cwd=cli_run.REPO, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     self.lines: list[str] = []

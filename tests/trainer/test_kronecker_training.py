@@ -1,4 +1,4 @@
-"""Kronecker adapters (KronA, LoKr) train through lta.trainer.train.
+"""Kronecker adapters (KronA, LoKr) train through lta.train.loop.train.
 
 On the 8-device (data=4, model=2) mesh, so the Kronecker factors' logical
 axes must map onto it. The LoKr run uses PEFT's per-module factorization on
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from lta import optimizers
+from lta.train import optimizers
 from lta import partitioning
-from lta import trainer
-from lta.peft import adapter_io
-from lta.peft.config import ATTENTION_TARGETS, MLP_TARGETS, AdapterConfig
+from lta.train import loop as trainer
+from lta.adapters import adapter_io
+from lta.adapters.config import ATTENTION_TARGETS, MLP_TARGETS, AdapterConfig
 from tests.trainer import fixture_task
 
 STEPS = 12

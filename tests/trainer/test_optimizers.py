@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from lta import optimizers
+from lta.train import optimizers
 
 
 def test_adapter_default_is_the_papers_constant_2e4():

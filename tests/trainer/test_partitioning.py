@@ -7,7 +7,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from lta import partitioning
-from lta import trainer
+from lta.train import loop as trainer
 from tests.trainer import states
 
 
@@ -61,7 +61,7 @@ def test_data4_model2_mesh_matches_one_device(pattern, optimizer):
 
 
 def test_logical_rules_cover_every_axis_name():
-  from lta.model import layers  # pylint: disable=g-import-not-at-top
+  from lta.models import layers  # pylint: disable=g-import-not-at-top
   names = {getattr(layers, n) for n in (
       "BATCH", "LENGTH", "EMBED", "JOINED_KV", "MLP", "VOCAB", "HEADS",
       "KV_LENGTH", "RELPOS_BUCKETS", "ADAPTER_RANK", "KRON_OUTER_IN",

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from lta import preemption
+from lta.train import preemption
 
 
 def test_a_signal_requests_a_stop_and_a_second_ctrl_c_aborts(capfd):

@@ -8,9 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from lta import optimizers
-from lta import trainer
-from lta.trees import flatten_tree
+from lta.train import optimizers
+from lta.train import loop as trainer
+from lta.adapters.tree import flatten_tree
 from tests.trainer import states
 
 

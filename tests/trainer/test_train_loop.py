@@ -20,13 +20,13 @@ import pytest
 import tensorflow as tf
 
 from lta import errors
-from lta import optimizers
-from lta import train_state
-from lta import trainer
+from lta.train import optimizers
+from lta.train import state as train_state
+from lta.train import loop as trainer
 from lta.checkpoints import hf
 from lta.checkpoints import orbax_ckpt
-from lta.peft import adapter_io
-from lta.trees import flatten_tree
+from lta.adapters import adapter_io
+from lta.adapters.tree import flatten_tree
 from tests.trainer import fixture_task
 from tests.trainer import states
 

@@ -5,13 +5,13 @@ import os
 import jax
 import numpy as np
 
-from lta import optimizers
-from lta import trainer
+from lta.train import optimizers
+from lta.train import loop as trainer
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
-from lta.model.config import T5Config
-from lta.peft import adapter_io
-from lta.trees import flatten_tree
+from lta.models.mt5.config import T5Config
+from lta.adapters import adapter_io
+from lta.adapters.tree import flatten_tree
 from tests.trainer import fixture_task
 from tests.trainer import states
 

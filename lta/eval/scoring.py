@@ -1,0 +1,205 @@
+"""Decode a seqio task's examples with one set of variables, and score them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import time
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import seqio
+
+from lta.eval import langid
+from lta.eval import metrics
+from lta.data import vocab
+from lta.models.contract import DecodingConfig, EncoderDecoderModel
+# Re-exported: the task helpers live in the light results module.
+from lta.eval.results import main_metric, task_language  # pylint: disable=unused-import
+
+
+@dataclasses.dataclass
+class TaskResult:
+  """scores: metric -> value; notes: metric -> why it has no value."""
+  task: str
+  language: str
+  scores: dict[str, float]
+  examples: list[dict[str, Any]]
+  notes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def load_examples(task_name: str, split: str,
+                  feature_lengths: Mapping[str, int],
+                  max_examples: Optional[int] = None) -> list[dict[str, Any]]:
+  task = seqio.get_mixture_or_task(task_name)
+  ds = task.get_dataset(dict(feature_lengths), split=split, shuffle=False,
+                        num_epochs=1, use_cached=False)
+  if max_examples:
+    ds = ds.take(max_examples)
+  examples = list(ds.as_numpy_iterator())
+  if not examples:
+    raise ValueError(f"Task {task_name!r} split {split!r} has no examples.")
+  return examples
+
+
+def _pad_inputs(examples, length):
+  ids = np.zeros((len(examples), length), np.int32)
+  for i, ex in enumerate(examples):
+    row = ex["inputs"][:length]
+    ids[i, :len(row)] = row
+  return ids
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def make_predict_fn(model: EncoderDecoderModel,
+                    decoding: DecodingConfig) -> Callable:
+  return jax.jit(functools.partial(model.predict_batch, config=decoding))
+
+
+# progress(batches_done, batches_total, examples_done, examples_total)
+ProgressFn = Callable[[int, int, int, int], None]
+
+
+class DecodeProgress:
+  """Progress lines while decoding one task: batches, examples/s and ETA.
+
+  The first batch includes compilation, so the rate and ETA come from the
+  batches after it. Lines are printed after the first batch, then at most
+  every `interval_s`, and always at the end.
+  """
+
+  def __init__(self, what: str, log: Callable[[str], None] = print,
+               interval_s: float = 10.0,
+               clock: Callable[[], float] = time.time):
+    self.what = what
+    self.log = log
+    self.interval_s = interval_s
+    self.clock = clock
+    self.start = clock()
+    self.first = None  # (time, examples) when the first batch finished
+    self.last_print = float("-inf")
+
+  def __call__(self, batches_done: int, batches_total: int,
+               examples_done: int, examples_total: int) -> None:
+    now = self.clock()
+    if self.first is None:
+      self.first = (now, examples_done)
+    finished = batches_done == batches_total
+    if not finished and batches_done > 1 and (
+        now - self.last_print < self.interval_s):
+      return
+    self.last_print = now
+    t0, n0 = self.first
+    if examples_done > n0 and now > t0:
+      rate = (examples_done - n0) / (now - t0)
+    else:
+      rate = examples_done / max(now - self.start, 1e-9)
+    line = (f"  decoding {self.what}: batch {batches_done}/{batches_total}, "
+            f"{examples_done}/{examples_total} examples, {rate:.1f} "
+            "examples/s")
+    if finished:
+      line += f", done in {now - self.start:.1f}s"
+    else:
+      eta = (examples_total - examples_done) / max(rate, 1e-9)
+      line += f", ETA {datetime.timedelta(seconds=round(eta))}"
+    self.log(line)
+
+
+def decode_examples(predict_fn: Callable, variables: Mapping[str, Any],
+                    examples: Sequence[Mapping[str, Any]], batch_size: int,
+                    input_length: int,
+                    progress: Optional[ProgressFn] = None,
+                    rng: Optional[jax.Array] = None) -> list[np.ndarray]:
+  """Decoded ids for each example, batched; the last batch is padded.
+
+  `rng` (sampling) is folded with the batch index, one key per batch.
+  """
+  outputs = []
+  num_batches = -(-len(examples) // batch_size)
+  for start in range(0, len(examples), batch_size):
+    chunk = list(examples[start:start + batch_size])
+    n = len(chunk)
+    chunk += [chunk[-1]] * (batch_size - n)  # fixed shapes: one compile
+    batch = {"encoder_input_tokens": jnp.asarray(
+        _pad_inputs(chunk, input_length))}
+    extra = ({} if rng is None else
+             {"rng": jax.random.fold_in(rng, start // batch_size)})
+    ids = np.asarray(predict_fn(variables, batch, **extra))[:n]
+    outputs.extend(ids)
+    if progress:
+      progress(start // batch_size + 1, num_batches, len(outputs),
+               len(examples))
+  return outputs
+
+
+FidelityFn = Callable[[Sequence[str], str], float]
+
+
+def score_task(task_name: str, examples: Sequence[Mapping[str, Any]],
+               predicted_ids: Sequence[np.ndarray], fidelity: bool = True,
+               fidelity_fn: Optional[FidelityFn] = None) -> TaskResult:
+  """Detokenizes, postprocesses and applies the task's metric_fns.
+
+  Language fidelity uses `fidelity_fn(predictions, lang)` when given (e.g.
+  a synthetic world's identifier), else the bundled fastText identifier for
+  the languages it knows.
+  """
+  task = seqio.get_mixture_or_task(task_name)
+  vocab = task.output_features["targets"].vocabulary
+  lang = task_language(task_name)
+  targets, predictions, records = [], [], []
+  for i, (ex, ids) in enumerate(zip(examples, predicted_ids)):
+    raw = vocab.decode([int(t) for t in ids])
+    pred = task.postprocess_fn(raw, example=ex, is_target=False)
+    target_text = _text(ex.get("targets_pretokenized",
+                               vocab.decode(list(ex["targets"]))))
+    target = task.postprocess_fn(target_text, example=ex, is_target=True)
+    targets.append(target)
+    predictions.append(pred)
+    records.append({"task": task_name, "language": lang, "index": i,
+                    "inputs": _text(ex.get("inputs_pretokenized", "")),
+                    "target": target_text, "prediction": _text(raw)})
+  scores: dict[str, float] = {}
+  for metric_fn in task.metric_fns:
+    scores.update({k: float(v) for k, v in
+                   metric_fn(targets, predictions).items()})
+  texts = [_text(p) for p in predictions]
+  notes: dict[str, str] = {}
+  if fidelity and fidelity_fn is not None:
+    scores["language_fidelity"] = float(fidelity_fn(texts, lang))
+  elif fidelity and metrics.fidelity_gap(lang):
+    notes["language_fidelity"] = metrics.fidelity_gap(lang)
+  elif fidelity:
+    scores["language_fidelity"] = metrics.language_fidelity(texts, lang)
+  main = main_metric(task_name)
+  per_example = main_per_example(task_name, targets, predictions)
+  _, low, high = metrics.bootstrap_ci(per_example)
+  scores[f"{main}_ci_low"], scores[f"{main}_ci_high"] = low, high
+  return TaskResult(task_name, lang, scores, records, notes)
+
+
+def detectable(lang: str) -> bool:
+  """Whether the bundled language identifier knows `lang`."""
+  try:
+    langid.to_lid_code(lang)
+    return True
+  except ValueError:
+    return False
+
+
+def main_per_example(task_name: str, targets, predictions) -> np.ndarray:
+  """Per-example main metric, for bootstrap intervals (means resample)."""
+  main = main_metric(task_name)
+  if main == "f1":
+    return metrics.squad_per_example(targets, predictions)["f1"]
+  if task_language(task_name) == "en":
+    return metrics.rouge_plain_per_example(targets, predictions)[main]
+  return metrics.rouge_spm_per_example(targets, predictions,
+                                       vocab.vocabulary_path())[main]
+

@@ -1,0 +1,387 @@
+"""The miniature reproduction: the paper's pipeline over several seeds.
+
+`lta.pipeline.run` runs the experiment once. This module runs it for every seed
+of `MiniatureConfig.seeds` on one synthetic world and one vocabulary (fixed
+by `PipelineConfig.world_seed`), and by default one pre-trained base (the
+paper composes adapters of one fixed mT5 checkpoint). A seed sets adapter
+initialisation and data order, and the base's too with `share_base=False`.
+It then aggregates across seeds: per target and method the mean, sample
+standard deviation, minimum and maximum of every metric; a Table-1-style
+Markdown table; bar and λ plots; every per-seed number in one JSON; and a
+verdict computed from the numbers, whatever they say.
+
+  lta miniature --gin_file=experiments/miniature.gin
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any, Mapping, Optional, Sequence
+
+import gin
+import jax
+import numpy as np
+
+from lta import errors
+from lta.eval import methods as method_registry
+from lta.pipeline import run as pipeline
+from lta.eval import report as reporting
+from lta.models.mt5.config import T5Config
+from lta.adapters.config import AdapterConfig
+
+BASELINE = method_registry.label("task_only")
+METHOD = method_registry.label("lang_task_add_subtract")
+AVG = "avg"
+OUTCOMES = {"beats": "beats the baseline in every seed",
+            "beats_on_average":
+                "beats the baseline on average, but not in every seed",
+            "ties": "ties with the baseline",
+            "does_not_beat": "does not beat the baseline"}
+METRIC_NAMES = {"rouge2": "ROUGE-2 (spm)", "exact_match": "exact match (%)",
+                "language_fidelity": "target-language fidelity (%)",
+                "content_any_language": "right content, any language (%)"}
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class MiniatureConfig:
+  """The seeds and what they vary; PipelineConfig holds everything else."""
+  workdir: str = "lta_runs/miniature"
+  seeds: tuple[int, ...] = (0, 1, 2)
+  # One base for every seed, pre-trained with the first seed (True), or one
+  # base per seed (False: the spread then includes pre-training).
+  share_base: bool = True
+  # Reported metrics; the first one is the verdict's.
+  metrics: tuple[str, ...] = ("rouge2", "exact_match", "language_fidelity")
+  # Persist XLA compilations under <workdir>/jax_cache: every seed trains
+  # the same shapes, so later seeds skip compiling.
+  compilation_cache: bool = True
+
+  def __post_init__(self):
+    if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+      raise errors.ConfigError(f"MiniatureConfig.seeds must be distinct and "
+                               f"non-empty, got {self.seeds}")
+    if not self.metrics:
+      raise errors.ConfigError("MiniatureConfig.metrics is empty")
+
+
+def seed_config(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
+                seed: int) -> pipeline.PipelineConfig:
+  """The pipeline run of one seed: own adapters, shared data (and base)."""
+  return dataclasses.replace(
+      pcfg, workdir=os.path.join(mcfg.workdir, f"seed_{seed}"), seed=seed,
+      data_dir=os.path.join(mcfg.workdir, "data"),
+      base_dir=(os.path.join(mcfg.workdir, "base") if mcfg.share_base
+                else None))
+
+
+def _read_json(path: str) -> Any:
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def collect_seed(workdir: str) -> dict[str, Any]:
+  """One seed's numbers, from the files its pipeline run wrote."""
+  results = os.path.join(workdir, "results")
+  return {"scores": _read_json(os.path.join(results, "scores.json")),
+          "lambda_sweeps": _read_json(
+              os.path.join(results, "lambda_sweeps.json")),
+          "sanity": _read_json(os.path.join(results, "sanity.json"))}
+
+
+# --- aggregation ------------------------------------------------------------
+
+def stats(values: Sequence[float]) -> dict[str, float]:
+  """Mean, sample std (0 for one value), min, max and n of finite values."""
+  v = np.asarray([x for x in values if not math.isnan(x)], np.float64)
+  if not v.size:
+    nan = float("nan")
+    return {"mean": nan, "std": nan, "min": nan, "max": nan, "n": 0}
+  return {"mean": float(v.mean()),
+          "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+          "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+
+def seed_values(per_seed: Mapping[str, Mapping[str, Any]], method: str,
+                lang: str, metric: str) -> list[float]:
+  """The metric across seeds; lang AVG is each seed's mean over targets."""
+  out = []
+  for record in per_seed.values():
+    by_lang = record["scores"][method]
+    if lang == AVG:
+      out.append(float(np.mean([by_lang[t][metric] for t in by_lang])))
+    else:
+      out.append(float(by_lang[lang][metric]))
+  return out
+
+
+def aggregate(per_seed: Mapping[str, Mapping[str, Any]],
+              methods: Sequence[str], targets: Sequence[str],
+              metrics: Sequence[str]) -> dict[str, Any]:
+  """method -> target (and AVG) -> metric -> stats across seeds."""
+  return {m: {t: {k: stats(seed_values(per_seed, m, t, k)) for k in metrics}
+              for t in list(targets) + [AVG]}
+          for m in methods}
+
+
+def deltas(per_seed: Mapping[str, Mapping[str, Any]], method: str,
+           targets: Sequence[str], metric: str,
+           baseline: str = BASELINE) -> dict[str, list[float]]:
+  """target (and AVG) -> per-seed `method` minus `baseline`."""
+  return {t: [a - b for a, b in zip(seed_values(per_seed, method, t, metric),
+                                    seed_values(per_seed, baseline, t,
+                                                metric))]
+          for t in list(targets) + [AVG]}
+
+
+def verdict(per_seed: Mapping[str, Mapping[str, Any]],
+            targets: Sequence[str], metric: str, method: str = METHOD,
+            baseline: str = BASELINE) -> dict[str, Any]:
+  """Does `method` beat `baseline` on `metric`? Counted, not asserted."""
+  d = deltas(per_seed, method, targets, metric, baseline)
+  per_target = {t: stats(d[t]) for t in targets}
+  better = [t for t in targets if per_target[t]["mean"] > 0]
+  worse = [t for t in targets if per_target[t]["mean"] < 0]
+  pairs = [x for t in targets for x in d[t]]
+  avg = stats(d[AVG])
+  n_seeds = len(d[AVG])
+  seeds_better = sum(x > 0 for x in d[AVG])
+  if avg["mean"] > 0 and seeds_better == n_seeds:
+    outcome = "beats"
+  elif avg["mean"] > 0:
+    outcome = "beats_on_average"
+  elif avg["mean"] == 0:
+    outcome = "ties"
+  else:
+    outcome = "does_not_beat"
+  name = METRIC_NAMES.get(metric, metric)
+  sentence = (
+      f"{name}: {method} {OUTCOMES[outcome]}. Better on "
+      f"{len(better)} of {len(targets)} targets (mean over {n_seeds} seeds; "
+      f"worse on {len(worse)}), mean Δ = {avg['mean']:+.2f} ± "
+      f"{avg['std']:.2f} (std across seeds of the target average; min "
+      f"{avg['min']:+.2f}, max {avg['max']:+.2f}); better in "
+      f"{sum(x > 0 for x in pairs)} of {len(pairs)} (seed, target) pairs, "
+      f"worse in {sum(x < 0 for x in pairs)}.")
+  return {"metric": metric, "method": method, "baseline": baseline,
+          "outcome": outcome, "targets_better": better,
+          "targets_worse": worse, "n_targets": len(targets),
+          "pairs_better": sum(x > 0 for x in pairs), "n_pairs": len(pairs),
+          "seeds_better": seeds_better, "n_seeds": n_seeds,
+          "delta_avg": avg, "delta_per_target": per_target,
+          "sentence": sentence}
+
+
+# --- report -----------------------------------------------------------------
+
+def _cell(s: Mapping[str, float]) -> str:
+  if not s["n"]:
+    return "–"
+  return f"{s['mean']:.1f} ± {s['std']:.1f}"
+
+
+def markdown_tables(summary: Mapping[str, Any], targets: Sequence[str],
+                    metrics: Sequence[str], n_seeds: int) -> str:
+  """Table 1 of the paper per metric, cells mean ± std across seeds."""
+  cols = list(targets) + [AVG]
+  header = ("| Method | " + " | ".join(t.capitalize() for t in cols) +
+            " |\n|---|" + "---:|" * len(cols))
+  parts = []
+  for metric in metrics:
+    rows = [f"| {m} | " + " | ".join(_cell(summary[m][t][metric])
+                                     for t in cols) + " |"
+            for m in summary]
+    parts.append(f"### {METRIC_NAMES.get(metric, metric)}, test, mean ± "
+                 f"std over {n_seeds} seeds\n\n{header}\n" + "\n".join(rows))
+  return "\n\n".join(parts) + "\n"
+
+
+def delta_table(per_seed: Mapping[str, Mapping[str, Any]],
+                methods: Sequence[str], targets: Sequence[str],
+                metric: str) -> str:
+  """Each method minus the baseline: mean ± std [min, max] across seeds."""
+  cols = list(targets) + [AVG]
+  lines = [f"### Δ {METRIC_NAMES.get(metric, metric)} over the baseline: "
+           "mean ± std [min, max] across seeds\n",
+           "| Method | " + " | ".join(t.capitalize() for t in cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+  for m in methods:
+    if m == BASELINE:
+      continue
+    d = deltas(per_seed, m, targets, metric)
+    cells = []
+    for t in cols:
+      s = stats(d[t])
+      cells.append(f"{s['mean']:+.1f} ± {s['std']:.1f} "
+                   f"[{s['min']:+.1f}, {s['max']:+.1f}]")
+    lines.append(f"| {m} | " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def sanity_table(per_seed: Mapping[str, Mapping[str, Any]]) -> str:
+  """Whether the parts were trained well enough to compose, per seed."""
+  lines = ["| Seed | base loss (train / val) | task vector on its source: "
+           "ROUGE-2, exact match | language vectors, val loss |",
+           "|---|---|---|---|"]
+
+  def loss(history, split):
+    value = history.get(split, {}).get("loss")
+    return "–" if value is None else f"{value:.3f}"
+
+  for seed, record in per_seed.items():
+    sanity = record["sanity"]
+    training = sanity["training"]
+    base = training.get("base", {})
+    task = "; ".join(
+        f"{lang}: {s['rouge2']:.1f}, {s.get('exact_match', float('nan')):.0f}%"
+        for lang, s in sanity["task_vector_on_source"].items())
+    langs = ", ".join(f"{name[len('lang_'):]} {loss(h, 'validation')}"
+                      for name, h in training.items()
+                      if name.startswith("lang_"))
+    lines.append(f"| {seed} | {loss(base, 'train')} / "
+                 f"{loss(base, 'validation')} | {task} | {langs} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_bars(summary: Mapping[str, Any], targets: Sequence[str],
+              metrics: Sequence[str], path: str, n_seeds: int) -> str:
+  """Per metric, bars per target and method: mean, error bar = std."""
+  plt = reporting._pyplot()  # pylint: disable=protected-access
+  methods = list(summary)
+  cols = list(targets) + [AVG]
+  fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.8),
+                           squeeze=False)
+  width = 0.8 / len(methods)
+  for ax, metric in zip(axes[0], metrics):
+    for i, m in enumerate(methods):
+      s = [summary[m][t][metric] for t in cols]
+      xs = np.arange(len(cols)) + (i - (len(methods) - 1) / 2) * width
+      ax.bar(xs, [x["mean"] for x in s], width, yerr=[x["std"] for x in s],
+             capsize=2, label=m)
+    ax.set_xticks(np.arange(len(cols)), [c.capitalize() for c in cols])
+    ax.set_title(METRIC_NAMES.get(metric, metric), fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+  axes[0][0].set_ylabel(f"test, mean ± std over {n_seeds} seeds")
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 3),
+             fontsize="small")
+  fig.tight_layout(rect=(0, 0.06 * math.ceil(len(methods) / 3), 1, 1))
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def plot_lambda(per_seed: Mapping[str, Mapping[str, Any]],
+                targets: Sequence[str], path: str) -> str:
+  """Validation score against λ, mean ± std over seeds, per target."""
+  plt = reporting._pyplot()  # pylint: disable=protected-access
+  first = next(iter(per_seed.values()))["lambda_sweeps"]
+  metric = first["metric"]
+  methods = [m for m, by in first["sweeps"].items()
+             if len(next(iter(by.values()))) > 1]
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.4),
+                           squeeze=False)
+  for ax, target in zip(axes[0], targets):
+    if BASELINE in first["sweeps"]:  # λ = 1: the task vector alone
+      base = np.mean([r["lambda_sweeps"]["sweeps"][BASELINE][target]["1.0"]
+                      for r in per_seed.values()])
+      ax.axhline(base, color="k", linestyle="--", linewidth=1,
+                 label=f"{BASELINE}, mean")
+    for color, m in zip(colors, methods):
+      lams = sorted(first["sweeps"][m][target], key=float)
+      runs = np.asarray([[r["lambda_sweeps"]["sweeps"][m][target][lam]
+                          for lam in lams] for r in per_seed.values()])
+      mean, std = runs.mean(0), runs.std(0)
+      xs = [float(x) for x in lams]
+      ax.plot(xs, mean, marker="o", color=color, label=m)
+      ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.2)
+    ax.set_title(target.capitalize())
+    ax.set_xlabel("λ")
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel(f"validation {metric}, mean ± std over seeds")
+  axes[0][0].legend(fontsize="x-small")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
+                 pcfg: pipeline.PipelineConfig, mcfg: MiniatureConfig,
+                 seconds: float, command: str,
+                 model_config: Optional[T5Config] = None) -> dict[str, str]:
+  """table.md, miniature.png, lambda_sweep.png and per_seed.json."""
+  os.makedirs(out_dir, exist_ok=True)
+  targets = list(pcfg.targets)
+  methods = list(pcfg.methods)
+  metrics = list(mcfg.metrics)
+  n = len(per_seed)
+  summary = aggregate(per_seed, methods, targets, metrics)
+  verdicts = [verdict(per_seed, targets, k) for k in metrics]
+  paths = {name: os.path.join(out_dir, name) for name in
+           ("table.md", "miniature.png", "lambda_sweep.png", "per_seed.json")}
+  base_seeds = ("one base pre-trained with seed "
+                f"{mcfg.seeds[0]}" if mcfg.share_base else "a base per seed")
+  text = [
+      "## Miniature reproduction\n",
+      f"Command: `{command}`\n",
+      f"Seeds {', '.join(map(str, per_seed))} ({base_seeds}; world seed "
+      f"{pcfg.world_seed}); source {pcfg.source}"
+      + (f", task data also in {', '.join(pcfg.task_sources)}"
+         if pcfg.task_sources else "")
+      + f"; {pcfg.eval_examples} test examples per target; λ from "
+      f"{', '.join(map(str, pcfg.lambdas))} chosen per target and seed on "
+      f"validation {pcfg.selection_metric}. Runtime {seconds / 60:.1f} min.\n",
+      "**Verdict**\n",
+      "\n".join(f"* {v['sentence']}" for v in verdicts) + "\n",
+      markdown_tables(summary, targets, metrics, n),
+      "\n\n".join(delta_table(per_seed, methods, targets, k)
+                  for k in metrics[:2]),
+      "### Sanity: were the parts trained well enough?\n",
+      sanity_table(per_seed)]
+  with open(paths["table.md"], "w", encoding="utf-8") as f:
+    f.write("\n".join(text))
+  plot_bars(summary, targets, metrics, paths["miniature.png"], n)
+  plot_lambda(per_seed, targets, paths["lambda_sweep.png"])
+  with open(paths["per_seed.json"], "w", encoding="utf-8") as f:
+    json.dump({"command": command, "seconds": seconds,
+               "seeds": [int(s) for s in per_seed],
+               "miniature_config": dataclasses.asdict(mcfg),
+               "pipeline_config": dataclasses.asdict(pcfg),
+               "model_config": (dataclasses.asdict(model_config)
+                                if model_config is not None else None),
+               "targets": targets, "methods": methods, "metrics": metrics,
+               "per_seed": per_seed, "summary": summary,
+               "verdicts": verdicts}, f, indent=2, sort_keys=False)
+  return paths
+
+
+def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
+                  model_config: T5Config, adapter: AdapterConfig,
+                  command: str = "lta miniature") -> dict[str, str]:
+  """Runs the pipeline for every seed, then writes the aggregate report."""
+  t0 = time.time()
+  os.makedirs(mcfg.workdir, exist_ok=True)
+  if mcfg.compilation_cache:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.join(mcfg.workdir, "jax_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  per_seed = {}
+  for i, seed in enumerate(mcfg.seeds):
+    pipeline.banner(f"seed {seed} ({i + 1}/{len(mcfg.seeds)})")
+    cfg = seed_config(mcfg, pcfg, seed)
+    pipeline.run_pipeline(cfg, model_config, adapter)
+    per_seed[str(seed)] = collect_seed(cfg.workdir)
+  seconds = time.time() - t0
+  paths = write_report(os.path.join(mcfg.workdir, "results"), per_seed, pcfg,
+                       mcfg, seconds, command, model_config)
+  with open(paths["table.md"], encoding="utf-8") as f:
+    print(f.read())
+  print(f"Wrote {', '.join(sorted(paths.values()))}")
+  print(f"Miniature finished in {seconds / 60:.1f} min")
+  return paths

@@ -1,0 +1,186 @@
+"""Task logic around the network: loss, scoring and decoding (the T5X contract)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+
+from lta.models import decoding
+from lta import errors
+from lta.models.mt5.network import Transformer
+
+Array = jax.Array
+Variables = Mapping[str, Any]
+Batch = Mapping[str, Array]
+
+
+DECODING_METHODS = ("greedy", "beam", "sample")
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class DecodingConfig:
+  """How predict_batch decodes: 'greedy', 'beam' or 'sample'.
+
+  beam_size, alpha and finish_at_max_length apply to 'beam';
+  temperature, topk and topp to 'sample'. finish_at_max_length=False is
+  T5X's rule (only EOS finishes a hypothesis); see lta.models.decoding.
+  """
+  method: str = "greedy"
+  max_decode_length: int = 64
+  beam_size: int = 4
+  alpha: float = 0.6
+  finish_at_max_length: bool = True
+  temperature: float = 1.0
+  topk: int = 0
+  topp: float = 0.0
+
+  def __post_init__(self):
+    if self.method not in DECODING_METHODS:
+      raise errors.ConfigError(
+          f"DecodingConfig.method={self.method!r}; expected one of "
+          f"{', '.join(map(repr, DECODING_METHODS))}"
+          f"{errors.did_you_mean(str(self.method), DECODING_METHODS)}")
+    bounds = [("max_decode_length", self.max_decode_length >= 1, ">= 1"),
+              ("beam_size", self.beam_size >= 1, ">= 1"),
+              ("alpha", self.alpha >= 0, ">= 0"),
+              ("temperature", self.temperature >= 0, ">= 0"),
+              ("topk", self.topk >= 0, ">= 0"),
+              ("topp", 0 <= self.topp <= 1, "in [0, 1]")]
+    for field, ok, want in bounds:
+      if not ok:
+        raise errors.ConfigError(
+            f"DecodingConfig.{field}={getattr(self, field)!r}; expected "
+            f"{want}")
+
+
+def cross_entropy_with_z_loss(logits: Array, targets: Array, weights: Array,
+                              z_loss: float) -> tuple[Array, dict[str, Array]]:
+  """Token-mean cross entropy plus T5X's z-loss, in float32."""
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  target_logits = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
+  nll = log_z - target_logits
+  per_token = nll + z_loss * jnp.square(log_z)
+  weights = weights.astype(jnp.float32)
+  denom = jnp.maximum(weights.sum(), 1.0)
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  aux = {
+      "cross_entropy": (nll * weights).sum() / denom,
+      "accuracy": (correct * weights).sum() / denom,
+      "num_tokens": weights.sum(),
+  }
+  return (per_token * weights).sum() / denom, aux
+
+
+class EncoderDecoderModel:
+  """Wraps a Transformer with loss_fn, score_batch and predict_batch.
+
+  `variables` is always the whole dict the network applies to:
+  {'params': base} for a base or merged model, plus 'adapters' when
+  adapters run unmerged.
+  """
+
+  def __init__(self, module: Transformer, z_loss: float = 1e-4):
+    self.module = module
+    self.z_loss = z_loss
+
+  @property
+  def config(self):
+    return self.module.config
+
+  def init_variables(self, rng: Array, batch_size: int = 1,
+                     encoder_length: int = 8,
+                     decoder_length: int = 8) -> dict[str, Any]:
+    """Boxed variables (with logical axis names) for the given shapes."""
+    enc = jnp.ones((batch_size, encoder_length), jnp.int32)
+    dec = jnp.ones((batch_size, decoder_length), jnp.int32)
+    variables = self.module.init({"params": rng}, enc, dec)
+    adapter = self.module.adapter
+    if adapter is not None and not variables.get("adapters"):
+      raise errors.ConfigError(
+          f"AdapterConfig.targets={adapter.targets!r} matches no kernel; "
+          "kernel paths look like 'encoder/layers_0/attention/query/kernel'.")
+    return variables
+
+  def init_unboxed(self, rng: Array, **shapes) -> dict[str, Any]:
+    return nn.meta.unbox(self.init_variables(rng, **shapes))
+
+  def loss_fn(self, variables: Variables, batch: Batch,
+              dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:
+    """Mean token loss. Dropout is on when dropout_rng is given."""
+    rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
+    logits = self.module.apply(
+        dict(variables), batch["encoder_input_tokens"],
+        batch["decoder_input_tokens"], enable_dropout=rngs is not None,
+        rngs=rngs)
+    targets = batch["decoder_target_tokens"]
+    weights = batch.get("decoder_loss_weights", targets > 0)
+    return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+
+  def score_batch(self, variables: Variables, batch: Batch) -> Array:
+    """Sum of target log-likelihoods per example."""
+    logits = self.module.apply(dict(variables), batch["encoder_input_tokens"],
+                               batch["decoder_input_tokens"])
+    targets = batch["decoder_target_tokens"]
+    weights = batch.get("decoder_loss_weights", targets > 0)
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32))
+    tok = jnp.take_along_axis(log_p, targets[..., None], -1)[..., 0]
+    return (tok * weights).sum(-1)
+
+  def initial_cache(self, variables: Variables, encoder_tokens: Array,
+                    max_decode_length: int) -> Any:
+    """Encodes once and prefills the decoder cache (cross-attention k/v)."""
+    encoded = self.module.apply(dict(variables), encoder_tokens,
+                                method=Transformer.encode)
+    start = jnp.full((encoder_tokens.shape[0], 1),
+                     self.config.decoder_start_token_id, jnp.int32)
+    _, state = self.module.apply(
+        dict(variables), encoded, encoder_tokens, start, decode=True,
+        max_decode_length=max_decode_length, mutable=["cache"],
+        method=Transformer.decode)
+    return state["cache"]
+
+  def tokens_to_logits_fn(self, variables: Variables):
+
+    def tokens_to_logits(ids, cache, step):
+      del step  # The cache tracks its own position.
+      logits, state = self.module.apply(
+          {**variables, "cache": cache}, None, None, ids, decode=True,
+          mutable=["cache"], method=Transformer.decode)
+      return logits[:, -1, :], state["cache"]
+
+    return tokens_to_logits
+
+  def predict_batch(self, variables: Variables, batch: Batch,
+                    config: DecodingConfig = DecodingConfig(),
+                    rng: Optional[Array] = None,
+                    progress_fn=None) -> Array:
+    """Decoded ids (batch, max_decode_length), 0 after EOS."""
+    enc = batch["encoder_input_tokens"]
+    cache = self.initial_cache(variables, enc, config.max_decode_length)
+    common = dict(
+        tokens_to_logits=self.tokens_to_logits_fn(variables),
+        initial_cache=cache, batch_size=enc.shape[0],
+        max_decode_len=config.max_decode_length,
+        eos_id=self.config.eos_token_id,
+        decoder_start_id=self.config.decoder_start_token_id,
+        progress_fn=progress_fn)
+    if config.method == "greedy":
+      return decoding.greedy_decode(**common)
+    if config.method == "beam":
+      ids, _ = decoding.beam_search(
+          beam_size=config.beam_size, alpha=config.alpha,
+          finish_at_max_length=config.finish_at_max_length, **common)
+      return ids[:, 0]
+    if rng is None:
+      raise ValueError("DecodingConfig.method='sample' needs an rng.")
+    ids, _ = decoding.temperature_sample(
+        rng=rng, temperature=config.temperature, topk=config.topk,
+        topp=config.topp, **common)
+    return ids

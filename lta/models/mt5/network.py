@@ -1,0 +1,204 @@
+"""The T5.1.1 / mT5 encoder-decoder network (a plain nn.Module, no task logic)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lta.models import layers
+from lta.models.mt5.config import T5Config
+from lta.models.layers import BATCH, EMBED, LENGTH, VOCAB, constrain
+from lta.adapters.config import AdapterConfig
+
+Array = jax.Array
+
+
+class _Parts(nn.Module):
+  """Shared constructor arguments of the encoder and decoder stacks."""
+  config: T5Config
+  adapter: Optional[AdapterConfig]
+  shared_embedding: nn.Module
+
+  @property
+  def dtype(self):
+    return jnp.dtype(self.config.dtype)
+
+  @property
+  def param_dtype(self):
+    return jnp.dtype(self.config.param_dtype)
+
+  def norm(self, name):
+    return layers.RMSNorm(self.config.layer_norm_epsilon, self.dtype,
+                          self.param_dtype, name=name)
+
+  def attention(self, name):
+    c = self.config
+    return layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate,
+                                     self.adapter, self.dtype,
+                                     self.param_dtype, name=name)
+
+  def mlp(self):
+    c = self.config
+    return layers.MlpBlock(c.d_ff, c.is_gated,
+                           "gelu" if "gelu" in c.feed_forward_proj else "relu",
+                           c.dropout_rate, self.adapter, self.dtype,
+                           self.param_dtype, name="mlp")
+
+  def dropout(self, x, deterministic):
+    return nn.Dropout(self.config.dropout_rate)(x, deterministic=deterministic)
+
+  def relpos(self, bidirectional):
+    c = self.config
+    return layers.RelativePositionBias(
+        c.relative_attention_num_buckets, c.relative_attention_max_distance,
+        c.num_heads, bidirectional, self.dtype, self.param_dtype,
+        name="relpos_bias")
+
+  def embed(self, tokens, deterministic):
+    x = self.shared_embedding(tokens).astype(self.dtype)
+    return self.dropout(constrain(x, (BATCH, LENGTH, EMBED)), deterministic)
+
+
+class EncoderLayer(_Parts):
+
+  @nn.compact
+  def __call__(self, x, bias, mask, deterministic):
+    h = self.norm("pre_attention_layer_norm")(x)
+    h = self.attention("attention")(h, h, bias, mask,
+                                    deterministic=deterministic)
+    x = x + self.dropout(h, deterministic)
+    h = self.norm("pre_mlp_layer_norm")(x)
+    x = x + self.dropout(self.mlp()(h, deterministic), deterministic)
+    return constrain(x, (BATCH, LENGTH, EMBED))
+
+
+class DecoderLayer(_Parts):
+
+  @nn.compact
+  def __call__(self, y, encoded, bias, self_mask, cross_mask, deterministic,
+               decode, position, max_decode_length):
+    h = self.norm("pre_self_attention_layer_norm")(y)
+    h = self.attention("self_attention")(
+        h, h, bias, self_mask, decode=decode, cache_position=position,
+        max_decode_length=max_decode_length, deterministic=deterministic)
+    y = y + self.dropout(h, deterministic)
+    h = self.norm("pre_cross_attention_layer_norm")(y)
+    h = self.attention("encoder_decoder_attention")(
+        h, encoded, jnp.zeros((), self.dtype), cross_mask, is_cross=True,
+        decode=decode, deterministic=deterministic)
+    y = y + self.dropout(h, deterministic)
+    h = self.norm("pre_mlp_layer_norm")(y)
+    y = y + self.dropout(self.mlp()(h, deterministic), deterministic)
+    return constrain(y, (BATCH, LENGTH, EMBED))
+
+
+class Encoder(_Parts):
+
+  @nn.compact
+  def __call__(self, tokens: Array, deterministic: bool = True) -> Array:
+    x = self.embed(tokens, deterministic)
+    positions = jnp.arange(tokens.shape[1])
+    bias = self.relpos(bidirectional=True)(positions, positions)
+    mask = layers.padding_key_mask(tokens)
+    for i in range(self.config.num_encoder_layers):
+      x = EncoderLayer(self.config, self.adapter, self.shared_embedding,
+                       name=f"layers_{i}")(x, bias, mask, deterministic)
+    x = self.norm("encoder_norm")(x)
+    return self.dropout(x, deterministic)
+
+
+class Decoder(_Parts):
+
+  @nn.compact
+  def __call__(self, encoded: Optional[Array], encoder_tokens: Optional[Array],
+               decoder_input_tokens: Array, deterministic: bool = True,
+               decode: bool = False,
+               max_decode_length: Optional[int] = None) -> Array:
+    c = self.config
+    q_len = decoder_input_tokens.shape[1]
+    y = self.embed(decoder_input_tokens, deterministic)
+    position = None
+    if decode:
+      position, k_len, cross_mask = self._decode_state(encoder_tokens, q_len,
+                                                       max_decode_length)
+      q_pos = position + jnp.arange(q_len)
+    else:
+      k_len, q_pos = q_len, jnp.arange(q_len)
+      cross_mask = layers.padding_key_mask(encoder_tokens)
+    k_pos = jnp.arange(k_len)
+    self_mask = (k_pos[None, :] <= q_pos[:, None])[None, None]
+    bias = self.relpos(bidirectional=False)(q_pos, k_pos)
+    for i in range(c.num_decoder_layers):
+      y = DecoderLayer(c, self.adapter, self.shared_embedding,
+                       name=f"layers_{i}")(y, encoded, bias, self_mask,
+                                           cross_mask, deterministic, decode,
+                                           position, max_decode_length)
+    y = self.norm("decoder_norm")(y)
+    y = self.dropout(y, deterministic)
+    if c.tie_word_embeddings:
+      # T5 v1.0 rescales before the tied head.
+      logits = self.shared_embedding.attend(y * c.d_model**-0.5)
+    else:
+      logits = layers.Projection(
+          c.vocab_size, (EMBED, VOCAB),
+          kernel_init=nn.initializers.normal(c.d_model**-0.5),
+          adapter=self.adapter, dtype=self.dtype,
+          param_dtype=self.param_dtype, name="logits_dense")(y, deterministic)
+    return constrain(logits.astype(jnp.float32), (BATCH, LENGTH, VOCAB))
+
+  def _decode_state(self, encoder_tokens, q_len, max_decode_length):
+    """Step position, key length and cross mask for cached decoding."""
+    initialized = self.has_variable("cache", "position")
+    pos = self.variable("cache", "position", jnp.zeros, (), jnp.int32)
+    mask = self.variable("cache", "encoder_mask", layers.padding_key_mask,
+                         encoder_tokens)
+    if not initialized:
+      if max_decode_length is None:
+        raise ValueError("The prefill call of cached decoding needs "
+                         "max_decode_length.")
+      return jnp.zeros((), jnp.int32), q_len, mask.value
+    position = pos.value
+    pos.value = position + q_len
+    return position, self._cache_length(), mask.value
+
+  def _cache_length(self) -> int:
+    cache = self.scope.variables()["cache"]
+    return cache["layers_0"]["self_attention"]["cached_key"].shape[1]
+
+
+class Transformer(nn.Module):
+  """mT5 encoder-decoder. Variables: 'params' (base), optional 'adapters'."""
+  config: T5Config
+  adapter: Optional[AdapterConfig] = None
+
+  def setup(self):
+    c = self.config
+    self.token_embedder = nn.Embed(
+        c.vocab_size, c.d_model, dtype=jnp.dtype(c.dtype),
+        param_dtype=jnp.dtype(c.param_dtype),
+        embedding_init=nn.with_logical_partitioning(
+            nn.initializers.normal(1.0), (VOCAB, EMBED)))
+    self.encoder = Encoder(c, self.adapter, self.token_embedder)
+    self.decoder = Decoder(c, self.adapter, self.token_embedder)
+
+  def encode(self, encoder_input_tokens: Array,
+             enable_dropout: bool = False) -> Array:
+    return self.encoder(encoder_input_tokens, deterministic=not enable_dropout)
+
+  def decode(self, encoded: Optional[Array],
+             encoder_input_tokens: Optional[Array],
+             decoder_input_tokens: Array, enable_dropout: bool = False,
+             decode: bool = False,
+             max_decode_length: Optional[int] = None) -> Array:
+    return self.decoder(encoded, encoder_input_tokens, decoder_input_tokens,
+                        deterministic=not enable_dropout, decode=decode,
+                        max_decode_length=max_decode_length)
+
+  def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
+               enable_dropout: bool = False) -> Array:
+    encoded = self.encode(encoder_input_tokens, enable_dropout)
+    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
+                       enable_dropout)
