@@ -5,7 +5,8 @@ import pytest
 
 from lta.models import contract as models
 from lta.models.mt5.network import Transformer
-from lta.adapters import merge, trainable
+from lta.adapters import deltas as merge
+from lta.adapters import trainable
 from lta.models.layers import Projection
 from lta.adapters.config import MLP_TARGETS, AdapterConfig
 from tests.model.tiny import TINY
