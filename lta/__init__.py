@@ -78,6 +78,9 @@ class _MovedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
   """Finds an old module name and loads the module at its new place."""
 
   def find_spec(self, name, path=None, target=None):
+    # First on sys.meta_path: an old name's parent is the new package, where
+    # the path finder would load a second copy of a module (lta.peft.config
+    # from lta/adapters/config.py), registering its configurables twice.
     del path, target
     if name not in MOVED:
       return None
@@ -97,4 +100,4 @@ class _MovedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     return new.loader.get_code(new.name)
 
 
-sys.meta_path.append(_MovedModule())
+sys.meta_path.insert(0, _MovedModule())  # before PathFinder: see find_spec

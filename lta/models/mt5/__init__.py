@@ -1,0 +1,1 @@
+"""mT5: T5Config (config) and the encoder-decoder network (network)."""
