@@ -28,7 +28,7 @@ from safetensors.numpy import load_file, save_file
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lta.arithmetic import compositions as arithmetic  # noqa: E402
-from lta.arithmetic import merge_methods  # noqa: E402
+from lta.adapters import deltas  # noqa: E402
 from lta.adapters.config import AdapterConfig  # noqa: E402
 from lta.adapters.manifest import Adapter, AdapterManifest  # noqa: E402
 from lta.adapters.tree import flatten_tree, unflatten_tree  # noqa: E402
@@ -100,9 +100,7 @@ def main():
   composed, manifest = compose("factor")
 
   def merge():
-    deltas = {f"{m}/delta": merge_methods.module_delta(l, manifest.config)
-              for m, l in merge_methods.modules(composed).items()}
-    merge_methods.merge_into_base(base_tree, unflatten_tree(deltas))
+    deltas.merge_into_base(base_tree, composed, manifest.config)
 
   rows = [("compose factor (11 adapters)", timed(lambda: compose("factor"),
                                                  args.repeats)),
