@@ -33,7 +33,6 @@ from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
 from lta.adapters.tree import unflatten_tree
 
-DELTA_LEAF = merge.DELTA_LEAF
 OUTPUTS = ("delta", "lora", "kron")
 METHODS = ("linear", "ties", "dare")
 
@@ -195,7 +194,7 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
   flat: dict[str, Any] = {}
   if output == "delta":
     for m, d in deltas.items():
-      flat[f"{m}/{DELTA_LEAF}"] = d.astype(dtype)
+      flat[f"{m}/{merge.DELTA_LEAF}"] = d.astype(dtype)
     return unflatten_tree(flat), config
   if output == "lora":
     if config.kind != "lora":
