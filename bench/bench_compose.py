@@ -28,12 +28,11 @@ from safetensors.numpy import load_file, save_file
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lta.arithmetic import compositions as arithmetic  # noqa: E402
-from lta.arithmetic import merge_methods  # noqa: E402
+from lta.adapters import deltas  # noqa: E402
 from lta.adapters.config import AdapterConfig  # noqa: E402
 from lta.adapters.manifest import Adapter, AdapterManifest  # noqa: E402
 from lta.adapters.tree import flatten_tree, unflatten_tree  # noqa: E402
-
-LANGS = ("ar", "bn", "en", "ja", "ko", "id", "sw", "ru", "te", "th", "tr")
+from lta.languages.related import XLSUM_SEEN  # noqa: E402
 
 
 def modules(layers: int) -> list[str]:
@@ -85,7 +84,7 @@ def main():
   config = AdapterConfig(kind="lora", rank=args.rank, alpha=float(args.rank))
   rng = np.random.default_rng(0)
   adapters = {l: make_adapter(rng, mods, args.d_model, inner, config, l)
-              for l in LANGS}
+              for l in XLSUM_SEEN}
   base = {}
   for m in mods:
     shape = (inner, args.d_model) if m.endswith("/out") else (args.d_model,
@@ -101,9 +100,7 @@ def main():
   composed, manifest = compose("factor")
 
   def merge():
-    deltas = {f"{m}/delta": merge_methods.module_delta(l, manifest.config)
-              for m, l in merge_methods.modules(composed).items()}
-    merge_methods.merge_into_base(base_tree, unflatten_tree(deltas))
+    deltas.merge_into_base(base_tree, composed, manifest.config)
 
   rows = [("compose factor (11 adapters)", timed(lambda: compose("factor"),
                                                  args.repeats)),

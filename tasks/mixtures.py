@@ -19,6 +19,8 @@ from typing import Callable, Sequence, Union
 
 import seqio
 
+from lta.languages.related import XLSUM_UNSEEN
+
 from . import mc4
 from . import tydiqa
 from . import xlsum
@@ -122,7 +124,7 @@ def register_multi_source_mixture(
   return name
 
 
-for _target in xlsum.XLSUM_UNSEEN:
+for _target in XLSUM_UNSEEN:
   register_target_lm_mixture("xlsum", "en", [_target])
 for _target in tydiqa.TYDIQA_LANGS:
   if _target != "en":

@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 
 from lta import errors
 from lta.data import vocab
+from lta.languages.related import XLSUM_SEEN, XLSUM_UNSEEN
 
 from . import mc4_index
 from . import tydiqa_builder
@@ -31,7 +32,7 @@ from . import xlsum
 from . import xlsum_builder
 
 # Names accepted for --xlsum_languages besides ISO codes.
-XLSUM_LANGUAGE_SETS = {"seen": xlsum.XLSUM_SEEN, "unseen": xlsum.XLSUM_UNSEEN,
+XLSUM_LANGUAGE_SETS = {"seen": XLSUM_SEEN, "unseen": XLSUM_UNSEEN,
                        "all": xlsum.XLSUM_LANGS}
 
 

@@ -5,8 +5,9 @@ are ROUGE-1/2/L: plain ROUGE for English and SentencePiece-ROUGE with the
 configured (mT5) vocabulary for every other language, as in the paper.
 
 The paper's language sets are `XLSUM_SEEN` (task vectors are trained on
-these) and `XLSUM_UNSEEN` (zero-shot evaluation only). The mixture
-`xlsum_seen` is the paper's multilingual baseline.
+these) and `XLSUM_UNSEEN` (zero-shot evaluation only), defined in
+`lta.languages.related`. The mixture `xlsum_seen` is the paper's
+multilingual baseline.
 """
 
 import functools
@@ -17,12 +18,11 @@ import seqio
 import tensorflow as tf
 
 from lta.data import vocab
+from lta.languages.related import XLSUM_SEEN, XLSUM_UNSEEN
 
 from . import xlsum_builder
 
 XLSUM_LANGS = tuple(xlsum_builder.XLSUM_LANGUAGES)
-XLSUM_SEEN = ("ar", "bn", "en", "id", "ja", "ko", "ru", "sw", "te", "th", "tr")
-XLSUM_UNSEEN = ("mr", "gu", "zh", "ne", "pt", "si", "so", "vi", "yo", "uk", "fa")
 
 TFDS_VERSION = "2.0.0"
 SPLITS = ("train", "validation", "test")

@@ -21,6 +21,7 @@ from lta.adapters import adapter_io
 from lta.adapters import deltas as merge
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter, AdapterManifest
+from lta.adapters.tree import flatten_tree
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "hf", "mt5_tiny")
 LORA = AdapterConfig(rank=2, alpha=4.0)
@@ -95,6 +96,28 @@ def test_merge_writes_the_composition_with_provenance(tmp_path, base):
   config, params, _ = base
   _, merged = hf.load_hf_checkpoint(str(out / "model"))
   expected = merge.merge_into_base(params, tree, manifest.config)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               merged, expected)
+
+
+def test_merge_folds_a_delta_space_dw_tree_into_the_base(tmp_path, saved,
+                                                          base):
+  """output='delta' gives a dW tree; the one merge_into_base folds it too."""
+  out = tmp_path / "out"
+  assert merge_main.main(_standard(saved, out, space='"delta"',
+                                   output='"delta"',
+                                   merge_into_base_path=f'"{FIXTURE}"')) == 0
+  tree, _ = adapter_io.load_adapter(str(out / "adapter"))
+  assert {p.rpartition("/")[2] for p in flatten_tree(tree)} == {
+      merge.DELTA_LEAF}
+  dw = {name: merge.adapter_deltas(adapter_io.load_adapter(saved[name])[0],
+                                   LORA)
+        for name in ("task_en", "lang_en", "lang_pt")}
+  # Eq. 2 on dW: 0.7 task_en + 0.3 (lang_pt - lang_en), added to the base.
+  expected = merge.add_deltas(base[1], {
+      k: 0.7 * dw["task_en"][k] + 0.3 * (dw["lang_pt"][k] - dw["lang_en"][k])
+      for k in dw["task_en"]})
+  _, merged = hf.load_hf_checkpoint(str(out / "model"))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
                merged, expected)
 

@@ -49,7 +49,8 @@ def layout_of(leaves: Mapping[str, Any], where: str) -> str:
     if names == tuple(sorted(expected)):
       return layout
   raise ValueError(f"Adapter at {where} has leaves {list(names)}; expected "
-                   f"one of {[list(v) for v in LEAVES.values()]}.")
+                   f"one of {[list(v) for v in LEAVES.values()]}, or "
+                   f"{[DELTA_LEAF]} in a dW tree.")
 
 
 def kron_b(leaves: Mapping[str, Any], dtype=None) -> np.ndarray:
@@ -114,8 +115,14 @@ def _config_summary(config: AdapterConfig) -> str:
 
 def module_delta(leaves: Mapping[str, Any], scale: float, where: str = "?",
                  dtype=np.float32) -> np.ndarray:
-  """dW (in, out) of one adapted kernel, scaling the small factor."""
+  """dW (in, out) of one adapted kernel, scaling the small factor.
+
+  A dW tree's module (one DELTA_LEAF, from a delta-space composition) holds
+  its dW already scaled: it is returned as it is, in `dtype`.
+  """
   f = {k: np.asarray(v, dtype) for k, v in leaves.items()}
+  if set(f) == {DELTA_LEAF}:
+    return f[DELTA_LEAF]
   if layout_of(f, where) == "lora":
     return (scale * f[LORA_A]) @ f[LORA_B]
   return np.kron(scale * f[KRON_A], kron_b(f))
@@ -151,7 +158,11 @@ def add_deltas(params: Mapping[str, Any], deltas: Mapping[str, Any],
 
 def merge_into_base(params: Mapping[str, Any], adapters: Mapping[str, Any],
                     config: AdapterConfig) -> dict[str, Any]:
-  """W + dW for every adapted kernel; decoding then costs the base model's."""
+  """W + dW for every adapted kernel; decoding then costs the base model's.
+
+  `adapters` is an adapter tree (LoRA or Kronecker factors) or a dW tree
+  (`{module: {DELTA_LEAF: dW}}`, a delta-space composition's output).
+  """
   return add_deltas(params, adapter_deltas(adapters, config), +1.0)
 
 

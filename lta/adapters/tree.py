@@ -7,13 +7,17 @@ same tree the same way wherever it was built.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 
-def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_tree(tree: Mapping[str, Any], prefix: str = "",
+                 is_leaf: Optional[Callable[[Any], bool]] = None
+                 ) -> dict[str, Any]:
   """Nested dict -> {'a/b/leaf': array}, in sorted key order.
 
-  Any Mapping (dict, FrozenDict) is a node; an empty one leaves no path.
+  Any Mapping (dict, FrozenDict) is a node, unless `is_leaf` says it is a
+  leaf (a T5X checkpoint's TensorStore spec, say); an empty node leaves no
+  path.
   """
   flat = {}
   for key in sorted(tree, key=str):
@@ -22,8 +26,8 @@ def flatten_tree(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
                        "'/'")
     value = tree[key]
     path = f"{prefix}{key}"
-    if isinstance(value, Mapping):
-      flat.update(flatten_tree(value, path + "/"))
+    if isinstance(value, Mapping) and not (is_leaf and is_leaf(value)):
+      flat.update(flatten_tree(value, path + "/", is_leaf))
     else:
       flat[path] = value
   return flat

@@ -6,7 +6,8 @@ composition sum_i w_i * adapter_i means exactly sum_i w_i * dW_i. The result
 is returned as
 
 * a dW tree, `{module path: {"delta": (in, out)}}` mirroring the adapter
-  tree, to be added to the base weights with `merge_into_base`;
+  tree, which `lta.adapters.deltas.merge_into_base` folds into the base
+  weights like any adapter;
 * a LoRA tree of a chosen rank (truncated SVD; exact when the rank is at
   least the rank of the sum); or
 * a Kronecker tree: the nearest Kronecker product (Van Loan & Pitsianis,
@@ -32,7 +33,6 @@ from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
 from lta.adapters.tree import unflatten_tree
 
-DELTA_LEAF = merge.DELTA_LEAF
 OUTPUTS = ("delta", "lora", "kron")
 METHODS = ("linear", "ties", "dare")
 
@@ -53,7 +53,8 @@ def module_delta(leaves: Mapping[str, Any], config: AdapterConfig,
   return merge.module_delta(leaves, config.scale, dtype=dtype)
 
 
-def adapter_deltas(adapter: Adapter, dtype=None) -> dict[str, np.ndarray]:
+def _module_deltas(adapter: Adapter, dtype=None) -> dict[str, np.ndarray]:
+  """{module path: dW} (`deltas.adapter_deltas` keys by kernel path)."""
   dtype = dtype or _compute_dtype(adapter.manifest.dtype)
   return {m: module_delta(leaves, adapter.config, dtype)
           for m, leaves in modules(adapter.tree).items()}
@@ -170,7 +171,7 @@ def combine_deltas(adapters: Sequence[Adapter], weights: Sequence[float], *,
     raise errors.ConfigError(
         f"merge method {method!r}; expected one of {METHODS}")
   dtype = dtype or _compute_dtype(adapters[0].manifest.dtype)
-  per_adapter = [adapter_deltas(a, dtype) for a in adapters]
+  per_adapter = [_module_deltas(a, dtype) for a in adapters]
   merged = {}
   for j, module in enumerate(sorted(per_adapter[0])):
     ds = [d[module] for d in per_adapter]
@@ -193,7 +194,7 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
   flat: dict[str, Any] = {}
   if output == "delta":
     for m, d in deltas.items():
-      flat[f"{m}/{DELTA_LEAF}"] = d.astype(dtype)
+      flat[f"{m}/{merge.DELTA_LEAF}"] = d.astype(dtype)
     return unflatten_tree(flat), config
   if output == "lora":
     if config.kind != "lora":
@@ -261,14 +262,3 @@ def linear_lowrank(adapters: Sequence[Adapter], weights: Sequence[float],
         dtype).items()})
   return unflatten_tree(flat), config
 
-
-def merge_into_base(params: Mapping[str, Any],
-                    delta_tree: Mapping[str, Any]) -> dict[str, Any]:
-  """Base params with each module's dW added to its `kernel`."""
-  deltas = {}
-  for module, leaves in modules(delta_tree).items():
-    if set(leaves) != {DELTA_LEAF}:
-      raise ValueError(f"dW tree at {module!r} has leaves {sorted(leaves)}; "
-                       f"expected only {DELTA_LEAF!r}")
-    deltas[f"{module}/kernel"] = leaves[DELTA_LEAF]
-  return merge.add_deltas(params, deltas)

@@ -56,6 +56,11 @@ _REQUIRED = object()
 _LORA_KEYS = {"lora_A.weight": merge.LORA_A, "lora_B.weight": merge.LORA_B}
 _LOKR_KEYS = {"lokr_w1": merge.KRON_A, "lokr_w2": merge.KRON_B,
               "lokr_w2_a": merge.KRON_B_UP, "lokr_w2_b": merge.KRON_B_DOWN}
+# peft's tensor names of each lta layout (merge.LEAVES): {layout: names}.
+_PEFT_NAMES = {layout: frozenset(key for key, leaf in {**_LORA_KEYS,
+                                                       **_LOKR_KEYS}.items()
+                                 if leaf in leaves)
+               for layout, leaves in merge.LEAVES.items()}
 _KEY_RE = re.compile(re.escape(PREFIX) + r"(.+)\.(lora_[AB]\.weight|lokr_\w+)")
 
 _ATTENTION_HF = ("q", "k", "v", "o")
@@ -231,7 +236,7 @@ def _modules(weights, kind, source) -> dict[str, dict[str, np.ndarray]]:
 def _lora_tree(modules, rank, source, config_path):
   tree = {}
   for kernel, leaves in modules.items():
-    if set(leaves) != set(_LORA_KEYS):
+    if set(leaves) != _PEFT_NAMES["lora"]:
       raise CheckpointError(f"{source}: {kernel} has {sorted(leaves)}; LoRA "
                             "needs lora_A and lora_B")
     a, b = leaves["lora_A.weight"], leaves["lora_B.weight"]
@@ -248,8 +253,7 @@ def _lokr_tree(modules, r, source, config_path):
   tree, low_rank = {}, {}
   for kernel, leaves in modules.items():
     names = set(leaves)
-    if names not in ({"lokr_w1", "lokr_w2"},
-                     {"lokr_w1", "lokr_w2_a", "lokr_w2_b"}):
+    if names not in (_PEFT_NAMES["krona"], _PEFT_NAMES["lokr"]):
       raise CheckpointError(
           f"{source}: {kernel} has {sorted(names)}; LoKr needs lokr_w1 and "
           "lokr_w2 (or lokr_w2_a, lokr_w2_b)")

@@ -41,18 +41,6 @@ def _is_ts_spec(value: Any) -> bool:
   return isinstance(value, Mapping) and "driver" in value
 
 
-def _flatten_state(tree: Mapping[str, Any], prefix: str = "") -> dict:
-  """Flattens to '/'-joined paths, keeping TensorStore spec dicts whole."""
-  flat = {}
-  for key, value in tree.items():
-    path = f"{prefix}{key}"
-    if isinstance(value, Mapping) and not _is_ts_spec(value):
-      flat.update(_flatten_state(value, path + "/"))
-    else:
-      flat[path] = value
-  return flat
-
-
 def _absolute_spec(spec: Mapping[str, Any], ckpt_dir: str) -> dict:
   """T5X writes relative paths (and maybe a gcs driver); read locally."""
   spec = copy.deepcopy(dict(spec))
@@ -101,7 +89,8 @@ def _read_t5x_msgpack(ckpt_dir: str) -> dict[str, Any]:
   if "target" not in state:
     raise ValueError(f"{path}: no 'target' (parameters) in the checkpoint; "
                      f"found {sorted(state)}")
-  flat = _flatten_state(state["target"])
+  # TensorStore spec dicts stay whole: each is one parameter.
+  flat = flatten_tree(state["target"], is_leaf=_is_ts_spec)
   return {name: (_read_spec(value, ckpt_dir, name) if _is_ts_spec(value)
                  else np.asarray(value)) for name, value in flat.items()}
 

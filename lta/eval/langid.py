@@ -10,15 +10,24 @@ and calls short Bengali Assamese.
 
 Language codes are ISO 639-1 where one exists (`zh`, `fa`, `he`), else the
 three-letter codes of lid.176 (`yue`, `new`); see `to_lid_code`.
+
+Language fidelity (the share of outputs in the target language) is measured
+by one function, `language_fidelity`, over any `LanguageIdentifier`: the
+fastText one here by default, or a synthetic world's
+(`lta.synthetic.lexicon_lid.LexiconIndex`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.resources
+import logging
 import os
 import re
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Protocol, Sequence
+
+import numpy as np
 
 from lta.errors import ConfigError
 
@@ -59,6 +68,21 @@ LANGUAGE_ALIASES = {
 
 class UndetectableLanguageError(ConfigError):
   """A language the identifier has no label for."""
+
+
+class LanguageIdentifier(Protocol):
+  """Says which language each text is in."""
+
+  name: str  # How notes, tables and logs name the identifier.
+
+  def label(self, lang: str) -> str:
+    """The label `identify` gives text in `lang`.
+
+    Raises UndetectableLanguageError for a language it cannot identify.
+    """
+
+  def identify(self, texts: Sequence[str]) -> list[Optional[str]]:
+    """Each text's label; None for a text in no language it knows."""
 
 
 def to_lid_code(lang: str) -> str:
@@ -120,3 +144,73 @@ def detect_languages(texts: Sequence[str],
 def detect_language(text: str, model_path: Optional[str] = None
                     ) -> Optional[str]:
   return detect_languages([text], model_path)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class FastTextIdentifier:
+  """fastText lid.176: the bundled .ftz, or the model at `model_path`."""
+  model_path: Optional[str] = None
+  name: ClassVar[str] = IDENTIFIER
+
+  def label(self, lang: str) -> str:
+    return to_lid_code(lang)
+
+  def identify(self, texts: Sequence[str]) -> list[Optional[str]]:
+    return detect_languages(texts, self.model_path)
+
+
+def _or_fasttext(identifier: Optional[LanguageIdentifier]
+                 ) -> LanguageIdentifier:
+  return FastTextIdentifier() if identifier is None else identifier
+
+
+def language_matches(predictions: Sequence[str], target_lang: str,
+                     identifier: Optional[LanguageIdentifier] = None
+                     ) -> np.ndarray:
+  """Whether each prediction is identified as `target_lang` (blank: False).
+
+  identifier: fastText lid.176 (`FastTextIdentifier()`) when None.
+  """
+  identifier = _or_fasttext(identifier)
+  label = identifier.label(target_lang)
+  return np.array([found == label for found in
+                   identifier.identify(list(predictions))], dtype=bool)
+
+
+def language_fidelity(predictions: Sequence[str], target_lang: str,
+                      identifier: Optional[LanguageIdentifier] = None
+                      ) -> float:
+  """Percentage (0-100) of predictions identified as `target_lang`.
+
+  With fastText (the default), `target_lang` is an ISO 639-1 code (`zh`,
+  `fa`, ...), a region-tagged code (`zh-Hans`) or an XLSum/TyDi QA language
+  name. Empty predictions count as not in the target language.
+  """
+  if not len(predictions):
+    raise ValueError("no predictions to identify")
+  return 100.0 * float(np.mean(language_matches(predictions, target_lang,
+                                                identifier)))
+
+
+_GAPS_WARNED: set[tuple[str, str]] = set()
+
+
+def fidelity_gap(target_lang: str,
+                 identifier: Optional[LanguageIdentifier] = None
+                 ) -> Optional[str]:
+  """None if `identifier` knows `target_lang`, else why there is no score.
+
+  The note ("n/a: ...") stands wherever the fidelity would (tables,
+  scores.json, console), never a bare NaN; it is logged once per language.
+  """
+  identifier = _or_fasttext(identifier)
+  try:
+    identifier.label(target_lang)
+    return None
+  except UndetectableLanguageError:
+    note = f"n/a: the identifier ({identifier.name}) has no {target_lang!r}"
+    if (identifier.name, target_lang) not in _GAPS_WARNED:
+      _GAPS_WARNED.add((identifier.name, target_lang))
+      logging.getLogger(__name__).warning(
+          "Language fidelity is not measured for %r: %s", target_lang, note)
+    return note

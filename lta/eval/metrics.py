@@ -4,7 +4,8 @@
   the paper's "ROUGE-2 spm" for non-English XLSum. `rouge_plain`: ROUGE with
   rouge-score's default tokenizer and Porter stemming, for English.
 * `squad_f1_em`: SQuAD v1.1 F1 and exact match, used for TyDi QA GoldP.
-* `language_fidelity`: share of outputs in the target language.
+* `make_language_fidelity_metric`: share of outputs in the target language
+  (`lta.eval.langid.language_fidelity`).
 * `bootstrap_ci`: percentile bootstrap over per-example scores.
 
 All scores are in [0, 100] and are means over examples. (XLSum's and T5's
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import logging
 import os
 import re
 import string
@@ -217,54 +217,6 @@ def squad_f1_em(targets: Sequence[Target], predictions: Sequence[str],
 
 
 # ----------------------------------------------------------------------------
-# Target-language fidelity.
-# ----------------------------------------------------------------------------
-
-
-def language_matches(predictions: Sequence[str], target_lang: str,
-                     model_path: Optional[str] = None) -> np.ndarray:
-  """Whether each prediction is detected as `target_lang` (blank: False)."""
-  code = langid.to_lid_code(target_lang)
-  detected = langid.detect_languages(list(predictions), model_path)
-  return np.array([d == code for d in detected], dtype=bool)
-
-
-_GAPS_WARNED: set[str] = set()
-
-
-def fidelity_gap(target_lang: str) -> Optional[str]:
-  """None if the identifier knows `target_lang`, else why there is no score.
-
-  The note ("n/a: ...") stands wherever the fidelity would (tables,
-  scores.json, console), never a bare NaN; it is logged once per language.
-  """
-  try:
-    langid.to_lid_code(target_lang)
-    return None
-  except langid.UndetectableLanguageError:
-    note = f"n/a: the identifier ({langid.IDENTIFIER}) has no {target_lang!r}"
-    if target_lang not in _GAPS_WARNED:
-      _GAPS_WARNED.add(target_lang)
-      logging.getLogger(__name__).warning(
-          "Language fidelity is not measured for %r: %s", target_lang, note)
-    return note
-
-
-def language_fidelity(predictions: Sequence[str], target_lang: str,
-                      model_path: Optional[str] = None) -> float:
-  """Percentage (0-100) of predictions detected as `target_lang`.
-
-  `target_lang` is an ISO 639-1 code (`zh`, `fa`, ...), a region-tagged code
-  (`zh-Hans`) or an XLSum/TyDi QA language name; see `lta.eval.langid`.
-  Empty predictions count as not in the target language.
-  """
-  if not len(predictions):
-    raise ValueError("no predictions to identify")
-  return 100.0 * float(np.mean(language_matches(predictions, target_lang,
-                                                model_path)))
-
-
-# ----------------------------------------------------------------------------
 # Bootstrap confidence intervals.
 # ----------------------------------------------------------------------------
 
@@ -359,13 +311,18 @@ def squad_metric(targets: Sequence[Target],
   return squad_f1_em(targets, predictions)
 
 
-def make_language_fidelity_metric(target_lang: str,
-                                  model_path: Optional[str] = None
-                                  ) -> MetricFn:
-  """seqio metric fn returning {'language_fidelity': percent}."""
-  langid.to_lid_code(target_lang)  # fail at registration, not at eval
+def make_language_fidelity_metric(
+    target_lang: str,
+    identifier: Optional[langid.LanguageIdentifier] = None) -> MetricFn:
+  """seqio metric fn returning {'language_fidelity': percent}.
+
+  identifier: fastText lid.176 when None (see `langid.language_fidelity`).
+  """
+  identifier = (langid.FastTextIdentifier() if identifier is None
+                else identifier)
+  identifier.label(target_lang)  # fail at registration, not at eval
   def language_fidelity_metric(targets, predictions):
     del targets
-    return {"language_fidelity": language_fidelity(predictions, target_lang,
-                                                   model_path)}
+    return {"language_fidelity": langid.language_fidelity(
+        predictions, target_lang, identifier)}
   return language_fidelity_metric

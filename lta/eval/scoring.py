@@ -173,10 +173,10 @@ def score_task(task_name: str, examples: Sequence[Mapping[str, Any]],
   notes: dict[str, str] = {}
   if fidelity and fidelity_fn is not None:
     scores["language_fidelity"] = float(fidelity_fn(texts, lang))
-  elif fidelity and metrics.fidelity_gap(lang):
-    notes["language_fidelity"] = metrics.fidelity_gap(lang)
+  elif fidelity and langid.fidelity_gap(lang):
+    notes["language_fidelity"] = langid.fidelity_gap(lang)
   elif fidelity:
-    scores["language_fidelity"] = metrics.language_fidelity(texts, lang)
+    scores["language_fidelity"] = langid.language_fidelity(texts, lang)
   main = main_metric(task_name)
   per_example = main_per_example(task_name, targets, predictions)
   _, low, high = metrics.bootstrap_ci(per_example)

@@ -1,6 +1,7 @@
-"""Languages: URIEL distances, coordinates and related-language choice.
+"""Languages: the paper's XLSum sets, URIEL distances, related languages.
 
-  related             URIEL distance tables and the related-language rules
-  geo                 geographic distance from URIEL coordinates
+  related             XLSUM_SEEN / XLSUM_UNSEEN, URIEL distance tables, the
+                      paper's Table 5 and the related-language rules
+  geo                 coordinates trilaterated from URIEL
   make_uriel_tables   rebuilds the committed *.tsv tables from lang2vec
 """

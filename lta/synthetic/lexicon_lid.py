@@ -7,20 +7,29 @@ when L's share is the largest, strictly. Related languages share content
 words but never function morphemes (adpositions, verb suffixes), so every
 well-formed sentence has a word that breaks the tie; a text whose words
 belong equally to two languages (or to none) is in no language.
+
+`LexiconIndex` is a `lta.eval.langid.LanguageIdentifier`: language fidelity
+on the world is `langid.language_fidelity(predictions, lang,
+LexiconIndex(world))`, and its seqio metric
+`metrics.make_language_fidelity_metric(lang, LexiconIndex(world))`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
-import numpy as np
-
+from lta.eval import langid
 from lta.synthetic import grammar
 from lta.synthetic import world as world_lib
 
 
 class LexiconIndex:
-  """Surface token -> the languages whose lexicon holds it."""
+  """Surface token -> the languages whose lexicon holds it.
+
+  world: a WorldInfo or the path of a world (its directory or world.json).
+  """
+
+  name = "synthetic-world lexicon"
 
   def __init__(self, world: world_lib.WorldLike):
     world = world_lib.as_world(world)
@@ -40,12 +49,21 @@ class LexiconIndex:
         counts[code] += 1
     return {c: (n / len(words) if words else 0.0) for c, n in counts.items()}
 
-  def identify(self, text: str) -> Optional[str]:
+  def language_of(self, text: str) -> Optional[str]:
     """The language with the strictly largest share, or None."""
     shares = self.shares(text)
     best = max(shares.values())
     winners = [c for c, s in shares.items() if s == best]
     return winners[0] if best > 0 and len(winners) == 1 else None
+
+  def label(self, lang: str) -> str:
+    if lang not in self.languages:
+      raise langid.UndetectableLanguageError(
+          f"{lang!r} is not a language of this world {list(self.languages)}")
+    return lang
+
+  def identify(self, texts: Sequence[str]) -> list[Optional[str]]:
+    return [self.language_of(text) for text in texts]
 
 
 def language_shares(text: str, world: world_lib.WorldLike) -> dict[str, float]:
@@ -53,43 +71,14 @@ def language_shares(text: str, world: world_lib.WorldLike) -> dict[str, float]:
 
 
 def identify(text: str, world: world_lib.WorldLike) -> Optional[str]:
-  return LexiconIndex(world).identify(text)
-
-
-def _check_language(lang: str, index: LexiconIndex) -> None:
-  if lang not in index.languages:
-    raise ValueError(f"{lang!r} is not a language of this world "
-                     f"{list(index.languages)}")
-
-
-def language_matches(predictions: Sequence[str], lang: str,
-                     world: world_lib.WorldLike) -> np.ndarray:
-  """Whether each prediction is identified as `lang` (empty: False)."""
-  index = LexiconIndex(world)
-  _check_language(lang, index)
-  return np.array([index.identify(p) == lang for p in predictions], dtype=bool)
+  return LexiconIndex(world).language_of(text)
 
 
 def language_fidelity(predictions: Sequence[str], lang: str,
                       world: world_lib.WorldLike) -> float:
-  """Percentage (0-100) of predictions identified as `lang`.
+  """`langid.language_fidelity` with the world's lexicon.
 
-  The synthetic counterpart of `lta.eval.metrics.language_fidelity`; `world` is
-  a WorldInfo or the path of a world (its directory or world.json).
+  Kept for lta/pipeline/run.py's call until it passes the identifier
+  itself; new code calls langid.language_fidelity.
   """
-  if not len(predictions):
-    raise ValueError("no predictions to identify")
-  return 100.0 * float(np.mean(language_matches(predictions, lang, world)))
-
-
-def make_language_fidelity_metric(lang: str, world: world_lib.WorldLike
-                                  ) -> Callable[[Sequence, Sequence[str]],
-                                                Mapping[str, float]]:
-  """seqio metric fn returning {'language_fidelity': percent}."""
-  world = world_lib.as_world(world)
-
-  def language_fidelity_metric(targets, predictions):
-    del targets  # Fidelity looks at the predictions only.
-    return {"language_fidelity": language_fidelity(predictions, lang, world)}
-
-  return language_fidelity_metric
+  return langid.language_fidelity(predictions, lang, LexiconIndex(world))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from lta.arithmetic import compositions as arithmetic
+from lta.adapters import deltas
 from lta.arithmetic import merge_methods
 from lta.adapters.tree import flatten_tree
 from tests.arithmetic.random_adapters import (base_params, krona_config,
@@ -146,9 +147,9 @@ def test_merge_into_base_adds_delta_to_kernels():
   rng = np.random.default_rng(9)
   params = base_params(rng)
   a = make_adapter(rng, lora_config())
-  delta, _ = arithmetic.merge_adapters([a], [1.0], space="delta",
-                                       output="delta")
-  merged = merge_methods.merge_into_base(params, delta)
+  delta, manifest = arithmetic.merge_adapters([a], [1.0], space="delta",
+                                              output="delta")
+  merged = deltas.merge_into_base(params, delta, manifest.config)
   for m, leaves in merge_methods.modules(a.tree).items():
     node_in, node_out = params, merged
     for k in m.split("/"):
@@ -158,7 +159,7 @@ def test_merge_into_base_adds_delta_to_kernels():
   bad = {"encoder": {"layers_9": {"attention": {"query": {
       "delta": np.zeros((12, 8), np.float32)}}}}}
   with pytest.raises(KeyError, match="encoder/layers_9/attention/query"):
-    merge_methods.merge_into_base(params, bad)
+    deltas.merge_into_base(params, bad, manifest.config)
 
 
 def test_delta_space_allows_different_ranks():

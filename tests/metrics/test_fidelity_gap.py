@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lta.eval import scoring as evaluation
-from lta.eval import metrics
+from lta.eval import langid
 from lta.pipeline import run as pipeline
 from lta.eval import report as reporting
 from lta.eval import results
@@ -51,15 +51,15 @@ def _score(task, pairs, vocabulary):
 
 def test_fidelity_gap_is_explicit_and_warned_once(tiny_vocabulary, tmp_path,
                                                  caplog, monkeypatch):
-  monkeypatch.setattr(metrics, "_GAPS_WARNED", set())
+  monkeypatch.setattr(langid, "_GAPS_WARNED", set())
   portuguese = [(r["target"], r["prediction"])
                 for r in read_jsonl("summaries.jsonl") if r["lang"] == "pt"]
-  with caplog.at_level(logging.WARNING, logger="lta.eval.metrics"):
+  with caplog.at_level(logging.WARNING, logger="lta.eval.langid"):
     hausa = _score("xlsum.ha", HAUSA, tiny_vocabulary)
     again = _score("xlsum.ha", HAUSA[:1], tiny_vocabulary)
     pt = _score("xlsum.pt", portuguese, tiny_vocabulary)
   warnings = [r.getMessage() for r in caplog.records
-              if r.name == "lta.eval.metrics"]
+              if r.name == "lta.eval.langid"]
   assert warnings == [f"Language fidelity is not measured for 'ha': {NOTE}"]
   for result in (hausa, again):
     assert "language_fidelity" not in result.scores

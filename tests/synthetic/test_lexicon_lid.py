@@ -5,9 +5,16 @@ import json
 
 import pytest
 
+from lta.eval import langid
+from lta.eval import metrics
 from lta.synthetic import grammar
 from lta.synthetic import lexicon_lid
 from lta.synthetic import world
+
+
+def _fidelity(predictions, lang, world_like):
+  return langid.language_fidelity(predictions, lang,
+                                  lexicon_lid.LexiconIndex(world_like))
 
 
 def _texts(info, code) -> dict[str, list[str]]:
@@ -28,12 +35,11 @@ def test_every_language_is_recognised_and_no_other(tiny_world):
   texts = {c: _texts(tiny_world, c) for c in tiny_world.languages}
   for code in tiny_world.languages:
     for kind, items in texts[code].items():
-      assert lexicon_lid.language_fidelity(items, code, tiny_world) == 100.0, (
-          code, kind)
+      assert _fidelity(items, code, tiny_world) == 100.0, (code, kind)
       for other in tiny_world.languages:
         if other != code:
-          assert lexicon_lid.language_fidelity(items, other, tiny_world) == (
-              0.0), (code, other, kind)
+          assert _fidelity(items, other, tiny_world) == 0.0, (
+              code, other, kind)
 
 
 def test_source_summaries_are_not_target_even_with_shared_words(tiny_world):
@@ -50,7 +56,7 @@ def test_source_summaries_are_not_target_even_with_shared_words(tiny_world):
   assert shares["en"] == 1.0 and shares["pt"] == pytest.approx(2 / 3)
   assert lexicon_lid.identify(in_en, tiny_world) == "en"
   assert lexicon_lid.identify(in_pt, tiny_world) == "pt"
-  assert lexicon_lid.language_fidelity([in_en, in_pt], "pt", tiny_world) == 50.0
+  assert _fidelity([in_en, in_pt], "pt", tiny_world) == 50.0
 
 
 def test_ties_unknown_and_empty_text_are_in_no_language(tiny_world):
@@ -58,27 +64,37 @@ def test_ties_unknown_and_empty_text_are_in_no_language(tiny_world):
   en_only = grammar.render_headline(grammar.Headline(0, 0, 0), en).split()[1]
   pt_only = grammar.render_headline(grammar.Headline(0, 0, 0), pt).split()[1]
   index = lexicon_lid.LexiconIndex(tiny_world)
-  assert index.identify(f"{en_only} {pt_only}") is None  # A tie.
-  assert index.identify("zzz qqq.") is None
+  assert index.language_of(f"{en_only} {pt_only}") is None  # A tie.
+  assert index.language_of("zzz qqq.") is None
   assert index.shares("") == dict.fromkeys(tiny_world.languages, 0.0)
-  matches = lexicon_lid.language_matches(["", "zzz", en_only], "en",
-                                         tiny_world)
+  matches = langid.language_matches(["", "zzz", en_only], "en", index)
   assert matches.tolist() == [False, False, True]
 
 
 def test_world_from_path_and_errors(tiny_world):
   summary = grammar.render_headline(grammar.Headline(1, 1, 1),
                                   tiny_world.languages["uk"])
-  assert lexicon_lid.language_fidelity([summary], "uk",
-                                       tiny_world.out_dir) == 100.0
+  assert _fidelity([summary], "uk", tiny_world.out_dir) == 100.0
   with pytest.raises(ValueError, match="no predictions"):
-    lexicon_lid.language_fidelity([], "uk", tiny_world)
+    _fidelity([], "uk", tiny_world)
   with pytest.raises(ValueError, match="'zh' is not a language"):
-    lexicon_lid.language_fidelity([summary], "zh", tiny_world)
+    _fidelity([summary], "zh", tiny_world)
+
+
+def test_the_lexicon_is_a_language_identifier(tiny_world):
+  """The one fidelity protocol: labels, batch identification, gaps."""
+  index = lexicon_lid.LexiconIndex(tiny_world)
+  summary = grammar.render_headline(grammar.Headline(1, 1, 1),
+                                    tiny_world.languages["uk"])
+  assert index.identify([summary, ""]) == ["uk", None]
+  assert langid.fidelity_gap("uk", index) is None
+  assert langid.fidelity_gap("zh", index) == (
+      "n/a: the identifier (synthetic-world lexicon) has no 'zh'")
 
 
 def test_seqio_metric(tiny_world):
-  metric = lexicon_lid.make_language_fidelity_metric("fa", tiny_world.out_dir)
+  metric = metrics.make_language_fidelity_metric(
+      "fa", lexicon_lid.LexiconIndex(tiny_world.out_dir))
   fa = tiny_world.languages["fa"]
   predictions = [grammar.render_headline(grammar.Headline(i, i, i), fa)
                  for i in range(3)] + [""]

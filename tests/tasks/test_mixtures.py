@@ -6,6 +6,7 @@ import pytest
 import seqio
 
 from lta.data import vocab
+from lta.languages.related import XLSUM_UNSEEN
 from lta_tasks import mixtures
 from lta_tasks import tydiqa
 from lta_tasks import xlsum
@@ -17,7 +18,7 @@ def _rates(mixture):
 
 
 def test_preregistered_target_lm_mixtures():
-  for lang in xlsum.XLSUM_UNSEEN:
+  for lang in XLSUM_UNSEEN:
     mixture = seqio.get_mixture_or_task(f"xlsum_target_lm.en.{lang}")
     assert _rates(mixture) == {"xlsum.en": 0.5, f"mc4_prefix_lm.{lang}": 0.5}
   for lang in tydiqa.TYDIQA_LANGS:

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from lta import errors
 from lta.data import vocab
+from lta.languages.related import XLSUM_SEEN, XLSUM_UNSEEN
 import lta_tasks
 from lta_tasks import jsonl_records
 from lta_tasks import xlsum
@@ -39,12 +40,12 @@ def _prepare(data_dir, manual_dir, lang="en", **builder_kwargs):
 
 def test_language_sets_match_the_paper():
   assert len(xlsum.XLSUM_LANGS) == 45
-  assert set(xlsum.XLSUM_SEEN) == {
+  assert set(XLSUM_SEEN) == {
       "ar", "bn", "en", "id", "ja", "ko", "ru", "sw", "te", "th", "tr"}
-  assert set(xlsum.XLSUM_UNSEEN) == {
+  assert set(XLSUM_UNSEEN) == {
       "mr", "gu", "zh", "ne", "pt", "si", "so", "vi", "yo", "uk", "fa"}
-  assert not set(xlsum.XLSUM_SEEN) & set(xlsum.XLSUM_UNSEEN)
-  assert set(xlsum.XLSUM_SEEN + xlsum.XLSUM_UNSEEN) <= set(xlsum.XLSUM_LANGS)
+  assert not set(XLSUM_SEEN) & set(XLSUM_UNSEEN)
+  assert set(XLSUM_SEEN + XLSUM_UNSEEN) <= set(xlsum.XLSUM_LANGS)
   assert xlsum_builder.XLSUM_LANGUAGES["zh"] == "chinese_simplified"
   assert xlsum_builder.XLSUM_LANGUAGES["ne"] == "nepali"
 
@@ -62,10 +63,10 @@ def test_every_language_has_a_task_and_builder_config():
 def test_mixtures_resolve_to_the_right_tasks():
   seen = seqio.get_mixture_or_task("xlsum_seen")
   assert {t.name for t in seen.tasks} == {
-      f"xlsum.{lang}" for lang in xlsum.XLSUM_SEEN}
+      f"xlsum.{lang}" for lang in XLSUM_SEEN}
   zeroshot = seqio.get_mixture_or_task("xlsum_zeroshot")
   assert {t.name for t in zeroshot.tasks} == {"xlsum.en"} | {
-      f"xlsum_eval.{lang}" for lang in xlsum.XLSUM_UNSEEN}
+      f"xlsum_eval.{lang}" for lang in XLSUM_UNSEEN}
 
 
 def test_builder_reads_release_files_exactly(tfds_dir):
