@@ -98,7 +98,8 @@ def main():
     return arithmetic.compose("task_only_add_all", task_vectors=adapters,
                               target="pt", space=space)
 
-  composed, manifest = compose("factor")
+  adapter = compose("factor")
+  composed, manifest = adapter.tree, adapter.manifest
 
   def merge():
     deltas = {f"{m}/delta": merge_methods.module_delta(l, manifest.config)
