@@ -9,6 +9,7 @@ scores that λ on the reported split: the paper's protocol, shared by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -21,6 +22,7 @@ from lta.arithmetic import compat
 from lta.arithmetic import compositions
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
+from lta.data import vocab
 from lta.eval import lambdas
 from lta.eval import methods
 from lta.eval import scoring
@@ -33,7 +35,9 @@ from lta.models.mt5.network import Transformer
 class MergedScorer:
   """Merges an adapter into one base model, then decodes and scores a task.
 
-  `log` receives the decoding progress lines (None: silent).
+  `vocabulary`: the SentencePiece model the tasks read and score with (None:
+  the configured one, `lta.vocab.get_vocabulary.path`). `log` receives the
+  decoding progress lines (None: silent).
   """
 
   def __init__(self, base_path: str, feature_lengths: Mapping[str, int],
@@ -41,7 +45,8 @@ class MergedScorer:
                max_examples: Optional[int] = None,
                fidelity_fn: Optional[scoring.FidelityFn] = None,
                model_config: Optional[T5Config] = None,
-               log: Optional[Callable[[str], None]] = print):
+               log: Optional[Callable[[str], None]] = print,
+               vocabulary: Optional[str] = None):
     self.base_path = base_path
     self.config, self.params = base_model.load_base_model(
         base_path, model_config, "run_eval.base_checkpoint",
@@ -55,12 +60,18 @@ class MergedScorer:
     self.max_examples = max_examples
     self.fidelity_fn = fidelity_fn
     self.log = log
+    self.vocabulary = vocabulary
     self._examples: dict[tuple[str, str], list] = {}
+
+  def _vocabulary_in_use(self):
+    return (vocab.use_vocabulary(self.vocabulary) if self.vocabulary
+            else contextlib.nullcontext())
 
   def examples(self, task: str, split: str) -> list:
     if (task, split) not in self._examples:
-      self._examples[(task, split)] = scoring.load_examples(
-          task, split, self.feature_lengths, self.max_examples)
+      with self._vocabulary_in_use():
+        self._examples[(task, split)] = scoring.load_examples(
+            task, split, self.feature_lengths, self.max_examples)
     return self._examples[(task, split)]
 
   def variables(self, adapter: Optional[Adapter]) -> dict[str, Any]:
@@ -81,8 +92,9 @@ class MergedScorer:
     ids = scoring.decode_examples(
         self.predict_fn, jax.device_put(self.variables(adapter)), examples,
         self.batch_size, self.feature_lengths["inputs"], progress)
-    return scoring.score_task(task, examples, ids,
-                              fidelity_fn=self.fidelity_fn)
+    with self._vocabulary_in_use():
+      return scoring.score_task(task, examples, ids,
+                                fidelity_fn=self.fidelity_fn)
 
 
 def select_lambda_and_score(

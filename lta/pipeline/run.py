@@ -38,6 +38,7 @@ from lta.adapters import adapter_io
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
 from lta.arithmetic import compositions as arithmetic
+from lta.data import vocab
 from lta.eval import composed
 from lta.eval import lambdas as sweep
 from lta.eval import methods
@@ -194,21 +195,23 @@ def _pretrain_mixture(languages: Sequence[str],
   return name
 
 
-def _train(cfg: PipelineConfig, model_dir: str, task: str, steps: int, *,
-           model_config: T5Config, base: Optional[str],
+def _train(cfg: PipelineConfig, data: Data, model_dir: str, task: str,
+           steps: int, *, model_config: T5Config, base: Optional[str],
            adapter: Optional[AdapterConfig], learning_rate: float,
            **kwargs) -> trainer.TrainResult:
-  return trainer.train(
-      model_dir=model_dir, mixture_or_task_name=task,
-      task_feature_lengths=cfg.feature_lengths, train_steps=steps,
-      initial_checkpoint_path=base, mixture_or_task_module="lta_tasks",
-      adapter=adapter, model_config=model_config,
-      batch_size=cfg.batch_size, seed=cfg.seed,
-      optimizer=make_optimizer(
-          name="adamw", schedule=make_schedule(learning_rate=learning_rate)),
-      log_period=max(steps // 5, 1), checkpoint_period=steps,
-      eval_period=steps if cfg.eval_steps else 0,
-      eval_steps=max(cfg.eval_steps, 1), async_checkpointing=False, **kwargs)
+  with vocab.use_vocabulary(data.vocab_path):
+    return trainer.train(
+        model_dir=model_dir, mixture_or_task_name=task,
+        task_feature_lengths=cfg.feature_lengths, train_steps=steps,
+        initial_checkpoint_path=base, mixture_or_task_module="lta_tasks",
+        adapter=adapter, model_config=model_config,
+        batch_size=cfg.batch_size, seed=cfg.seed,
+        optimizer=make_optimizer(
+            name="adamw", schedule=make_schedule(learning_rate=learning_rate)),
+        log_period=max(steps // 5, 1), checkpoint_period=steps,
+        eval_period=steps if cfg.eval_steps else 0,
+        eval_steps=max(cfg.eval_steps, 1), async_checkpointing=False,
+        **kwargs)
 
 
 HISTORY_FILE = "history.json"
@@ -282,7 +285,7 @@ def base_model(cfg: PipelineConfig, model_config: T5Config,
       stage, f"pre-training the {model_config.name} model from scratch: "
       f"{cfg.pretrain_steps} steps, {' + '.join(cfg.pretrain_objectives)} on "
       f"{', '.join(cfg.languages)}",
-      lambda: _train(cfg, model_dir, mixture, cfg.pretrain_steps,
+      lambda: _train(cfg, data, model_dir, mixture, cfg.pretrain_steps,
                      model_config=model_config, base=None, adapter=None,
                      learning_rate=cfg.pretrain_learning_rate,
                      trainable="full", export_adapter=False,
@@ -304,7 +307,7 @@ def train_adapter(cfg: PipelineConfig, name: str, task: str,
           "adapter": adapter.to_dict(), "base": base.digest}
   stage = stages.Stage.in_dir(f"{name} adapter", model_dir, spec)
   _run_stage(stage, f"{name}: {task}, {steps} steps",
-             lambda: _train(cfg, model_dir, task, steps,
+             lambda: _train(cfg, data, model_dir, task, steps,
                             model_config=model_config, base=base.path,
                             adapter=adapter,
                             learning_rate=cfg.adapter_learning_rate))
@@ -322,13 +325,14 @@ def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:
 
 
 class Scorer(composed.MergedScorer):
-  """Merges an adapter into the base and scores XLSum tasks; on synthetic
-  data also by exact match."""
+  """Merges an adapter into the base and scores XLSum tasks, with the
+  pipeline's vocabulary; on synthetic data also by exact match."""
 
   def __init__(self, cfg: PipelineConfig, base_path: str, data: Data):
     super().__init__(base_path, cfg.feature_lengths, cfg.batch_size,
                      DecodingConfig(max_decode_length=cfg.target_length),
-                     cfg.eval_examples, fidelity_fn(data))
+                     cfg.eval_examples, fidelity_fn(data),
+                     vocabulary=data.vocab_path)
     self.world = data.world
 
   def score(self, adapter: Optional[Adapter], task: str,
