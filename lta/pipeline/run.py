@@ -95,7 +95,7 @@ class PipelineConfig:
   batch_size: int = 16
   input_length: int = 128
   target_length: int = 16
-  lambdas: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+  lambdas: tuple[float, ...] = sweep.DEFAULT_GRID
   # λ outside [0, 1] inverts the method; only when asked for by name.
   allow_extrapolation: bool = False
   space: str = "factor"
