@@ -208,8 +208,8 @@ def compared_methods(composition: str, sources: Optional[Sequence[str]],
                      baseline: str = "include") -> list[str]:
   """The composition and, with one source, the task vector of that source
   alone: the paper's baseline. Several or default (related) sources have
-  no single-source baseline; theirs are separate runs (Baseline (best),
-  Baseline (multilingual)). `baseline` ("include", "exclude", "only") is
+  no single-source baseline; theirs are separate runs (baseline_best,
+  baseline_multilingual). `baseline` ("include", "exclude", "only") is
   run_eval.baseline: `lta sweep` scores the baseline once, in a job of its
   own, and the λ jobs without it."""
   has_baseline = (composition != "task_only" and sources is not None and
