@@ -97,7 +97,8 @@ def main():
     return arithmetic.compose("task_only_add_all", task_vectors=adapters,
                               target="pt", space=space)
 
-  composed, manifest = compose("factor")
+  adapter = compose("factor")
+  composed, manifest = adapter.tree, adapter.manifest
 
   def merge():
     deltas.merge_into_base(base_tree, composed, manifest.config)

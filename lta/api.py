@@ -32,6 +32,7 @@ from lta.arithmetic import compositions as arithmetic
 from lta.arithmetic import compat
 from lta import errors
 from lta.eval import scoring as evaluation
+from lta.languages import related
 from lta.data import vocab as vocab_lib
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint as fingerprint_lib
@@ -114,15 +115,19 @@ def save_adapter(adapter: Adapter, path: str) -> str:
 def compose(name: str, *, task_vectors: Mapping[str, Adapter],
             language_vectors: Optional[Mapping[str, Adapter]] = None,
             target: str, sources: Union[str, Sequence[str], None] = None,
-            lam: float = 1.0, space: str = "factor", **kwargs: Any
+            lam: float = 1.0, space: str = "factor",
+            selection: related.Selection = "paper", **kwargs: Any
             ) -> Adapter:
   """The paper's composition `name` for `target` (see lta.arithmetic.compositions and
   lta.eval.methods): e.g. 'lang_task_add_subtract' is
-  λ·task_S + (1−λ)·(lang_T − lang_S)."""
-  tree, manifest = arithmetic.compose(
+  λ·task_S + (1−λ)·(lang_T − lang_S). The related compositions default to
+  the related task languages of `target` (`selection`: 'paper' = Table 5,
+  'uriel')."""
+  if sources is None and name in arithmetic.RELATED:
+    sources = related.related_sources(target, sorted(task_vectors), selection)
+  return arithmetic.compose(
       name, task_vectors=task_vectors, language_vectors=language_vectors,
       target=target, sources=sources, lam=lam, space=space, **kwargs)
-  return Adapter(tree, manifest, name=f"{name}[{target}, λ={lam:g}]")
 
 
 def merge(model: Model, adapter: Adapter) -> Model:

@@ -84,6 +84,29 @@ def import_graph(root: str = LTA,
   return graph
 
 
+def module_imports(root: str = LTA) -> dict[str, set[str]]:
+  """{module: the lta modules and packages it imports}, by dotted name
+  (lta.jobs.evaluate), over every .py file under `root`; lazy imports count,
+  those under `if TYPE_CHECKING:` do not."""
+  found: dict[str, set[str]] = {}
+  for dirpath, _, files in os.walk(root):
+    for f in sorted(files):
+      if not f.endswith(".py"):
+        continue
+      path = os.path.join(dirpath, f)
+      module = os.path.relpath(path, os.path.dirname(root))[:-3].replace(
+          os.sep, ".")
+      is_package = f == "__init__.py"
+      if is_package:
+        module = module.rsplit(".", 1)[0]
+      with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read(), path)
+      found[module] = {name for name in _imported_modules(
+          tree, module, is_package, type_only=False)
+                       if name == "lta" or name.startswith("lta.")}
+  return found
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
   """The strongly connected components with more than one node (Tarjan)."""
   index: dict[str, int] = {}

@@ -75,6 +75,15 @@ def test_extrapolation_by_name_gets_past_the_lambda_check(tmp_path, vectors):
   assert message.endswith("is a 'de' language vector, given as 'pt'")
 
 
+def test_a_misspelt_related_selection_is_refused_by_name(tmp_path, vectors):
+  # The job chooses the related sources (lta.languages.related), once.
+  error, message = _eval(tmp_path, vectors, "[0.5]",
+                         composition='"task_only_add_related"', sources=None,
+                         selection='"urial"')
+  assert isinstance(error, ConfigError)
+  assert message.startswith("selection='urial'; expected one of")
+
+
 def test_the_pipeline_sweep_refuses_lambda_outside_unit_interval():
   from lta.pipeline import run as pipeline  # pylint: disable=g-import-not-at-top
   with pytest.raises(ConfigError) as info:

@@ -159,6 +159,11 @@ def _task_only_add_all(target, sources, lam):
   return _mean_of_tasks(sources)
 
 
+# Compositions over the related sources of a target (the paper's Table 5);
+# their callers choose the sources.
+RELATED = ("task_only_add_related", "lang_task_add_subtract_related")
+
+
 @register_composition("task_only_add_related")
 def _task_only_add_related(target, sources, lam):
   del target, lam
@@ -208,8 +213,7 @@ class Plan:
 def plan(name: str, *, task_vectors: Mapping[str, Adapter],
          language_vectors: Optional[Mapping[str, Adapter]] = None,
          target: str, sources: Union[str, Sequence[str], None] = None,
-         lam: float = 1.0, selection: str = "paper",
-         allow_extrapolation: bool = False,
+         lam: float = 1.0, allow_extrapolation: bool = False,
          allow_unlabelled: bool = False) -> Plan:
   """Resolves composition `name` to weighted adapters, checking λ and labels.
 
@@ -222,10 +226,11 @@ def plan(name: str, *, task_vectors: Mapping[str, Adapter],
   if sources is None:
     if name == "task_only_add_all":
       sources = sorted(task_vectors)
-    elif name.endswith("_related"):
-      from lta.languages import related as relatedness  # Only needed for this default.
-      sources = relatedness.related_sources(
-          target, sorted(task_vectors), selection=selection)
+    elif name in RELATED:
+      raise ConfigError(
+          f"Composition {name!r} needs `sources`: the related languages of "
+          f"{target!r} among the task languages {sorted(task_vectors)} "
+          "(lta.languages.related.related_sources chooses them)")
     else:
       raise ConfigError(f"Composition {name!r} needs `sources`")
   elif name == "task_only_add_all" and set(sources) != set(task_vectors):
@@ -254,26 +259,26 @@ def compose(name: str, *, task_vectors: Mapping[str, Adapter],
             language_vectors: Optional[Mapping[str, Adapter]] = None,
             target: str, sources: Union[str, Sequence[str], None] = None,
             lam: float = 1.0, space: str = "factor",
-            selection: str = "paper", allow_extrapolation: bool = False,
-            allow_unlabelled: bool = False, **merge_kwargs
-            ) -> tuple[Tree, AdapterManifest]:
-  """Builds the adapter for `target` with composition `name`.
+            allow_extrapolation: bool = False,
+            allow_unlabelled: bool = False, label: Optional[str] = None,
+            **merge_kwargs) -> Adapter:
+  """The adapter for `target` built by composition `name`.
 
   task_vectors, language_vectors: {language: adapter}; each manifest must
     agree with its role and key (`compat.check_labels`).
   sources: one language (str) for the single-source compositions, a list for
-    the related ones. If None: all task languages for task_only_add_all, and
-    for the *_related compositions the related languages of `target` among
-    the task languages from `lta.languages.related.related_sources` with
-    `selection` ('paper' = the paper's Table 5, 'uriel' = recomputed).
+    the others. If None: all task languages for task_only_add_all; the
+    `RELATED` compositions need theirs given (the job that runs them
+    chooses them, with `lta.languages.related`).
   lam: in [0, 1]; outside only with allow_extrapolation=True (recorded in
     the provenance). Never NaN or Inf.
   allow_unlabelled: accept inputs whose manifests name no task or language,
     trusting their keys (recorded in the provenance).
+  label: the result's name in messages (default 'name[target, λ=lam]').
   merge_kwargs: passed to `merge_adapters` (method, output, rank, ...).
   """
   p = plan(name, task_vectors=task_vectors, language_vectors=language_vectors,
-           target=target, sources=sources, lam=lam, selection=selection,
+           target=target, sources=sources, lam=lam,
            allow_extrapolation=allow_extrapolation,
            allow_unlabelled=allow_unlabelled)
   provenance = {"composition": name, "lam": p.lam, "target": target,
@@ -281,9 +286,11 @@ def compose(name: str, *, task_vectors: Mapping[str, Adapter],
                 "allow_extrapolation": bool(allow_extrapolation)}
   if p.unlabelled:
     provenance["unlabelled_inputs"] = p.unlabelled
-  return merge_adapters(
+  tree, manifest = merge_adapters(
       p.adapters, p.weights, space=space, task=p.adapters[0].manifest.task,
       language=target, provenance=provenance, **merge_kwargs)
+  return Adapter(tree, manifest,
+                 name=label or f"{name}[{target}, λ={p.lam:g}]")
 
 
 # --- merging ----------------------------------------------------------------

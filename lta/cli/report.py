@@ -15,6 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 from lta.cli import runner
+from lta.eval import methods
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                  help="where the report files are written")
   p.add_argument("--keep_task_vectors", action="store_true",
                  help="one row per single-language task vector instead of "
-                      "their best per target, 'Baseline (best)'")
+                      "their best per target, "
+                      f"{methods.label('baseline_best')!r}")
   return p
 
 

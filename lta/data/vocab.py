@@ -2,18 +2,20 @@
 
 Tasks are registered at import time, long before gin files are parsed, and
 must never open the SentencePiece file then. So every task holds the same
-`LazyVocabulary`, which asks `get_vocabulary()` for the real vocabulary each
-time it is used. Binding `lta.vocab.get_vocabulary.path` (in a gin file or
-with `gin.bind_parameter`) therefore repoints every registered task, e.g. at
-the tiny test vocabulary in the CPU pipeline.
+`LazyVocabulary`, which asks `current_vocabulary()` for the real vocabulary
+each time it is used. Binding `lta.vocab.get_vocabulary.path` (in a gin file
+or a --gin flag) therefore repoints every registered task; a job that makes
+its own vocabulary (the CPU pipeline trains a tiny one) passes its path to
+`use_vocabulary` around the steps that tokenize instead.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
 import socket
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import gin
 import seqio
@@ -49,9 +51,33 @@ def get_vocabulary(
   return _load(os.fspath(path), extra_ids)
 
 
+# Paths given to `use_vocabulary`, innermost last. Process-wide, like the
+# gin binding they take precedence over.
+_IN_USE: list[str] = []
+
+
+@contextlib.contextmanager
+def use_vocabulary(path: str) -> Iterator[seqio.SentencePieceVocabulary]:
+  """Within the block every task's vocabulary is the one at `path`.
+
+  For a job that makes its own vocabulary and hands it to the steps that
+  tokenize or score; `lta.vocab.get_vocabulary.path` is ignored meanwhile.
+  """
+  _IN_USE.append(os.fspath(path))
+  try:
+    yield current_vocabulary()
+  finally:
+    _IN_USE.pop()
+
+
+def current_vocabulary() -> seqio.SentencePieceVocabulary:
+  """The vocabulary tasks use now: `use_vocabulary`'s, else gin's."""
+  return get_vocabulary(path=_IN_USE[-1]) if _IN_USE else get_vocabulary()
+
+
 def vocabulary_path() -> str:
-  """The SentencePiece model path currently configured."""
-  return get_vocabulary().sentencepiece_model_file
+  """The SentencePiece model path tasks use now."""
+  return current_vocabulary().sentencepiece_model_file
 
 
 def _set_path_hint() -> str:
@@ -90,7 +116,7 @@ def check_bound_path() -> None:
 
 
 class LazyVocabulary(seqio.Vocabulary):
-  """A seqio vocabulary that delegates to `get_vocabulary()` on every use.
+  """A seqio vocabulary that delegates to `current_vocabulary()` on every use.
 
   Constructing it reads nothing; the configured path is looked up when a
   dataset is built or text is encoded, so gin bindings made after task
@@ -102,7 +128,7 @@ class LazyVocabulary(seqio.Vocabulary):
 
   @property
   def resolved(self) -> seqio.SentencePieceVocabulary:
-    vocabulary = get_vocabulary()
+    vocabulary = current_vocabulary()
     check_path(vocabulary.sentencepiece_model_file)
     return vocabulary
 
@@ -136,7 +162,7 @@ class LazyVocabulary(seqio.Vocabulary):
 
   @property
   def sentencepiece_model_file(self) -> str:
-    return get_vocabulary().sentencepiece_model_file
+    return vocabulary_path()
 
   @property
   def tokenizer(self):
@@ -180,7 +206,7 @@ class LazyVocabulary(seqio.Vocabulary):
 
   def __str__(self) -> str:
     # Printing must not load the model (seqio logs vocabularies eagerly).
-    return f"LazyVocabulary(get_vocabulary() -> {get_vocabulary().sentencepiece_model_file})"
+    return f"LazyVocabulary(current_vocabulary() -> {vocabulary_path()})"
 
 
 # The one vocabulary every task in `lta_tasks` uses.

@@ -9,6 +9,10 @@ from lta.errors import ConfigError
 
 ByLambda = dict[str, dict[float, float]]  # language -> λ -> score
 
+# The λ grid a sweep uses when its config names none (PipelineConfig.lambdas);
+# gin files bind their own (gin/runs/pipeline.gin, the tables' LAMBDA).
+DEFAULT_GRID = (0.3, 0.5, 0.7, 0.9)
+
 
 def check_lambdas(lambdas: Union[float, Sequence[float]], *,
                   allow_extrapolation: bool = False, name: str = "lambdas",

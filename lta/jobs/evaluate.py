@@ -18,104 +18,25 @@ the base weights, and decoded at the base model's cost.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import gin
-import jax
 import seqio
 
-from lta.arithmetic import compositions as arithmetic
-from lta.arithmetic import compat
 from lta import errors
-from lta.eval import scoring as evaluation
+from lta.adapters import adapter_io
+from lta.adapters.manifest import Adapter
+from lta.arithmetic import compositions as arithmetic
 from lta.data import input_pipeline
+from lta.eval import composed
+from lta.eval import lambdas as sweep
 from lta.eval import methods
 from lta.eval import report as reporting
-from lta.eval import lambdas as sweep
-from lta.checkpoints import base_model
-from lta.checkpoints import fingerprint
+from lta.eval import scoring as evaluation
+from lta.languages import related
+from lta.models.contract import DecodingConfig
 from lta.models.mt5.config import T5Config
-from lta.models.mt5.network import Transformer
-from lta.models.contract import DecodingConfig, EncoderDecoderModel
-from lta.adapters import adapter_io
-from lta.adapters import deltas as merge
-from lta.adapters.manifest import Adapter
 from lta.eval.results import ResultRecord
-
-
-class MergedScorer:
-  """Merges an adapter into one base model, then decodes and scores a task.
-
-  `log` receives the decoding progress lines (None: silent).
-  """
-
-  def __init__(self, base_path: str, feature_lengths: Mapping[str, int],
-               batch_size: int, decoding: DecodingConfig,
-               max_examples: Optional[int] = None,
-               fidelity_fn: Optional[evaluation.FidelityFn] = None,
-               model_config: Optional[T5Config] = None,
-               log: Optional[Callable[[str], None]] = print):
-    self.base_path = base_path
-    self.config, self.params = base_model.load_base_model(
-        base_path, model_config, "run_eval.base_checkpoint",
-        "run_eval.model_config")
-    self.fingerprint = fingerprint.base_model_fingerprint(self.config,
-                                                          self.params)
-    self.model = EncoderDecoderModel(Transformer(self.config))
-    self.predict_fn = evaluation.make_predict_fn(self.model, decoding)
-    self.feature_lengths = dict(feature_lengths)
-    self.batch_size = batch_size
-    self.max_examples = max_examples
-    self.fidelity_fn = fidelity_fn
-    self.log = log
-    self._examples: dict[tuple[str, str], list] = {}
-
-  def examples(self, task: str, split: str) -> list:
-    if (task, split) not in self._examples:
-      self._examples[(task, split)] = evaluation.load_examples(
-          task, split, self.feature_lengths, self.max_examples)
-    return self._examples[(task, split)]
-
-  def variables(self, adapter: Optional[Adapter]) -> dict[str, Any]:
-    if adapter is None:
-      return {"params": self.params}
-    compat.check_base([adapter], self.fingerprint, self.base_path)
-    return {"params": merge.merge_into_base(self.params, adapter.tree,
-                                            adapter.config)}
-
-  def score(self, adapter: Optional[Adapter], task: str,
-            split: str) -> evaluation.TaskResult:
-    examples = self.examples(task, split)
-    progress = None
-    if self.log:
-      what = adapter.label if adapter is not None else "base model"
-      progress = evaluation.DecodeProgress(f"{task} ({split}) | {what}",
-                                           self.log)
-    ids = evaluation.decode_examples(
-        self.predict_fn, jax.device_put(self.variables(adapter)), examples,
-        self.batch_size, self.feature_lengths["inputs"], progress)
-    return evaluation.score_task(task, examples, ids,
-                                 fidelity_fn=self.fidelity_fn)
-
-
-def select_lambda_and_score(
-    score: Callable[[Adapter, str], evaluation.TaskResult],
-    compose: Callable[[float], Adapter], lambdas: Sequence[float],
-    selection_split: str, split: str,
-    selection_score: Callable[[evaluation.TaskResult], float]
-) -> tuple[evaluation.TaskResult, dict[float, float]]:
-  """Scores every λ on selection_split, then the best one on split.
-
-  score(adapter, split) decodes and scores one task. The selection scores
-  are returned (λ -> score) for plots, even for a single λ.
-  """
-  by_lambda = {float(lam): selection_score(score(compose(lam),
-                                                 selection_split))
-               for lam in lambdas}
-  lam = sweep.best_lambda({"": by_lambda})[""]
-  result = score(compose(lam), split)
-  result.scores["lambda"] = lam
-  return result, by_lambda
 
 
 @gin.configurable
@@ -164,22 +85,24 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   if composition is not None:
     task_vecs = adapter_io.AdapterDirs(task_vectors or {}, "task")
     lang_vecs = adapter_io.AdapterDirs(language_vectors or {}, "language")
+    sources_of = _sources_by_target(composition, tasks, task_vecs, sources,
+                                    selection)
     for task in tasks:  # refuse a composition before decoding anything
       arithmetic.plan(composition, task_vectors=task_vecs,
                       language_vectors=lang_vecs,
-                      target=evaluation.task_language(task), sources=sources,
-                      lam=lambdas[0], selection=selection,
+                      target=evaluation.task_language(task),
+                      sources=sources_of[task], lam=lambdas[0],
                       allow_extrapolation=allow_extrapolation,
                       allow_unlabelled=allow_unlabelled)
   for task in tasks:  # registered, with the data of the splits read here
     for s in dict.fromkeys([split] + ([selection_split] if composition
                                       else [])):
       input_pipeline.check_task(task, s)
-  scorer = MergedScorer(base_checkpoint, task_feature_lengths, batch_size,
-                        decoding or DecodingConfig(
-                            max_decode_length=task_feature_lengths["targets"]),
-                        max_examples, model_config=model_config)
-  common = dict(split=split, base_checkpoint=base_checkpoint)
+  scorer = composed.MergedScorer(
+      base_checkpoint, task_feature_lengths, batch_size,
+      decoding or DecodingConfig(
+          max_decode_length=task_feature_lengths["targets"]),
+      max_examples, model_config=model_config)
   scored: list[tuple[ResultRecord, list]] = []
   plots: dict[str, str] = {}
   if composition is None:
@@ -191,14 +114,19 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
       fields["adapter"] = adapter_dir
     for task in tasks:
       result = scorer.score(adapter, task, split)
-      scored.append((ResultRecord.from_scored(method, result, **fields,
-                                              **common), result.examples))
+      scored.append((ResultRecord.from_scored(
+          method, result, **fields, split=split,
+          base_checkpoint=base_checkpoint), result.examples))
   else:
-    scored = _eval_composition(
-        scorer, tasks, composition, task_vecs, lang_vecs, sources, lambdas,
-        space, selection, selection_split, common, baseline,
-        allow_extrapolation=allow_extrapolation,
-        allow_unlabelled=allow_unlabelled)
+    for task in tasks:
+      for name in compared_methods(composition, sources, baseline):
+        scored.append(composed.score_composition(
+            scorer, task, name, task_vectors=task_vecs,
+            language_vectors=lang_vecs, sources=sources_of[task],
+            grid=lambdas, space=space, split=split,
+            selection_split=selection_split,
+            allow_extrapolation=allow_extrapolation,
+            allow_unlabelled=allow_unlabelled))
     plots = _plots([r for r, _ in scored], composition, output_dir)
   records = [r for r, _ in scored]
   counts = sorted({r.num_examples for r in records})
@@ -217,6 +145,22 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   for path in sorted(paths.values()):
     print(f"Wrote {path}")
   return paths
+
+
+def _sources_by_target(composition: str, tasks: Sequence[str],
+                       task_vectors: Mapping[str, Any],
+                       sources: Optional[Sequence[str]],
+                       selection: related.Selection
+                       ) -> dict[str, Optional[Sequence[str]]]:
+  """{task: the sources its composition combines}: `sources`, or for a
+  related composition without them each target's related task languages,
+  chosen here once (`selection`: 'paper' = Table 5, 'uriel')."""
+  if sources is not None or composition not in arithmetic.RELATED:
+    return {task: sources for task in tasks}
+  targets = {task: evaluation.task_language(task) for task in tasks}
+  chosen = related.related_by_target(list(targets.values()),
+                                     sorted(task_vectors), selection)
+  return {task: chosen[target] for task, target in targets.items()}
 
 
 def _one_task_per_language(tasks: Sequence[str]) -> None:
@@ -264,8 +208,8 @@ def compared_methods(composition: str, sources: Optional[Sequence[str]],
                      baseline: str = "include") -> list[str]:
   """The composition and, with one source, the task vector of that source
   alone: the paper's baseline. Several or default (related) sources have
-  no single-source baseline; theirs are separate runs (Baseline (best),
-  Baseline (multilingual)). `baseline` ("include", "exclude", "only") is
+  no single-source baseline; theirs are separate runs (baseline_best,
+  baseline_multilingual). `baseline` ("include", "exclude", "only") is
   run_eval.baseline: `lta sweep` scores the baseline once, in a job of its
   own, and the λ jobs without it."""
   has_baseline = (composition != "task_only" and sources is not None and
@@ -280,40 +224,6 @@ def compared_methods(composition: str, sources: Optional[Sequence[str]],
   if baseline == "include" and has_baseline:
     return ["task_only", composition]
   return [composition]
-
-
-def _eval_composition(scorer, tasks, composition, task_vecs, lang_vecs,
-                      sources, lambdas, space, selection, selection_split,
-                      common, baseline="include", **checks
-                      ) -> list[tuple[ResultRecord, list]]:
-  """Each of `compared_methods`, λ chosen per target."""
-  names = compared_methods(composition, sources, baseline)
-  scored = []
-  for task in tasks:
-    target = evaluation.task_language(task)
-    metric = evaluation.main_metric(task)
-    for name in names:
-      grid = lambdas if methods.get(name).uses_lambda else (1.0,)
-      used: dict[str, Any] = {}
-
-      def compose(lam, name=name, target=target, used=used):
-        tree, manifest = arithmetic.compose(
-            name, task_vectors=task_vecs, language_vectors=lang_vecs,
-            target=target, sources=sources, lam=lam, space=space,
-            selection=selection, **checks)
-        used["sources"] = tuple(manifest.provenance.get("sources", ()))
-        return Adapter(tree, manifest, name=methods.instance_label(
-            name, lam, used["sources"]))
-
-      result, by_lambda = select_lambda_and_score(
-          lambda adapter, s, task=task: scorer.score(adapter, task, s),
-          compose, grid, selection_split, common["split"],
-          lambda r, metric=metric: r.scores[metric])
-      record = ResultRecord.from_scored(
-          name, result, sources=used["sources"], selection_scores=by_lambda,
-          selection_split=selection_split, selection_metric=metric, **common)
-      scored.append((record, result.examples))
-  return scored
 
 
 def _plots(records: Sequence[ResultRecord], composition: str,

@@ -14,6 +14,7 @@ from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.errors import ConfigError
+from lta.languages import related
 from lta.models.mt5.config import T5Config
 from lta.adapters import adapter_io
 from lta.adapters import deltas as merge
@@ -66,11 +67,12 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
   check_output_dir(output_dir, overwrite)
   tasks = adapter_io.AdapterDirs(task_vectors, "task")
   langs = adapter_io.AdapterDirs(language_vectors or {}, "language")
-  tree, manifest = arithmetic.compose(
+  if sources is None and composition in arithmetic.RELATED:
+    sources = related.related_sources(target, sorted(tasks), selection)
+  adapter = arithmetic.compose(
       composition, task_vectors=tasks, language_vectors=langs, target=target,
-      sources=sources, lam=lam, space=space, selection=selection,
-      method=method, output=output, rank=rank,
-      allow_extrapolation=allow_extrapolation,
+      sources=sources, lam=lam, space=space, method=method, output=output,
+      rank=rank, allow_extrapolation=allow_extrapolation,
       allow_unlabelled=allow_unlabelled)
   merged = None
   if merge_into_base_path:
@@ -80,7 +82,7 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
     compat.check_base(tasks.loaded() + langs.loaded(),
                       fingerprint.base_model_fingerprint(config, params),
                       merge_into_base_path)
-    merged = merge.merge_into_base(params, tree, manifest.config)
+    merged = merge.merge_into_base(params, adapter.tree, adapter.config)
     compat.check_finite(merged, f"{merge_into_base_path} plus {composition}")
 
   # Only now, with everything checked, is anything written.
@@ -88,7 +90,7 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
     if overwrite and os.path.isdir(os.path.join(output_dir, name)):
       shutil.rmtree(os.path.join(output_dir, name))
   adapter_dir = os.path.join(output_dir, ADAPTER_DIR)
-  adapter_io.save_adapter(adapter_dir, tree, manifest)
+  adapter_io.save_adapter(adapter_dir, adapter.tree, adapter.manifest)
   print(f"Wrote {composition} (λ={lam}, {space} space) for {target} to "
         f"{adapter_dir}")
   if merged is not None:

@@ -14,10 +14,11 @@ fidelity and exact match when present; with several task families, their
 averages side by side (Table 4).
 
 Several single-language task vectors evaluated as is become one row,
-"Baseline (best)": per target the best of them on the reported split, as in
-the paper's Tables 2 and 3. The same result found in two directories (the
-baseline that each composition run re-scores) is kept once; two different
-values for the same method, task and split are an error.
+`baseline_best` (lta.eval.methods): per target the best of them on the
+reported split, as in the paper's Tables 2 and 3. The same result found in
+two directories (the baseline that each composition run re-scores) is kept
+once; two different values for the same method, task and split are an
+error.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _same_score(a: float, b: float) -> bool:
 
 
 def best_task_vector(records: Sequence[ResultRecord]) -> list[ResultRecord]:
-  """Replaces task vectors of several sources by "Baseline (best)": per
+  """Replaces task vectors of several sources by `baseline_best`: per
   task and split the one with the best main score (the paper's Tables 2
   and 3). Unchanged when no task has task vectors of two sources."""
   groups: dict[tuple[str, str], list[ResultRecord]] = {}
@@ -110,7 +111,8 @@ def run_report(dirs: Sequence[str], output_dir: str,
     group = [r for r in records if (r.family, r.split) == (family, split)]
     best = {results.task_language(r.task): r.sources[0] for r in group
             if r.method == "baseline_best"}
-    caption = ("Baseline (best): the best single task vector per target on "
+    caption = (f"{methods.label('baseline_best')}: the best single task "
+               "vector per target on "
                f"{split} (" + ", ".join(f"{t}: {s}" for t, s in best.items())
                + ")." if best else "")
     tables += reporting.result_tables(group, caption, row_of=row_of)

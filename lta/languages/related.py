@@ -345,17 +345,27 @@ def related_table(targets: Sequence[str], sources: Sequence[str],
 
 
 SELECTIONS = ("paper", "uriel")
+# How related languages are chosen: a name in SELECTIONS, or a ranking of
+# one's own, {target: its related languages, nearest first} (a synthetic
+# world's, `lta.synthetic.world.WorldInfo.related_sources`).
+Selection = Union[str, Mapping[str, Sequence[str]]]
 
 
 def related_sources(target: str, candidates: Sequence[str],
-                    selection: str = "paper",
+                    selection: Selection = "paper",
                     rule: SelectionRule = SelectionRule()) -> list[str]:
   """Related languages of `target` among `candidates`.
 
   selection='paper': the paper's Table 5 (kept in its order), restricted to
-  the candidates; 'uriel': `rule` applied to the committed distance table.
+  the candidates; 'uriel': `rule` applied to the committed distance table;
+  a ranking {target: languages}: that order, restricted to the candidates.
   """
-  if selection == "paper":
+  if isinstance(selection, Mapping):
+    if target not in selection:
+      raise ConfigError(f"The ranking of related languages has no row for "
+                        f"{target!r}; it covers {sorted(selection)}")
+    chosen = [s for s in selection[target] if s in candidates]
+  elif selection == "paper":
     if target not in PAPER_TABLE5:
       raise ConfigError(
           f"The paper's Table 5 has no row for {target!r}; it covers "
@@ -371,9 +381,22 @@ def related_sources(target: str, candidates: Sequence[str],
     raise ConfigError(f"selection={selection!r}; expected one of "
                       f"{list(SELECTIONS)}")
   if not chosen:
+    how = (f"selection={selection!r}" if isinstance(selection, str)
+           else f"ranked {list(selection[target])}")
     raise ConfigError(f"No related language of {target!r} among "
-                      f"{list(candidates)} (selection={selection!r})")
+                      f"{list(candidates)} ({how})")
   return chosen
+
+
+def related_by_target(targets: Sequence[str], candidates: Sequence[str],
+                      selection: Selection = "paper") -> dict[str, list[str]]:
+  """{target: its `related_sources` among `candidates`}.
+
+  What a job that runs the related compositions (Eq. 3 and 4 over related
+  sources) chooses once, before any work, and passes to each of them.
+  """
+  return {t: related_sources(t, candidates, selection)
+          for t in dict.fromkeys(targets)}
 
 
 def format_table5(selection: Mapping[str, Sequence[str]]) -> str:

@@ -2,16 +2,19 @@
 
 Writes (or finds, when its stage record matches) under the run's shared
 directory: a synthetic world unless XLSum and mC4 files are given, a
-SentencePiece model unless one is given, and TFDS XLSum for every language.
+SentencePiece model unless one is given, and a TFDS data dir with XLSum and
+the index of the mC4 shards (`lta_tasks.mc4_index`, as `lta prepare-data`
+writes it) for every language. The later stages read the data from that
+TFDS dir and get the vocabulary from `Data.vocab_path`: nothing here
+changes gin's configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-import gin
 import seqio
 
 from lta import errors
@@ -93,14 +96,29 @@ def prepare_data(cfg: PipelineConfig, model_config: T5Config) -> Data:
       vocab.train_tiny_sentencepiece(
           texts, vocab_path[:-len(".model")],
           vocab_size=model_config.vocab_size, character_coverage=1.0)
-  gin.bind_parameter("lta.vocab.get_vocabulary.path", vocab_path)
-  gin.bind_parameter("lta_tasks.mc4_local_dir.path", mc4_dir)
   tfds_dir = os.path.join(cfg.shared_dir, "tfds")
   if not cached:
     xlsum_builder.prepare(cfg.languages, data_dir=tfds_dir,
                           manual_dir=xlsum_dir)
+  index_mc4(cfg.languages, mc4_dir, tfds_dir, rebuild=not cached)
+  if not cached:
     stages.finish(stage)
   seqio.set_tfds_data_dir_override(tfds_dir)
   print(f"XLSum files: {xlsum_dir}\nmC4 files: {mc4_dir}\n"
         f"vocabulary: {vocab_path}", flush=True)
   return Data(xlsum_dir, mc4_dir, vocab_path, tfds_dir, world, stage.digest)
+
+
+def index_mc4(languages: Sequence[str], mc4_dir: str, tfds_dir: str,
+              rebuild: bool) -> None:
+  """Indexes the mC4 shards of `languages` in `tfds_dir`, where the tasks
+  look for them; a kept index is rebuilt if it is missing (a data dir made
+  by an older lta) or lists another directory (the run dir moved)."""
+  # pylint: disable=g-import-not-at-top
+  from lta_tasks import jsonl_records, mc4_index
+  for lang in languages:
+    index = None if rebuild else mc4_index.find(lang, tfds_dir)
+    where = mc4_dir if "://" in mc4_dir else os.path.abspath(mc4_dir)
+    if index is None or index.mc4_dir != where:
+      mc4_index.build(mc4_dir, lang, tfds_dir,
+                      jsonl_records.skip_malformed_records())

@@ -34,29 +34,31 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import gin
 import seqio
 
-from lta.arithmetic import compositions as arithmetic
-from lta.jobs import evaluate as eval_job
-from lta.eval import scoring as evaluation
-from lta.eval import methods
-from lta.pipeline import data as pipeline_data
-from lta.pipeline import report as pipeline_report
-from lta.pipeline import stages
-from lta.eval import lambdas as sweep
-from lta.train import loop as trainer
-from lta.models.mt5.config import T5Config
-from lta.models.contract import DecodingConfig
-from lta.train.optimizers import make_optimizer, make_schedule
 from lta.adapters import adapter_io
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
-from lta.pipeline.data import Data
+from lta.arithmetic import compositions as arithmetic
+from lta.data import vocab
+from lta.eval import composed
+from lta.eval import lambdas as sweep
+from lta.eval import methods
+from lta.eval import scoring as evaluation
 from lta.eval.results import ResultRecord
+from lta.languages import related as related_lib
+from lta.models.contract import DecodingConfig
+from lta.models.mt5.config import T5Config
+from lta.pipeline import data as pipeline_data
+from lta.pipeline import report as pipeline_report
+from lta.pipeline import stages
+from lta.pipeline.data import Data
+from lta.train import loop as trainer
+from lta.train.optimizers import make_optimizer, make_schedule
 
 PRETRAIN_OBJECTIVES = ("prefix_lm", "denoise")
 # Compositions scored for every target; rows are labelled by lta.eval.methods.
 METHODS = ("task_only", "lang_task_add", "lang_task_add_subtract")
 # Run when task vectors exist in several sources (PipelineConfig.task_sources).
-RELATED_METHODS = ("task_only_add_related", "lang_task_add_subtract_related")
+RELATED_METHODS = arithmetic.RELATED
 
 
 @gin.configurable
@@ -93,7 +95,7 @@ class PipelineConfig:
   batch_size: int = 16
   input_length: int = 128
   target_length: int = 16
-  lambdas: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+  lambdas: tuple[float, ...] = sweep.DEFAULT_GRID
   # λ outside [0, 1] inverts the method; only when asked for by name.
   allow_extrapolation: bool = False
   space: str = "factor"
@@ -193,21 +195,23 @@ def _pretrain_mixture(languages: Sequence[str],
   return name
 
 
-def _train(cfg: PipelineConfig, model_dir: str, task: str, steps: int, *,
-           model_config: T5Config, base: Optional[str],
+def _train(cfg: PipelineConfig, data: Data, model_dir: str, task: str,
+           steps: int, *, model_config: T5Config, base: Optional[str],
            adapter: Optional[AdapterConfig], learning_rate: float,
            **kwargs) -> trainer.TrainResult:
-  return trainer.train(
-      model_dir=model_dir, mixture_or_task_name=task,
-      task_feature_lengths=cfg.feature_lengths, train_steps=steps,
-      initial_checkpoint_path=base, mixture_or_task_module="lta_tasks",
-      adapter=adapter, model_config=model_config,
-      batch_size=cfg.batch_size, seed=cfg.seed,
-      optimizer=make_optimizer(
-          name="adamw", schedule=make_schedule(learning_rate=learning_rate)),
-      log_period=max(steps // 5, 1), checkpoint_period=steps,
-      eval_period=steps if cfg.eval_steps else 0,
-      eval_steps=max(cfg.eval_steps, 1), async_checkpointing=False, **kwargs)
+  with vocab.use_vocabulary(data.vocab_path):
+    return trainer.train(
+        model_dir=model_dir, mixture_or_task_name=task,
+        task_feature_lengths=cfg.feature_lengths, train_steps=steps,
+        initial_checkpoint_path=base, mixture_or_task_module="lta_tasks",
+        adapter=adapter, model_config=model_config,
+        batch_size=cfg.batch_size, seed=cfg.seed,
+        optimizer=make_optimizer(
+            name="adamw", schedule=make_schedule(learning_rate=learning_rate)),
+        log_period=max(steps // 5, 1), checkpoint_period=steps,
+        eval_period=steps if cfg.eval_steps else 0,
+        eval_steps=max(cfg.eval_steps, 1), async_checkpointing=False,
+        **kwargs)
 
 
 HISTORY_FILE = "history.json"
@@ -281,7 +285,7 @@ def base_model(cfg: PipelineConfig, model_config: T5Config,
       stage, f"pre-training the {model_config.name} model from scratch: "
       f"{cfg.pretrain_steps} steps, {' + '.join(cfg.pretrain_objectives)} on "
       f"{', '.join(cfg.languages)}",
-      lambda: _train(cfg, model_dir, mixture, cfg.pretrain_steps,
+      lambda: _train(cfg, data, model_dir, mixture, cfg.pretrain_steps,
                      model_config=model_config, base=None, adapter=None,
                      learning_rate=cfg.pretrain_learning_rate,
                      trainable="full", export_adapter=False,
@@ -303,7 +307,7 @@ def train_adapter(cfg: PipelineConfig, name: str, task: str,
           "adapter": adapter.to_dict(), "base": base.digest}
   stage = stages.Stage.in_dir(f"{name} adapter", model_dir, spec)
   _run_stage(stage, f"{name}: {task}, {steps} steps",
-             lambda: _train(cfg, model_dir, task, steps,
+             lambda: _train(cfg, data, model_dir, task, steps,
                             model_config=model_config, base=base.path,
                             adapter=adapter,
                             learning_rate=cfg.adapter_learning_rate))
@@ -320,47 +324,37 @@ def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:
                                                            data.world)
 
 
-class Scorer(eval_job.MergedScorer):
-  """Merges an adapter into the base and scores one XLSum language."""
+class Scorer(composed.MergedScorer):
+  """Merges an adapter into the base and scores XLSum tasks, with the
+  pipeline's vocabulary; on synthetic data also by exact match."""
 
   def __init__(self, cfg: PipelineConfig, base_path: str, data: Data):
     super().__init__(base_path, cfg.feature_lengths, cfg.batch_size,
                      DecodingConfig(max_decode_length=cfg.target_length),
-                     cfg.eval_examples, fidelity_fn(data))
-    self.cfg = cfg
+                     cfg.eval_examples, fidelity_fn(data),
+                     vocabulary=data.vocab_path)
     self.world = data.world
 
-  def score_target(self, adapter: Adapter, target: str,
-                   split: str) -> evaluation.TaskResult:
-    """Scores `xlsum.<target>`, plus exact match on synthetic data."""
-    result = self.score(adapter, f"xlsum.{target}", split)
+  def score(self, adapter: Optional[Adapter], task: str,
+            split: str) -> evaluation.TaskResult:
+    result = super().score(adapter, task, split)
     if self.world is not None:  # the synthetic task has one right answer
       from lta.synthetic import scoring  # pylint: disable=g-import-not-at-top
       result.scores.update(scoring.headline_scores(
           [r["target"] for r in result.examples],
-          [r["prediction"] for r in result.examples], target, self.world))
+          [r["prediction"] for r in result.examples],
+          evaluation.task_language(task), self.world))
     return result
 
-  def selection_score(self, result: evaluation.TaskResult) -> float:
-    name = self.cfg.selection_metric
-    if name not in result.scores:
-      raise ValueError(f"PipelineConfig.selection_metric={name!r} is not "
-                       f"among the scores {sorted(result.scores)}.")
-    return result.scores[name]
 
-
-def related_sources(cfg: PipelineConfig, data: Data, target: str) -> list[str]:
-  """The sources with task data related to `target` (the paper's Table 5)."""
+def related_sources(cfg: PipelineConfig,
+                    data: Data) -> dict[str, list[str]]:
+  """{target: the sources with task data related to it}: the paper's Table 5,
+  or on synthetic data the world's own ranking."""
+  selection: related_lib.Selection = "paper"
   if data.world is not None:
-    chosen = [s for s in data.world.related_sources(target)
-              if s in cfg.sources]
-  else:
-    from lta.languages import related as relatedness  # pylint: disable=g-import-not-at-top
-    chosen = relatedness.related_sources(target, cfg.sources)
-  if not chosen:
-    raise ValueError(f"No source among PipelineConfig.source and "
-                     f"task_sources {cfg.sources} is related to {target!r}.")
-  return chosen
+    selection = {t: data.world.related_sources(t) for t in cfg.targets}
+  return related_lib.related_by_target(cfg.targets, cfg.sources, selection)
 
 
 def run_pipeline(cfg: PipelineConfig, model_config: T5Config,
@@ -425,8 +419,7 @@ def score_and_report(cfg: PipelineConfig, model_config: T5Config, data: Data,
           f"({'; '.join(stages.changes(stage))}): scoring again")
     stages.start(stage)
     scorer = Scorer(cfg, base.path, data)
-    related = ({t: related_sources(cfg, data, t) for t in cfg.targets}
-               if cfg.task_sources else {})
+    related = related_sources(cfg, data) if cfg.task_sources else {}
     sanity = sanity_checks(cfg, scorer, task_vectors, related)
     scored = compose_and_score(cfg, scorer, task_vectors, language_vectors,
                                related)
@@ -484,7 +477,7 @@ def sanity_checks(cfg: PipelineConfig, scorer: Scorer,
       histories[name] = _read_history(os.path.join(cfg.workdir, name))
   source_scores = {}
   for lang, vector in task_vectors.items():
-    scores = scorer.score_target(vector, lang, "test").scores
+    scores = scorer.score(vector, f"xlsum.{lang}", "test").scores
     source_scores[lang] = scores
     say(f"task vector {lang} on xlsum.{lang} test: ROUGE-2 "
         f"{scores['rouge2']:.2f}" + (
@@ -509,30 +502,17 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
   """
   scored = []
   for target in cfg.targets:
-    for label, method in cfg.methods.items():
-      grid = cfg.lambdas if methods.get(method).uses_lambda else (1.0,)
-      sources = (related[target] if method.endswith("_related")
-                 else [cfg.source])
-
-      def compose(lam, method=method, target=target, sources=sources):
-        tree, manifest = arithmetic.compose(
-            method, task_vectors=task_vectors,
-            language_vectors=language_vectors, target=target,
-            sources=sources, lam=lam, space=cfg.space,
-            allow_extrapolation=cfg.allow_extrapolation)
-        return Adapter(tree, manifest,
-                       name=methods.instance_label(method, lam, sources))
-
-      result, by_lambda = eval_job.select_lambda_and_score(
-          lambda adapter, split, target=target: scorer.score_target(
-              adapter, target, split),
-          compose, grid, "validation", "test", scorer.selection_score)
-      record = ResultRecord.from_scored(
-          method, result, split="test", sources=tuple(sources),
-          selection_scores=by_lambda, selection_split="validation",
+    for method in cfg.methods.values():
+      record, examples = composed.score_composition(
+          scorer, f"xlsum.{target}", method, task_vectors=task_vectors,
+          language_vectors=language_vectors,
+          sources=(related[target] if method in RELATED_METHODS
+                   else [cfg.source]),
+          grid=cfg.lambdas, space=cfg.space, split="test",
+          selection_split="validation",
           selection_metric=cfg.selection_metric,
-          base_checkpoint=scorer.base_path)
-      scored.append((record, result.examples))
+          allow_extrapolation=cfg.allow_extrapolation)
+      scored.append((record, examples))
       print(score_line(record), flush=True)
   return scored
 

@@ -22,9 +22,11 @@ def _vectors(seed=0):
 
 
 def _compose(tasks, langs, name="lang_task_add_subtract", **kwargs):
+  """(tree, manifest) of the composed adapter."""
   kwargs = {"target": "pt", "sources": "en", **kwargs}
-  return arithmetic.compose(name, task_vectors=tasks, language_vectors=langs,
-                            **kwargs)
+  adapter = arithmetic.compose(name, task_vectors=tasks,
+                               language_vectors=langs, **kwargs)
+  return adapter.tree, adapter.manifest
 
 
 def _one_line(error):
@@ -149,8 +151,9 @@ def test_region_tags_match_whatever_the_separator():
   langs = {"en": make_adapter(rng, lora_config(), "mc4_prefix_lm", "en"),
            "zh-CN": make_adapter(rng, lora_config(), "mc4_prefix_lm",
                                  "zh_cn")}
-  tree, manifest = arithmetic.compose(
+  composed = arithmetic.compose(
       "lang_task_add", task_vectors=tasks, language_vectors=langs,
       target="zh-CN", sources="en", lam=0.5)
+  tree, manifest = composed.tree, composed.manifest
   assert manifest.language == "zh-CN"
   assert all(np.isfinite(v).all() for v in flatten_tree(tree).values())

@@ -6,6 +6,7 @@ import pytest
 from lta.arithmetic import compositions as arithmetic
 from lta.arithmetic import merge_methods
 from lta.errors import ConfigError
+from lta.languages import related
 from lta.adapters.tree import flatten_tree
 from tests.arithmetic.random_adapters import (krona_config, lora_config,
                                              make_adapter)
@@ -61,9 +62,10 @@ CASES = [("task_only", ["en"]), ("lang_task_add", ["en"]),
 @pytest.mark.parametrize("name,sources", CASES)
 def test_factor_space_matches_equation(name, sources, config):
   tasks, langs = _vectors(config)
-  tree, manifest = arithmetic.compose(
+  composed = arithmetic.compose(
       name, task_vectors=tasks, language_vectors=langs, target="pt",
       sources=sources, lam=LAM, space="factor")
+  tree, manifest = composed.tree, composed.manifest
   expected = _expected(name, tasks, langs, "pt", sources)
   got = flatten_tree(tree)
   assert set(got) == set(expected)
@@ -101,9 +103,10 @@ def _expected_delta(name, tasks, langs, target, sources, config):
 @pytest.mark.parametrize("name,sources", CASES)
 def test_delta_space_matches_equation(name, sources, config):
   tasks, langs = _vectors(config, seed=1)
-  tree, manifest = arithmetic.compose(
+  composed = arithmetic.compose(
       name, task_vectors=tasks, language_vectors=langs, target="pt",
       sources=sources, lam=LAM, space="delta", output="delta")
+  tree, manifest = composed.tree, composed.manifest
   expected = _expected_delta(name, tasks, langs, "pt", sources, config)
   got = merge_methods.modules(tree)
   assert set(got) == set(expected)
@@ -117,10 +120,11 @@ def test_delta_space_lora_output_is_exact_when_rank_suffices():
   tasks, langs = _vectors(lora_config(rank=2), seed=2)
   sources = ["ar", "bn"]
   # Eq. 4 with 2 sources: 2 task + 1 + 2 language terms, rank <= 5 * 2.
-  tree, manifest = arithmetic.compose(
+  composed = arithmetic.compose(
       "lang_task_add_subtract_related", task_vectors=tasks,
       language_vectors=langs, target="pt", sources=sources, lam=LAM,
       space="delta", output="lora", rank=10)
+  tree, manifest = composed.tree, composed.manifest
   expected = _expected_delta("lang_task_add_subtract_related", tasks, langs,
                              "pt", sources, lora_config(rank=2))
   config = manifest.config
@@ -134,9 +138,10 @@ def test_delta_space_lora_output_is_exact_when_rank_suffices():
 
 def test_provenance_records_inputs_weights_and_fingerprints():
   tasks, langs = _vectors(lora_config())
-  _, manifest = arithmetic.compose(
+  composed = arithmetic.compose(
       "lang_task_add_subtract", task_vectors=tasks, language_vectors=langs,
       target="pt", sources="en", lam=0.25)
+  manifest = composed.manifest
   prov = manifest.provenance
   assert prov["lam"] == 0.25 and prov["sources"] == ["en"]
   assert prov["method"] == "linear" and prov["space"] == "factor"
@@ -151,19 +156,22 @@ def test_related_defaults_to_the_papers_table5():
   rng = np.random.default_rng(3)
   seen = ["ar", "bn", "en", "ja", "ko", "id", "sw", "ru", "te", "th", "tr"]
   tasks = {l: make_adapter(rng, config, "xlsum", l) for l in seen}
-  _, manifest = arithmetic.compose("task_only_add_related",
-                                   task_vectors=tasks, target="zh")
+  # What the jobs choose once (lta.languages.related) and pass down.
+  sources = related.related_by_target(["zh"], sorted(tasks))["zh"]
+  manifest = arithmetic.compose("task_only_add_related", task_vectors=tasks,
+                                target="zh", sources=sources).manifest
   assert manifest.provenance["sources"] == ["en", "ko", "ja", "id", "th"]
-  _, manifest = arithmetic.compose("task_only_add_all", task_vectors=tasks,
-                                   target="zh")
+  manifest = arithmetic.compose("task_only_add_all", task_vectors=tasks,
+                                target="zh").manifest
   assert manifest.provenance["sources"] == sorted(seen)
 
 
 def test_same_target_and_source_cancels_language_vectors():
   tasks, langs = _vectors(lora_config())
-  tree, manifest = arithmetic.compose(
+  composed = arithmetic.compose(
       "lang_task_add_subtract", task_vectors=tasks, language_vectors=langs,
       target="en", sources="en", lam=0.5)
+  tree, manifest = composed.tree, composed.manifest
   expected = arithmetic.scale(tasks["en"].tree, 0.5)
   for p, v in flatten_tree(expected).items():
     np.testing.assert_allclose(flatten_tree(tree)[p], v, rtol=1e-6)
@@ -189,8 +197,9 @@ def test_compose_errors_name_what_is_missing():
        "method='tie' (did you mean 'ties'?)"),
       (dict(name="task_only", sources="en", space="delta", method="ties",
             density=0.0), "TIES density=0.0 must be in (0, 1]"),
-      (dict(name="task_only_add_related", selection="urial"),
-       "selection='urial'; expected one of"),
+      (dict(name="task_only_add_related"),
+       "'task_only_add_related' needs `sources`: the related languages of "
+       "'pt'"),
   ]
   for kwargs, message in cases:
     kwargs = {"target": "pt", **kwargs}

@@ -52,9 +52,10 @@ def test_lambda_one_returns_the_task_vector(seed):
   lang = {l: make_adapter(rng, lora_config(), "mc4_prefix_lm", l)
           for l in ("en", "pt")}
   for name in ("lang_task_add", "lang_task_add_subtract"):
-    tree, _ = arithmetic.compose(name, task_vectors={"en": task},
-                                 language_vectors=lang, target="pt",
-                                 sources="en", lam=1.0)
+    composed = arithmetic.compose(name, task_vectors={"en": task},
+                                  language_vectors=lang, target="pt",
+                                  sources="en", lam=1.0)
+    tree = composed.tree
     _close(tree, task.tree, 0)
 
 

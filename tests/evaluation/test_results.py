@@ -136,9 +136,10 @@ def test_an_adapter_evaluated_as_is_is_labelled_by_its_manifest():
   lang_en = random_adapters.make_adapter(rng, task="mc4_prefix_lm",
                                          language="en")
   task_en = random_adapters.make_adapter(rng, language="en")
-  _, merged = arithmetic.compose(
+  composed = arithmetic.compose(
       "lang_task_add_subtract", task_vectors={"en": task_en},
       language_vectors={"en": lang_en, "pt": lang_pt}, target="pt",
       sources="en", lam=0.7)
+  merged = composed.manifest
   method, fields = eval_job.adapter_method(merged)
   assert (method, fields) == ("lang_task_add_subtract", {"sources": ("en",)})

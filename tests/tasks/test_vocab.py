@@ -56,6 +56,24 @@ def test_tasks_share_the_lazy_vocabulary_and_follow_gin(tiny_spm_path, tmp_path)
       tiny_spm_path).vocab_size
 
 
+def test_a_vocabulary_passed_in_wins_over_gin_within_its_block(
+    tiny_spm_path, tmp_path):
+  other = vocab.train_tiny_sentencepiece(
+      ["only a little English text here"] * 3, str(tmp_path / "other"), 300)
+  task = seqio.get_mixture_or_task("xlsum.en")
+  with vocab.use_vocabulary(other) as passed:
+    assert passed.sentencepiece_model_file == other
+    assert vocab.vocabulary_path() == other
+    assert task.output_features["targets"].vocabulary.encode("text here") == \
+        seqio.SentencePieceVocabulary(other).encode("text here")
+    with vocab.use_vocabulary(tiny_spm_path):  # the innermost wins
+      assert vocab.LAZY_VOCABULARY.sentencepiece_model_file == tiny_spm_path
+    assert vocab.LAZY_VOCABULARY.sentencepiece_model_file == other
+  # gin's binding (the fixture's) again, which the block left as it was.
+  assert vocab.vocabulary_path() == tiny_spm_path
+  assert gin.query_parameter(vocab.PATH_BINDING) == tiny_spm_path
+
+
 def test_default_path_is_mt5_and_nothing_is_read_until_used(tmp_path):
   gin.clear_config()
   assert vocab.vocabulary_path() == vocab.MT5_SPM_PATH

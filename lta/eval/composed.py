@@ -1,0 +1,164 @@
+"""Scoring composed adapters: fold into one base, decode, score; λ per target.
+
+`MergedScorer` merges an adapter into a base model and decodes and scores a
+task with it. `score_composition` composes a named composition for one
+task's language at each λ of a grid, picks λ on the selection split and
+scores that λ on the reported split: the paper's protocol, shared by
+`lta eval` (lta.jobs.evaluate) and the staged pipeline (lta.pipeline.run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import jax
+
+from lta import errors
+from lta.adapters import deltas
+from lta.adapters.manifest import Adapter
+from lta.arithmetic import compat
+from lta.arithmetic import compositions
+from lta.checkpoints import base_model
+from lta.checkpoints import fingerprint
+from lta.data import vocab
+from lta.eval import lambdas
+from lta.eval import methods
+from lta.eval import scoring
+from lta.eval.results import ResultRecord
+from lta.models.contract import DecodingConfig, EncoderDecoderModel
+from lta.models.mt5.config import T5Config
+from lta.models.mt5.network import Transformer
+
+
+class MergedScorer:
+  """Merges an adapter into one base model, then decodes and scores a task.
+
+  `vocabulary`: the SentencePiece model the tasks read and score with (None:
+  the configured one, `lta.vocab.get_vocabulary.path`). `log` receives the
+  decoding progress lines (None: silent).
+  """
+
+  def __init__(self, base_path: str, feature_lengths: Mapping[str, int],
+               batch_size: int, decoding: DecodingConfig,
+               max_examples: Optional[int] = None,
+               fidelity_fn: Optional[scoring.FidelityFn] = None,
+               model_config: Optional[T5Config] = None,
+               log: Optional[Callable[[str], None]] = print,
+               vocabulary: Optional[str] = None):
+    self.base_path = base_path
+    self.config, self.params = base_model.load_base_model(
+        base_path, model_config, "run_eval.base_checkpoint",
+        "run_eval.model_config")
+    self.fingerprint = fingerprint.base_model_fingerprint(self.config,
+                                                          self.params)
+    self.model = EncoderDecoderModel(Transformer(self.config))
+    self.predict_fn = scoring.make_predict_fn(self.model, decoding)
+    self.feature_lengths = dict(feature_lengths)
+    self.batch_size = batch_size
+    self.max_examples = max_examples
+    self.fidelity_fn = fidelity_fn
+    self.log = log
+    self.vocabulary = vocabulary
+    self._examples: dict[tuple[str, str], list] = {}
+
+  def _vocabulary_in_use(self):
+    return (vocab.use_vocabulary(self.vocabulary) if self.vocabulary
+            else contextlib.nullcontext())
+
+  def examples(self, task: str, split: str) -> list:
+    if (task, split) not in self._examples:
+      with self._vocabulary_in_use():
+        self._examples[(task, split)] = scoring.load_examples(
+            task, split, self.feature_lengths, self.max_examples)
+    return self._examples[(task, split)]
+
+  def variables(self, adapter: Optional[Adapter]) -> dict[str, Any]:
+    if adapter is None:
+      return {"params": self.params}
+    compat.check_base([adapter], self.fingerprint, self.base_path)
+    return {"params": deltas.merge_into_base(self.params, adapter.tree,
+                                             adapter.config)}
+
+  def score(self, adapter: Optional[Adapter], task: str,
+            split: str) -> scoring.TaskResult:
+    examples = self.examples(task, split)
+    progress = None
+    if self.log:
+      what = adapter.label if adapter is not None else "base model"
+      progress = scoring.DecodeProgress(f"{task} ({split}) | {what}",
+                                        self.log)
+    ids = scoring.decode_examples(
+        self.predict_fn, jax.device_put(self.variables(adapter)), examples,
+        self.batch_size, self.feature_lengths["inputs"], progress)
+    with self._vocabulary_in_use():
+      return scoring.score_task(task, examples, ids,
+                                fidelity_fn=self.fidelity_fn)
+
+
+def select_lambda_and_score(
+    score: Callable[[Adapter, str], scoring.TaskResult],
+    compose: Callable[[float], Adapter], grid: Sequence[float],
+    selection_split: str, split: str,
+    selection_score: Callable[[scoring.TaskResult], float]
+) -> tuple[scoring.TaskResult, dict[float, float]]:
+  """Scores every λ of `grid` on selection_split, then the best on split.
+
+  score(adapter, split) decodes and scores one task. The selection scores
+  are returned (λ -> score) for plots, even for a single λ.
+  """
+  by_lambda = {float(lam): selection_score(score(compose(lam),
+                                                 selection_split))
+               for lam in grid}
+  lam = lambdas.best_lambda({"": by_lambda})[""]
+  result = score(compose(lam), split)
+  result.scores["lambda"] = lam
+  return result, by_lambda
+
+
+def score_composition(
+    scorer: MergedScorer, task: str, name: str, *,
+    task_vectors: Mapping[str, Adapter],
+    language_vectors: Optional[Mapping[str, Adapter]],
+    sources: Optional[Sequence[str]], grid: Sequence[float],
+    space: str = "factor", split: str = "test",
+    selection_split: str = "validation",
+    selection_metric: Optional[str] = None, **checks: Any
+) -> tuple[ResultRecord, list[dict[str, Any]]]:
+  """Composition `name` for `task`'s language, λ chosen, scored.
+
+  Composed at each λ of `grid` (at λ = 1 alone for a method without λ),
+  scored on selection_split by `selection_metric` (default: the task's main
+  metric), the best λ scored on `split`. `checks` go to
+  `compositions.compose` (allow_extrapolation, allow_unlabelled). Returns
+  the result record, with the selection sweep, and the decoded examples.
+  """
+  target = scoring.task_language(task)
+  metric = selection_metric or scoring.main_metric(task)
+  used: dict[str, tuple[str, ...]] = {}
+
+  def compose(lam: float) -> Adapter:
+    adapter = compositions.compose(
+        name, task_vectors=task_vectors, language_vectors=language_vectors,
+        target=target, sources=sources, lam=lam, space=space, **checks)
+    used["sources"] = tuple(adapter.manifest.provenance["sources"])
+    return dataclasses.replace(adapter, name=methods.instance_label(
+        name, lam, used["sources"]))
+
+  def selection_score(result: scoring.TaskResult) -> float:
+    if metric not in result.scores:
+      raise errors.ConfigError(
+          f"The λ selection metric {metric!r} is not among the scores "
+          f"{sorted(result.scores)} of {task}")
+    return result.scores[metric]
+
+  result, by_lambda = select_lambda_and_score(
+      lambda adapter, s: scorer.score(adapter, task, s), compose,
+      grid if methods.get(name).uses_lambda else (1.0,), selection_split,
+      split, selection_score)
+  record = ResultRecord.from_scored(
+      name, result, split=split, sources=used["sources"],
+      selection_scores=by_lambda, selection_split=selection_split,
+      selection_metric=metric, base_checkpoint=scorer.base_path)
+  return record, result.examples
