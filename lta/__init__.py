@@ -86,16 +86,20 @@ class _MovedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
       return None
     return importlib.util.spec_from_loader(name, self)
 
+  @staticmethod
+  def _warn(name):
+    warnings.warn(f"lta: module {name} moved to {MOVED[name]}; the old name "
+                  "works until the next release", FutureWarning, stacklevel=3)
+
   def create_module(self, spec):
-    new = MOVED[spec.name]
-    warnings.warn(f"lta: module {spec.name} moved to {new}; the old name "
-                  "works until the next release", FutureWarning, stacklevel=2)
-    return importlib.import_module(new)
+    self._warn(spec.name)
+    return importlib.import_module(MOVED[spec.name])
 
   def exec_module(self, module):
     del module  # already executed at its new name
 
   def get_code(self, name):  # for `python -m <old name>`
+    self._warn(name)
     new = importlib.util.find_spec(MOVED[name])
     return new.loader.get_code(new.name)
 

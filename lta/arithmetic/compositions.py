@@ -309,7 +309,7 @@ def merge_adapters(adapters: Sequence[Adapter], weights: Sequence[float], *,
   space='delta': on dW; method 'linear', 'ties' (density = kept fraction) or
     'dare' (drop_rate, seed); output 'lora' (rank, default the inputs' rank)
     or 'kron' (nearest Kronecker product) re-factorise, 'delta' returns the
-    dW tree for `merge_methods.merge_into_base`. The default output is the
+    dW tree for `lta.adapters.deltas.merge_into_base`. The default output is the
     inputs' own kind.
   """
   if len(adapters) != len(weights) or not adapters:

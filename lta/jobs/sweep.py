@@ -6,7 +6,7 @@ directory under the sweep's workdir, bound through `output_binding`. The
 command every job runs is an argv list, never re-split by a shell. Jobs run
 here one after another, or are printed shell-quoted (optionally behind a
 launcher such as `launch/tpu_vm.sh run ... --`) for a cluster. `collect`
-reads every job's scores.json ({method: {language: {metric: value}}}, what
+reads every job's scores.json ({method label: {language: {metric: value}}}, what
 `lta eval` writes) into one Markdown and CSV table with the grid values as
 columns.
 

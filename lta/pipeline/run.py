@@ -26,6 +26,7 @@ value changes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -40,6 +41,7 @@ from lta.adapters.manifest import Adapter
 from lta.arithmetic import compositions as arithmetic
 from lta.data import vocab
 from lta.eval import composed
+from lta.eval import langid
 from lta.eval import lambdas as sweep
 from lta.eval import methods
 from lta.eval import scoring as evaluation
@@ -320,8 +322,8 @@ def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:
   if data.world is None:
     return None
   from lta.synthetic import lexicon_lid  # pylint: disable=g-import-not-at-top
-  return lambda preds, lang: lexicon_lid.language_fidelity(preds, lang,
-                                                           data.world)
+  return functools.partial(langid.language_fidelity,
+                           identifier=lexicon_lid.LexiconIndex(data.world))
 
 
 class Scorer(composed.MergedScorer):

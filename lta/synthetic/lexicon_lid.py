@@ -72,13 +72,3 @@ def language_shares(text: str, world: world_lib.WorldLike) -> dict[str, float]:
 
 def identify(text: str, world: world_lib.WorldLike) -> Optional[str]:
   return LexiconIndex(world).language_of(text)
-
-
-def language_fidelity(predictions: Sequence[str], lang: str,
-                      world: world_lib.WorldLike) -> float:
-  """`langid.language_fidelity` with the world's lexicon.
-
-  Kept for lta/pipeline/run.py's call until it passes the identifier
-  itself; new code calls langid.language_fidelity.
-  """
-  return langid.language_fidelity(predictions, lang, LexiconIndex(world))

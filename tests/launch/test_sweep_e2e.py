@@ -12,9 +12,12 @@ import os
 
 import pytest
 
+from lta.eval import methods
 from tests import cli_run
 
 LAMBDAS = (0.5, 0.9)
+# scores.json and sweep.csv name methods by their table label.
+ADD_SUBTRACT = methods.label("lang_task_add_subtract", ("en",))
 
 
 @pytest.mark.slow
@@ -45,7 +48,7 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
   assert "| job | LAMBDA | method | pt | uk | avg |" in proc.stdout
   rows = list(csv.DictReader(open(sweep_dir / "sweep.csv")))
   # One baseline row (no λ), one composition row per λ.
-  baseline = [r for r in rows if r["method"] != "lang_task_add_subtract"]
+  baseline = [r for r in rows if r["method"] != ADD_SUBTRACT]
   assert [(r["job"], r["LAMBDA"]) for r in baseline] == [("baseline", "")]
   assert len(rows) == 1 + len(LAMBDAS)
   jobs = json.load(open(sweep_dir / "jobs.json"))
@@ -55,11 +58,11 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
                                              baseline[0]["method"]}
   for job, lam in zip(jobs[1:], LAMBDAS):
     scores = json.load(open(os.path.join(job["output_dir"], "scores.json")))
-    assert set(scores) == {"lang_task_add_subtract"}
-    comp = scores["lang_task_add_subtract"]
+    assert set(scores) == {ADD_SUBTRACT}
+    comp = scores[ADD_SUBTRACT]
     assert comp["pt"]["lambda"] == lam
     row = next(r for r in rows if r["job"] == job["name"] and
-               r["method"] == "lang_task_add_subtract")
+               r["method"] == ADD_SUBTRACT)
     assert float(row["LAMBDA"]) == lam
     for lang in ("pt", "uk"):
       assert float(row[lang]) == pytest.approx(comp[lang]["rouge2"])
