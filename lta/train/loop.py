@@ -153,7 +153,7 @@ def train(*,
     export_model: write the trained model's params as an HF checkpoint to
       `<model_dir>/model` (full fine-tuning; a next stage's base).
   """
-  opts = TrainOptions(**locals())  # first: locals() are the parameters here
+  opts = TrainOptions(**locals())  # first statement: locals() = parameters
   _check_options(opts)
   mesh, rules, host_batch_size = _make_mesh(opts)
   run, state = _build_model_and_state(opts, mesh, rules, host_batch_size)
@@ -194,6 +194,7 @@ class _Identity:
 
 @dataclasses.dataclass
 class _Outcome:
+  """Where the loop stopped, and what it logged."""
   step: int
   history: list[dict[str, float]] = dataclasses.field(default_factory=list)
   eval_history: list[dict[str, float]] = dataclasses.field(

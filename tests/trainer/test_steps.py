@@ -144,3 +144,12 @@ def test_dropout_rng_follows_step():
   _, m3 = step(state.replace(step=state.step + 1), batch)
   assert float(m1["loss"]) == float(m2["loss"])
   assert float(m1["loss"]) != float(m3["loss"])
+
+
+def test_old_module_name_still_finds_the_steps():
+  """lta.trainer (now lta.train.loop) held the steps; they moved to steps."""
+  from lta.train import loop  # pylint: disable=g-import-not-at-top
+  with pytest.warns(FutureWarning, match="moved to lta.train.steps"):
+    assert loop.train_step is steps.train_step
+  with pytest.raises(AttributeError):
+    loop.no_such_step  # pylint: disable=pointless-statement
