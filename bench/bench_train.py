@@ -149,7 +149,7 @@ def _lta_worker(flags, full: bool) -> dict:
   import numpy as np
   import optax
   from lta.train import state as train_state
-  from lta.train import loop as trainer
+  from lta.train import steps as train_steps
   from lta.models.mt5.config import T5Config
   from lta.models.mt5.network import Transformer
   from lta.models.contract import EncoderDecoderModel
@@ -179,7 +179,7 @@ def _lta_worker(flags, full: bool) -> dict:
   jax.block_until_ready(state)
   setup_rss = _peak_rss_mb()
   start = time.perf_counter()
-  step = jax.jit(functools.partial(trainer.train_step, model=model,
+  step = jax.jit(functools.partial(train_steps.train_step, model=model,
                                    optimizer=optimizer),
                  donate_argnums=(0,)).lower(state, batch).compile()
   compile_s = time.perf_counter() - start

@@ -21,6 +21,7 @@ import seqio
 import tensorflow as tf
 
 from lta import errors
+from lta.data import input_pipeline
 from lta.data import preprocessors
 from lta.data import vocab
 
@@ -67,7 +68,7 @@ def register(lang: str) -> str:
   """Registers `mc4_denoise.<lang>` (once) and returns its name."""
   name = task_name(lang)
   if name not in seqio.TaskRegistry.names():
-    import lta_tasks  # pylint: disable=g-import-not-at-top,unused-import
+    input_pipeline.import_task_modules("lta_tasks")  # mc4_prefix_lm.<lang>
     source = seqio.get_mixture_or_task(
         f"mc4_prefix_lm.{lang.replace('-', '_')}").source
     seqio.TaskRegistry.add(

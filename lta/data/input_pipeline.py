@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 
 from lta import errors
 from lta import partitioning
+from lta.data import task_names
 
 # Features lta's EncoderDecoderModel reads; packing (segment ids) is not
 # supported by the network, so batches are never packed.
@@ -29,16 +30,20 @@ MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens",
                   "decoder_target_tokens", "decoder_loss_weights")
 
 
-def import_task_modules(modules: Optional[Sequence[str] | str]) -> None:
-  """Imports the modules that register tasks (T5X's MIXTURE_OR_TASK_MODULE)."""
+def import_task_modules(modules: Optional[Sequence[str] | str],
+                        setting: str = "MIXTURE_OR_TASK_MODULE") -> None:
+  """Imports the modules that register tasks (T5X's MIXTURE_OR_TASK_MODULE).
+
+  The one way lta imports task modules: lta_tasks (tasks/) or a user's.
+  `setting` is the gin setting that named them, for the error message.
+  """
   if not modules:
     return
   for name in [modules] if isinstance(modules, str) else modules:
     try:
       importlib.import_module(name)
     except ImportError as e:
-      raise ImportError(f"MIXTURE_OR_TASK_MODULE {name!r} cannot be imported "
-                        f"({e})") from e
+      raise ImportError(f"{setting} {name!r} cannot be imported ({e})") from e
 
 
 def _unknown_task_message(name: str) -> str:
@@ -49,7 +54,7 @@ def _unknown_task_message(name: str) -> str:
              f"or mixture")
   if hint:
     return message + hint
-  families = sorted({n.split(".")[0] + (".<...>" if "." in n else "")
+  families = sorted({task_names.family(n) + (".<...>" if "." in n else "")
                      for n in registered})
   return (f"{message}; none of the {len(registered)} registered names is "
           f"close (families: {', '.join(families[:12])}"

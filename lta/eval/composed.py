@@ -22,6 +22,7 @@ from lta.arithmetic import compat
 from lta.arithmetic import compositions
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
+from lta.data import task_names
 from lta.data import vocab
 from lta.eval import lambdas
 from lta.eval import methods
@@ -134,7 +135,7 @@ def score_composition(
   `compositions.compose` (allow_extrapolation, allow_unlabelled). Returns
   the result record, with the selection sweep, and the decoded examples.
   """
-  target = scoring.task_language(task)
+  target = task_names.language(task)
   metric = selection_metric or scoring.main_metric(task)
   used: dict[str, tuple[str, ...]] = {}
 

@@ -18,6 +18,7 @@ import os
 from typing import Any, Mapping, Optional, Sequence
 
 from lta import errors
+from lta.data import task_names
 from lta.eval import methods
 
 FORMAT_VERSION = 1
@@ -36,21 +37,8 @@ METRIC_LABELS = {
 FAMILY_LABELS = {"xlsum": "XLSum", "tydiqa_goldp": "TyDi QA"}
 
 
-def task_language(task_name: str) -> str:
-  """'xlsum.pt' -> 'pt'."""
-  if "." not in task_name:
-    raise errors.ConfigError(
-        f"Task name {task_name!r} has no '.<lang>' suffix.")
-  return task_name.rsplit(".", 1)[1]
-
-
-def task_family(task_name: str) -> str:
-  """'xlsum.pt' -> 'xlsum'."""
-  return task_name.split(".", 1)[0]
-
-
 def main_metric(task_name: str) -> str:
-  family = task_family(task_name)
+  family = task_names.family(task_name)
   for prefix, metric in MAIN_METRIC.items():
     if family.startswith(prefix):
       return metric
@@ -111,7 +99,7 @@ class ResultRecord:
 
   @property
   def family(self) -> str:
-    return task_family(self.task)
+    return task_names.family(self.task)
 
   @property
   def metric(self) -> str:

@@ -16,9 +16,10 @@ import seqio
 from lta.eval import langid
 from lta.eval import metrics
 from lta.data import vocab
+from lta.data import task_names
 from lta.models.contract import DecodingConfig, EncoderDecoderModel
-# Re-exported: the task helpers live in the light results module.
-from lta.eval.results import main_metric, task_language  # pylint: disable=unused-import
+# Re-exported: main_metric lives in the light results module.
+from lta.eval.results import main_metric  # pylint: disable=unused-import
 
 
 @dataclasses.dataclass
@@ -152,7 +153,7 @@ def score_task(task_name: str, examples: Sequence[Mapping[str, Any]],
   """
   task = seqio.get_mixture_or_task(task_name)
   vocab = task.output_features["targets"].vocabulary
-  lang = task_language(task_name)
+  lang = task_names.language(task_name)
   targets, predictions, records = [], [], []
   for i, (ex, ids) in enumerate(zip(examples, predicted_ids)):
     raw = vocab.decode([int(t) for t in ids])
@@ -198,7 +199,7 @@ def main_per_example(task_name: str, targets, predictions) -> np.ndarray:
   main = main_metric(task_name)
   if main == "f1":
     return metrics.squad_per_example(targets, predictions)["f1"]
-  if task_language(task_name) == "en":
+  if task_names.language(task_name) == "en":
     return metrics.rouge_plain_per_example(targets, predictions)[main]
   return metrics.rouge_spm_per_example(targets, predictions,
                                        vocab.vocabulary_path())[main]

@@ -28,6 +28,7 @@ from lta.adapters import adapter_io
 from lta.adapters.manifest import Adapter
 from lta.arithmetic import compositions as arithmetic
 from lta.data import input_pipeline
+from lta.data import task_names
 from lta.eval import composed
 from lta.eval import lambdas as sweep
 from lta.eval import methods
@@ -71,7 +72,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   ("exclude"), or the baseline alone ("only"): `lta sweep` scores the
   baseline once for all its λ jobs.
   """
-  __import__(mixture_or_task_module)
+  input_pipeline.import_task_modules(mixture_or_task_module,
+                                     "run_eval.mixture_or_task_module")
   if tfds_data_dir:
     seqio.set_tfds_data_dir_override(tfds_data_dir)
   if adapter_dir and composition:
@@ -90,7 +92,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
     for task in tasks:  # refuse a composition before decoding anything
       arithmetic.plan(composition, task_vectors=task_vecs,
                       language_vectors=lang_vecs,
-                      target=evaluation.task_language(task),
+                      target=task_names.language(task),
                       sources=sources_of[task], lam=lambdas[0],
                       allow_extrapolation=allow_extrapolation,
                       allow_unlabelled=allow_unlabelled)
@@ -157,7 +159,7 @@ def _sources_by_target(composition: str, tasks: Sequence[str],
   chosen here once (`selection`: 'paper' = Table 5, 'uriel')."""
   if sources is not None or composition not in arithmetic.RELATED:
     return {task: sources for task in tasks}
-  targets = {task: evaluation.task_language(task) for task in tasks}
+  targets = {task: task_names.language(task) for task in tasks}
   chosen = related.related_by_target(list(targets.values()),
                                      sorted(task_vectors), selection)
   return {task: chosen[target] for task, target in targets.items()}
@@ -167,7 +169,7 @@ def _one_task_per_language(tasks: Sequence[str]) -> None:
   """Tables and scores.json have one column per language."""
   by_language: dict[str, str] = {}
   for task in tasks:
-    lang = evaluation.task_language(task)
+    lang = task_names.language(task)
     if lang in by_language:
       raise errors.ConfigError(
           f"run_eval.tasks has two tasks in language {lang!r} "

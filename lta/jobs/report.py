@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 from lta import errors
 from lta.eval import methods
 from lta.eval import report as reporting
+from lta.data import task_names
 from lta.eval import results
 from lta.eval.results import ResultRecord
 
@@ -109,7 +110,7 @@ def run_report(dirs: Sequence[str], output_dir: str,
   tables = []
   for family, split in dict.fromkeys((r.family, r.split) for r in records):
     group = [r for r in records if (r.family, r.split) == (family, split)]
-    best = {results.task_language(r.task): r.sources[0] for r in group
+    best = {task_names.language(r.task): r.sources[0] for r in group
             if r.method == "baseline_best"}
     caption = (f"{methods.label('baseline_best')}: the best single task "
                "vector per target on "

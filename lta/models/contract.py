@@ -61,21 +61,32 @@ class DecodingConfig:
 
 def cross_entropy_with_z_loss(logits: Array, targets: Array, weights: Array,
                               z_loss: float) -> tuple[Array, dict[str, Array]]:
-  """Token-mean cross entropy plus T5X's z-loss, in float32."""
+  """Cross entropy plus T5X's z-loss, summed over target tokens, in float32.
+
+  Returns (loss, aux): the weighted sum of the per-token loss, and the sums
+  of cross entropy ('cross_entropy') and of correct tokens ('accuracy') with
+  the token count ('num_tokens'). Sums add up exactly over microbatches and
+  batches; `token_means` divides by the count once.
+  """
   logits = logits.astype(jnp.float32)
   log_z = jax.nn.logsumexp(logits, axis=-1)
   target_logits = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
   nll = log_z - target_logits
   per_token = nll + z_loss * jnp.square(log_z)
   weights = weights.astype(jnp.float32)
-  denom = jnp.maximum(weights.sum(), 1.0)
   correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
   aux = {
-      "cross_entropy": (nll * weights).sum() / denom,
-      "accuracy": (correct * weights).sum() / denom,
+      "cross_entropy": (nll * weights).sum(),
+      "accuracy": (correct * weights).sum(),
       "num_tokens": weights.sum(),
   }
-  return (per_token * weights).sum() / denom, aux
+  return (per_token * weights).sum(), aux
+
+
+def token_means(sums: Mapping[str, Array]) -> dict[str, Array]:
+  """Token sums -> means per target token; 'num_tokens' stays the count."""
+  denom = jnp.maximum(sums["num_tokens"], 1.0)
+  return {k: v if k == "num_tokens" else v / denom for k, v in sums.items()}
 
 
 class EncoderDecoderModel:
@@ -111,9 +122,13 @@ class EncoderDecoderModel:
   def init_unboxed(self, rng: Array, **shapes) -> dict[str, Any]:
     return nn.meta.unbox(self.init_variables(rng, **shapes))
 
-  def loss_fn(self, variables: Variables, batch: Batch,
-              dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:
-    """Mean token loss. Dropout is on when dropout_rng is given."""
+  def token_sums(self, variables: Variables, batch: Batch,
+                 dropout_rng: Optional[Array]
+                 ) -> tuple[Array, dict[str, Array]]:
+    """(loss, aux) summed over target tokens: see cross_entropy_with_z_loss.
+
+    Dropout is on when dropout_rng is given.
+    """
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
     logits = self.module.apply(
         dict(variables), batch["encoder_input_tokens"],
@@ -122,6 +137,13 @@ class EncoderDecoderModel:
     targets = batch["decoder_target_tokens"]
     weights = batch.get("decoder_loss_weights", targets > 0)
     return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+
+  def loss_fn(self, variables: Variables, batch: Batch,
+              dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:
+    """Mean token loss; aux holds the means of cross entropy and accuracy."""
+    loss, aux = self.token_sums(variables, batch, dropout_rng)
+    means = token_means({"loss": loss, **aux})
+    return means.pop("loss"), means
 
   def score_batch(self, variables: Variables, batch: Batch) -> Array:
     """Sum of target log-likelihoods per example."""

@@ -49,7 +49,7 @@ callbacks unless asked to.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import jax
 from jax import lax
@@ -293,6 +293,123 @@ def _gather_beams(x: jax.Array, beam_indices: jax.Array) -> jax.Array:
   return jnp.take_along_axis(x, idx, axis=1)
 
 
+class _Beams(NamedTuple):
+  """The beam-search loop's carry: beam_size live and finished hypotheses
+  per example ([batch, beams, ...]) and the expanded cache."""
+  step: jax.Array
+  live_seqs: jax.Array
+  live_log_probs: jax.Array
+  live_tokens: jax.Array
+  finished_seqs: jax.Array
+  finished_scores: jax.Array
+  finished_flags: jax.Array
+  cache: PyTree
+
+
+def _initial_beams(initial_cache: PyTree, batch: int, beams: int,
+                   length: int, decoder_start_id: int) -> _Beams:
+  return _Beams(
+      step=jnp.array(0, jnp.int32),
+      live_seqs=jnp.zeros((batch, beams, length), jnp.int32),
+      # Only beam 0 is real at the start; the others are placeholders.
+      live_log_probs=jnp.tile(
+          jnp.array([0.0] + [NEG_INF] * (beams - 1), jnp.float32),
+          (batch, 1)),
+      live_tokens=jnp.full((batch, beams), decoder_start_id, jnp.int32),
+      finished_seqs=jnp.zeros((batch, beams, length), jnp.int32),
+      finished_scores=jnp.full((batch, beams), NEG_INF, jnp.float32),
+      finished_flags=jnp.zeros((batch, beams), jnp.bool_),
+      cache=expand_cache_to_beams(initial_cache, beams),
+  )
+
+
+def _top_extensions(logits: jax.Array, state: _Beams, candidates: int):
+  """The best `candidates` one-token extensions of the live hypotheses.
+
+  Returns their log-probabilities, parent beams, tokens and sequences
+  ([batch, candidates, ...]).
+  """
+  batch, beams = state.live_log_probs.shape
+  vocab = logits.shape[-1]
+  log_probs = (jax.nn.log_softmax(logits).reshape(batch, beams, vocab)
+               + state.live_log_probs[:, :, None])
+  top_log_probs, top_flat = lax.top_k(
+      log_probs.reshape(batch, beams * vocab), min(candidates, beams * vocab))
+  parent = top_flat // vocab
+  tokens = (top_flat % vocab).astype(jnp.int32)
+  seqs = _gather_beams(state.live_seqs, parent)
+  seqs = lax.dynamic_update_slice(seqs, tokens[:, :, None],
+                                  (0, 0, state.step))
+  return top_log_probs, parent, tokens, seqs
+
+
+def _merge_finished(state: _Beams, scores: jax.Array, seqs: jax.Array,
+                    ends: jax.Array):
+  """The best beam_size of the finished set and the extensions that ended."""
+  beams = state.finished_scores.shape[1]
+  all_scores = jnp.concatenate([state.finished_scores, scores], axis=1)
+  all_seqs = jnp.concatenate(
+      [state.finished_seqs, jnp.where(ends[:, :, None], seqs, 0)], axis=1)
+  all_flags = jnp.concatenate([state.finished_flags, ends], axis=1)
+  finished_scores, keep = lax.top_k(all_scores, beams)
+  return (_gather_beams(all_seqs, keep), finished_scores,
+          jnp.take_along_axis(all_flags, keep, axis=1))
+
+
+def _beam_step(state: _Beams, tokens_to_logits: TokensToLogits, *,
+               length: int, eos_id: int, alpha: float,
+               finish_at_max_length: bool) -> _Beams:
+  """Extends every live hypothesis by one token and sorts the extensions
+  into the live set (those that did not end) and the finished set."""
+  batch, beams = state.live_log_probs.shape
+  logits, cache = _call(tokens_to_logits, state.live_tokens.reshape(-1),
+                        state.cache, state.step, batch * beams)
+  top_log_probs, parent, tokens, seqs = _top_extensions(logits, state,
+                                                        2 * beams)
+  # Extensions of NEG_INF placeholder beams are not real hypotheses.
+  valid = top_log_probs > NEG_INF / 2
+  ends = valid & (tokens == eos_id)
+  if finish_at_max_length:
+    ends = ends | (valid & (state.step == length - 1))
+
+  # Live set: the best extensions that did not end.
+  live_cand = jnp.where(ends | ~valid, NEG_INF, top_log_probs)
+  live_log_probs, pick = lax.top_k(live_cand, beams)
+  live_parent = jnp.take_along_axis(parent, pick, axis=1)
+  flat_parent = (jnp.arange(batch)[:, None] * beams + live_parent).reshape(-1)
+
+  new_scores = jnp.where(
+      ends, top_log_probs / length_penalty(alpha, state.step + 1), NEG_INF)
+  finished_seqs, finished_scores, finished_flags = _merge_finished(
+      state, new_scores, seqs, ends)
+  return _Beams(
+      step=state.step + 1, live_seqs=_gather_beams(seqs, pick),
+      live_log_probs=live_log_probs,
+      live_tokens=jnp.take_along_axis(tokens, pick, axis=1),
+      finished_seqs=finished_seqs, finished_scores=finished_scores,
+      finished_flags=finished_flags,
+      cache=gather_cache_beams(cache, flat_parent))
+
+
+def _live_where_none_finished(state: _Beams, best_possible_penalty):
+  """T5X's rule: an example with no finished hypothesis returns its live
+  ones, scored with the same formula.
+
+  The loop only stops early once every example has finished hypotheses,
+  so an example with none ran to max_decode_len: its live set is full.
+  """
+  none_finished = ~jnp.any(state.finished_flags, axis=1)
+  live_scores = jnp.where(state.live_log_probs > NEG_INF / 2,
+                          state.live_log_probs / best_possible_penalty,
+                          NEG_INF)
+  live_seqs = jnp.where((live_scores > NEG_INF / 2)[:, :, None],
+                        state.live_seqs, 0)
+  return (jnp.where(none_finished[:, None, None], live_seqs,
+                    state.finished_seqs),
+          jnp.where(none_finished[:, None], live_scores,
+                    state.finished_scores))
+
+
 def beam_search(tokens_to_logits: TokensToLogits,
                 initial_cache: PyTree,
                 batch_size: int,
@@ -334,86 +451,24 @@ def beam_search(tokens_to_logits: TokensToLogits,
     raise ValueError(f"alpha must be >= 0 (early stopping relies on it), "
                      f"got {alpha}")
   _check_cache(initial_cache, batch_size)
-  batch, beams, length = batch_size, beam_size, max_decode_len
-  candidates = 2 * beams
+  length = max_decode_len
   best_possible_penalty = length_penalty(alpha, length)
 
-  def cond_fn(state):
-    step, _, live_log_probs, _, _, finished_scores, finished_flags, _ = state
-    best_live = live_log_probs[:, 0] / best_possible_penalty
-    done = (jnp.all(finished_flags, axis=1)
-            & (jnp.min(finished_scores, axis=1) > best_live))
-    return (step < length) & ~jnp.all(done)
+  def cond_fn(state: _Beams):
+    best_live = state.live_log_probs[:, 0] / best_possible_penalty
+    done = (jnp.all(state.finished_flags, axis=1)
+            & (jnp.min(state.finished_scores, axis=1) > best_live))
+    return (state.step < length) & ~jnp.all(done)
 
-  def body_fn(state):
-    (step, live_seqs, live_log_probs, live_tokens, finished_seqs,
-     finished_scores, finished_flags, cache) = state
-    logits, cache = _call(tokens_to_logits, live_tokens.reshape(-1), cache,
-                          step, batch * beams)
-    vocab = logits.shape[-1]
-    log_probs = (jax.nn.log_softmax(logits).reshape(batch, beams, vocab)
-                 + live_log_probs[:, :, None])
-    top_log_probs, top_flat = lax.top_k(
-        log_probs.reshape(batch, beams * vocab), min(candidates, beams * vocab))
-    parent = top_flat // vocab
-    tokens = (top_flat % vocab).astype(jnp.int32)
-    seqs = _gather_beams(live_seqs, parent)
-    seqs = lax.dynamic_update_slice(seqs, tokens[:, :, None], (0, 0, step))
+  def body_fn(state: _Beams):
+    new = _beam_step(state, tokens_to_logits, length=length, eos_id=eos_id,
+                     alpha=alpha, finish_at_max_length=finish_at_max_length)
+    _report_progress(progress_fn, progress_every, state.step,
+                     state.step + 1 == length)
+    return new
 
-    # Extensions of NEG_INF placeholder beams are not real hypotheses.
-    valid = top_log_probs > NEG_INF / 2
-    ends = valid & (tokens == eos_id)
-    if finish_at_max_length:
-      ends = ends | (valid & (step == length - 1))
-
-    # Live set: the best extensions that did not end.
-    live_cand = jnp.where(ends | ~valid, NEG_INF, top_log_probs)
-    live_log_probs, pick = lax.top_k(live_cand, beams)
-    live_seqs = _gather_beams(seqs, pick)
-    live_tokens = jnp.take_along_axis(tokens, pick, axis=1)
-    live_parent = jnp.take_along_axis(parent, pick, axis=1)
-    flat_parent = (jnp.arange(batch)[:, None] * beams + live_parent).reshape(-1)
-    cache = gather_cache_beams(cache, flat_parent)
-
-    # Finished set: merge the ended extensions into the best beam_size so far.
-    new_scores = jnp.where(
-        ends, top_log_probs / length_penalty(alpha, step + 1), NEG_INF)
-    all_scores = jnp.concatenate([finished_scores, new_scores], axis=1)
-    all_seqs = jnp.concatenate(
-        [finished_seqs, jnp.where(ends[:, :, None], seqs, 0)], axis=1)
-    all_flags = jnp.concatenate([finished_flags, ends], axis=1)
-    finished_scores, keep = lax.top_k(all_scores, beams)
-    finished_seqs = _gather_beams(all_seqs, keep)
-    finished_flags = jnp.take_along_axis(all_flags, keep, axis=1)
-
-    _report_progress(progress_fn, progress_every, step, step + 1 == length)
-    return (step + 1, live_seqs, live_log_probs, live_tokens, finished_seqs,
-            finished_scores, finished_flags, cache)
-
-  init = (
-      jnp.array(0, jnp.int32),
-      jnp.zeros((batch, beams, length), jnp.int32),
-      # Only beam 0 is real at the start; the others are placeholders.
-      jnp.tile(jnp.array([0.0] + [NEG_INF] * (beams - 1), jnp.float32),
-               (batch, 1)),
-      jnp.full((batch, beams), decoder_start_id, jnp.int32),
-      jnp.zeros((batch, beams, length), jnp.int32),
-      jnp.full((batch, beams), NEG_INF, jnp.float32),
-      jnp.zeros((batch, beams), jnp.bool_),
-      expand_cache_to_beams(initial_cache, beams),
-  )
-  final = lax.while_loop(cond_fn, body_fn, init)
-  (_, live_seqs, live_log_probs, _, finished_seqs, finished_scores,
-   finished_flags, _) = final
+  final = lax.while_loop(cond_fn, body_fn, _initial_beams(
+      initial_cache, batch_size, beam_size, length, decoder_start_id))
   if not finish_at_max_length:
-    # The loop only stops early once every example has finished hypotheses,
-    # so an example with none ran to max_decode_len: its live set is full.
-    none_finished = ~jnp.any(finished_flags, axis=1)
-    live_scores = jnp.where(live_log_probs > NEG_INF / 2,
-                            live_log_probs / best_possible_penalty, NEG_INF)
-    live_seqs = jnp.where((live_scores > NEG_INF / 2)[:, :, None], live_seqs, 0)
-    finished_seqs = jnp.where(none_finished[:, None, None], live_seqs,
-                              finished_seqs)
-    finished_scores = jnp.where(none_finished[:, None], live_scores,
-                                finished_scores)
-  return finished_seqs, finished_scores
+    return _live_where_none_finished(final, best_possible_penalty)
+  return final.finished_seqs, final.finished_scores

@@ -39,6 +39,7 @@ from lta.adapters import adapter_io
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
 from lta.arithmetic import compositions as arithmetic
+from lta.data import task_names
 from lta.data import vocab
 from lta.eval import composed
 from lta.eval import langid
@@ -345,7 +346,7 @@ class Scorer(composed.MergedScorer):
       result.scores.update(scoring.headline_scores(
           [r["target"] for r in result.examples],
           [r["prediction"] for r in result.examples],
-          evaluation.task_language(task), self.world))
+          task_names.language(task), self.world))
     return result
 
 

@@ -1,6 +1,9 @@
-"""Training: the loop, its state, optimizers, progress and preemption.
+"""Training: pure steps, the loop of named stages, its state, optimizers,
+progress and preemption.
 
-  loop         train: the gin-configured loop, resumable
+  steps        loss sums, train_step, eval_step, microbatching; their jitting
+               with shardings and donation
+  loop         train: the gin-configured loop, resumable, as named stages
   state        TrainState: trainable params and optimizer state only
   optimizers   make_optimizer / make_schedule (optax)
   progress     step timing and the progress line

@@ -1,232 +1,53 @@
-"""Training: pure train and eval steps, and the loop that drives them.
+"""The training loop: `train`, a gin configurable, as a list of named stages.
 
-One trainer serves LoRA/KronA adapters, full fine-tuning and the frozen-
-decoder variant: `trainable` (a regex or lta.adapters.trainable preset) chooses
-the leaves that get gradients and optimizer state. The caller jits the steps
-with explicit shardings and donates the state.
+check the options -> make the mesh -> build the model, load the base and make
+the sharded state -> describe the run (manifest, resume identity) -> restore
+or start (state and data position) -> loop (steps, progress, eval,
+checkpoints, preemption) -> export the adapter or model. The pure steps and
+their jitting are in lta.train.steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from typing import Any, Mapping, Optional
+import warnings
 
-import flax.linen as nn
 import gin
 import jax
 from jax.experimental import multihost_utils
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from lta import errors
-from lta.train import optimizers
 from lta import partitioning
-from lta.train import preemption
-from lta.train import progress as train_progress
-from lta.train import state as train_state_lib
-from lta.checkpoints import base_model
-from lta.checkpoints import fingerprint
-from lta.checkpoints import hf
-from lta.checkpoints import orbax_ckpt
-from lta.models.mt5.config import T5Config
-from lta.models.mt5.network import Transformer
-from lta.models.contract import EncoderDecoderModel
 from lta.adapters import adapter_io
 from lta.adapters import manifest as manifest_lib
 from lta.adapters import trainable as trainable_lib
 from lta.adapters.config import AdapterConfig
+from lta.checkpoints import base_model
+from lta.checkpoints import fingerprint
+from lta.checkpoints import hf
+from lta.checkpoints import orbax_ckpt
+from lta.data import input_pipeline
+from lta.data import task_names
+from lta.models.contract import EncoderDecoderModel, token_means
+from lta.models.mt5.config import T5Config
+from lta.models.mt5.network import Transformer
+from lta.train import optimizers
+from lta.train import preemption
+from lta.train import progress as train_progress
+from lta.train import state as train_state_lib
+from lta.train import steps
 from lta.train.state import TrainState
-from lta.adapters.tree import flatten_tree
 
-Batch = Mapping[str, jax.Array]
 ADAPTER_EXPORT_DIR = "adapter"
 MODEL_EXPORT_DIR = "model"
 CONFIG_FILE = "config.gin"
-
-# ------------------------------------------------------------------ steps --
-
-
-def _token_sums(trainable, frozen, batch, dropout_rng, model):
-  """Loss summed over target tokens (so microbatches add up exactly)."""
-  loss, aux = model.loss_fn(trainable_lib.combine(trainable, frozen), batch,
-                            dropout_rng)
-  denom = jnp.maximum(aux["num_tokens"], 1.0)
-  sums = {"loss": loss * denom,
-          "cross_entropy": aux["cross_entropy"] * denom,
-          "accuracy": aux["accuracy"] * denom,
-          "num_tokens": aux["num_tokens"]}
-  return sums["loss"], sums
-
-
-def _means(sums: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-  denom = jnp.maximum(sums["num_tokens"], 1.0)
-  return {"loss": sums["loss"] / denom,
-          "cross_entropy": sums["cross_entropy"] / denom,
-          "accuracy": sums["accuracy"] / denom,
-          "num_tokens": sums["num_tokens"]}
-
-
-def split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
-  """(B, ...) -> (k, B/k, ...); microbatch i takes rows i, i+k, ...
-
-  Interleaving keeps every microbatch spread over all data shards.
-  """
-  def split(x):
-    if x.shape[0] % num_microbatches:
-      raise ValueError(f"Batch size {x.shape[0]} does not split into "
-                       f"{num_microbatches} microbatches")
-    x = x.reshape((x.shape[0] // num_microbatches, num_microbatches) +
-                  x.shape[1:])
-    return jnp.swapaxes(x, 0, 1)
-  return jax.tree.map(split, batch)
-
-
-def train_step(state: TrainState, batch: Batch, *,
-               model: EncoderDecoderModel,
-               optimizer: optax.GradientTransformation,
-               num_microbatches: int = 1,
-               enable_dropout: bool = True
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer update of the trainable tree; the frozen tree is an input.
-
-  Gradients are taken with respect to `state.trainable` only, so the frozen
-  base has neither gradients nor optimizer state. With k microbatches the
-  token-summed gradients are accumulated and divided by the batch's token
-  count: the update equals that of one k-times larger batch.
-  """
-  step_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
-                                state.step)
-  grad_fn = jax.grad(_token_sums, has_aux=True)
-
-  def micro(mb, i):
-    mb = jax.tree.map(
-        lambda x: nn.with_logical_constraint(
-            x, ("batch",) + (None,) * (x.ndim - 1)), mb)
-    rng = jax.random.fold_in(step_rng, i) if enable_dropout else None
-    return grad_fn(state.trainable, state.frozen, mb, rng, model)
-
-  if num_microbatches == 1:
-    grads, sums = micro(batch, 0)
-  else:
-    mbs = split_microbatches(batch, num_microbatches)
-    first = jax.tree.map(lambda x: x[0], mbs)
-    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                         jax.eval_shape(micro, first, 0))
-
-    def body(acc, xs):
-      return jax.tree.map(jnp.add, acc, micro(*xs)), None
-
-    (grads, sums), _ = jax.lax.scan(body, zeros,
-                                    (mbs, jnp.arange(num_microbatches)))
-  denom = jnp.maximum(sums["num_tokens"], 1.0)
-  grads = jax.tree.map(lambda g: g / denom.astype(g.dtype), grads)
-  updates, opt_state = optimizer.update(grads, state.opt_state,
-                                        state.trainable)
-  new_state = state.replace(
-      step=state.step + 1,
-      trainable=optax.apply_updates(state.trainable, updates),
-      opt_state=opt_state)
-  metrics = _means(sums)
-  metrics["grad_norm"] = optax.global_norm(grads)
-  return new_state, metrics
-
-
-def eval_step(state: TrainState, batch: Batch, *,
-              model: EncoderDecoderModel) -> dict[str, jax.Array]:
-  """Token sums (loss, cross entropy, accuracy, tokens) without dropout."""
-  _, sums = _token_sums(state.trainable, state.frozen, batch, None, model)
-  return sums
-
-
-# --------------------------------------------------------------- sharding --
-
-
-def state_shardings(model: EncoderDecoderModel, pattern: str,
-                    optimizer: optax.GradientTransformation,
-                    mesh: jax.sharding.Mesh, rules) -> tuple[Any, TrainState]:
-  """(variable shardings, TrainState of shardings) from logical axis names.
-
-  The optimizer state's placement is what XLA chooses for optimizer.init
-  on the sharded trainable tree (Adafactor's factored moments have no
-  parameter-shaped counterpart to copy a sharding from).
-  """
-  boxed = jax.eval_shape(model.init_variables, jax.random.PRNGKey(0))
-  var_sh = partitioning.logical_to_sharding(boxed, mesh, rules)
-  abstract = nn.meta.unbox(boxed)
-  trainable_sh, frozen_sh = trainable_lib.split_trainable(var_sh, pattern)
-  abstract_trainable, _ = trainable_lib.split_trainable(abstract, pattern)
-  opt_sh = jax.jit(optimizer.init, in_shardings=(trainable_sh,)).lower(
-      abstract_trainable).compile().output_shardings
-  rep = partitioning.replicated(mesh)
-  # Leaves not derived from a parameter (step counts) come back placed on
-  # one device; they belong replicated on the mesh.
-  opt_sh = jax.tree.map(
-      lambda s: s if isinstance(s, jax.sharding.NamedSharding) else rep,
-      opt_sh)
-  return var_sh, TrainState(step=rep, trainable=trainable_sh,
-                            frozen=frozen_sh, opt_state=opt_sh, rng=rep)
-
-
-def jit_train_step(model, optimizer, shardings: TrainState, mesh,
-                   num_microbatches: int = 1, enable_dropout: bool = True):
-  """train_step jitted with explicit shardings; the state is donated."""
-  step = functools.partial(train_step, model=model, optimizer=optimizer,
-                           num_microbatches=num_microbatches,
-                           enable_dropout=enable_dropout)
-  rep = partitioning.replicated(mesh)
-  return jax.jit(step, in_shardings=(shardings,
-                                     partitioning.batch_sharding(mesh)),
-                 out_shardings=(shardings, rep), donate_argnums=(0,))
-
-
-def jit_eval_step(model, shardings: TrainState, mesh):
-  return jax.jit(functools.partial(eval_step, model=model),
-                 in_shardings=(shardings, partitioning.batch_sharding(mesh)),
-                 out_shardings=partitioning.replicated(mesh))
-
-
-def init_variables(model: EncoderDecoderModel, var_sh, seed: int,
-                   base: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-  """Sharded random variables; `base` (numpy) replaces the random params."""
-  init = jax.jit(model.init_unboxed, out_shardings=var_sh)
-  variables = init(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
-  if base is None:
-    return variables
-  _check_same_shapes(base, variables["params"], "INITIAL_CHECKPOINT_PATH")
-  params = jax.device_put(base, var_sh["params"])
-  return {**variables, "params": params}
-
-
-def create_state(variables: dict[str, Any], pattern: str, optimizer,
-                 var_sh, state_sh: TrainState, seed: int) -> TrainState:
-  create = functools.partial(train_state_lib.create, pattern=pattern,
-                             optimizer=optimizer, seed=seed)
-  return jax.jit(create, in_shardings=(var_sh,),
-                 out_shardings=state_sh)(variables)
-
-
-def _check_same_shapes(loaded, expected, what: str) -> None:
-  got = {k: tuple(np.shape(v)) for k, v in
-         flatten_tree(loaded).items()}
-  want = {k: tuple(np.shape(v)) for k, v in
-          flatten_tree(expected).items()}
-  if got != want:
-    bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-    raise ValueError(f"{what}: parameters do not match the model config at "
-                     f"{[(k, got.get(k), want.get(k)) for k in bad[:5]]}")
-
-
-def to_host(tree: Any) -> Any:
-  """Numpy copies of (possibly multi-host sharded) arrays."""
-  if jax.process_count() > 1:
-    return multihost_utils.process_allgather(tree, tiled=True)
-  return jax.device_get(tree)
-
-
-# ------------------------------------------------------------------- loop --
+# How a checkpoint keeps the input position: tf.data's iterator state, or
+# (for pipelines that cannot save it) the count of batches to replay.
+_ITERATOR, _REPLAY = "iterator", "replay"
 
 
 @dataclasses.dataclass
@@ -240,15 +61,35 @@ class TrainResult:
   model_dir: Optional[str]
 
 
-def _say(message: str) -> None:
-  if jax.process_index() == 0:
-    print(message, flush=True)
-
-
-def _task_and_language(name: str) -> tuple[str, str]:
-  """'xlsum.en' -> ('xlsum', 'en'); a name without '.' has no language."""
-  task, _, lang = name.rpartition(".")
-  return (task, lang) if task else (name, "")
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+  """`train`'s parameters, one field each (see `train` for their meaning)."""
+  model_dir: str
+  mixture_or_task_name: str
+  task_feature_lengths: Mapping[str, int]
+  train_steps: int
+  initial_checkpoint_path: Optional[str]
+  mixture_or_task_module: Optional[str]
+  adapter: Optional[AdapterConfig]
+  trainable: str
+  model_config: Optional[T5Config]
+  batch_size: int
+  num_microbatches: int
+  optimizer: Optional[optax.GradientTransformation]
+  seed: int
+  log_period: int
+  eval_period: int
+  eval_steps: int
+  eval_split: str
+  checkpoint_period: int
+  keep_checkpoints: int
+  async_checkpointing: bool
+  mesh_config: Optional[partitioning.MeshConfig]
+  initial_adapter_path: Optional[str]
+  adapter_task: Optional[str]
+  adapter_language: Optional[str]
+  export_adapter: bool
+  export_model: bool
 
 
 @gin.configurable
@@ -312,175 +153,182 @@ def train(*,
     export_model: write the trained model's params as an HF checkpoint to
       `<model_dir>/model` (full fine-tuning; a next stage's base).
   """
-  from lta.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  opts = TrainOptions(**locals())  # first statement: locals() = parameters
+  _check_options(opts)
+  mesh, rules, host_batch_size = _make_mesh(opts)
+  run, state = _build_model_and_state(opts, mesh, rules, host_batch_size)
+  _say_what_trains(opts, run, state)
+  identity = _describe_run(opts, run, state)
+  ckpt = orbax_ckpt.TrainCheckpointer(opts.model_dir, opts.keep_checkpoints,
+                                      opts.async_checkpointing)
+  state, batches = _resume(ckpt, state, _training_data(opts, run), identity)
+  _write_operative_config(opts.model_dir)
+  state, outcome = _loop(opts, run, state, batches, ckpt, identity)
+  return _export(opts, run, state, outcome, identity.manifest)
+
+
+# ------------------------------------------------------------- the stages --
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  """What the stages share once the model is built."""
+  config: T5Config
+  model: EncoderDecoderModel
+  optimizer: optax.GradientTransformation
+  pattern: str  # the trainable regex
+  mesh: jax.sharding.Mesh
+  rules: Any
+  state_shardings: TrainState
+  host_batch_size: int
+  base_fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Identity:
+  """What a checkpoint records so only the run that wrote it resumes it."""
+  manifest: Optional[manifest_lib.AdapterManifest]
+  run_info: dict[str, Any]
+  data: dict[str, Any]
+
+
+@dataclasses.dataclass
+class _Outcome:
+  """Where the loop stopped, and what it logged."""
+  step: int
+  history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+  eval_history: list[dict[str, float]] = dataclasses.field(
+      default_factory=list)
+  preempted: bool = False
+
+
+def _say(message: str) -> None:
+  if jax.process_index() == 0:
+    print(message, flush=True)
+
+
+def _check_options(opts: TrainOptions) -> None:
+  """Fails before any model loads: the task and the positive counts."""
   partitioning.initialize_distributed()
-  input_pipeline.import_task_modules(mixture_or_task_module)
-  input_pipeline.check_task(mixture_or_task_name)
-  for name, value in (("train_steps", train_steps),
-                      ("batch_size", batch_size),
-                      ("num_microbatches", num_microbatches),
-                      ("log_period", log_period),
-                      ("checkpoint_period", checkpoint_period)):
+  input_pipeline.import_task_modules(opts.mixture_or_task_module)
+  input_pipeline.check_task(opts.mixture_or_task_name)
+  for name in ("train_steps", "batch_size", "num_microbatches", "log_period",
+               "checkpoint_period"):
+    value = getattr(opts, name)
     if not isinstance(value, int) or value <= 0:
       raise errors.ConfigError(
           f"train.{name} must be a positive int, got {value!r}")
-  mesh_config = mesh_config or partitioning.MeshConfig()
+
+
+def _make_mesh(opts: TrainOptions) -> tuple[jax.sharding.Mesh, Any, int]:
+  """(mesh, logical axis rules, this host's batch size)."""
+  mesh_config = opts.mesh_config or partitioning.MeshConfig()
   mesh = partitioning.make_mesh(mesh_config)
-  rules = mesh_config.rules
-  host_batch_size = partitioning.check_batch_size(batch_size, mesh)
-  if (batch_size // num_microbatches) % mesh.shape[partitioning.DATA]:
+  host_batch_size = partitioning.check_batch_size(opts.batch_size, mesh)
+  if (opts.batch_size // opts.num_microbatches) % mesh.shape[
+      partitioning.DATA]:
     raise errors.ConfigError(
-        f"batch_size={batch_size} / num_microbatches={num_microbatches} does "
-        f"not split over the mesh's data axis ({mesh.shape['data']})")
+        f"batch_size={opts.batch_size} / num_microbatches="
+        f"{opts.num_microbatches} does not split over the mesh's data axis "
+        f"({mesh.shape['data']})")
+  return mesh, mesh_config.rules, host_batch_size
 
-  config, base = model_config or T5Config(), None
-  if initial_checkpoint_path:
+
+def _build_model_and_state(opts: TrainOptions, mesh: jax.sharding.Mesh,
+                           rules, host_batch_size: int
+                           ) -> tuple[_Run, TrainState]:
+  """The architecture, the base weights and the sharded train state.
+
+  The base's host copy is dropped once it is on the devices.
+  """
+  config, base = opts.model_config or T5Config(), None
+  if opts.initial_checkpoint_path:
     config, base = base_model.load_base_model(
-        initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
-  model = EncoderDecoderModel(Transformer(config, adapter))
-  optimizer = optimizer if optimizer is not None else (
+        opts.initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
+  model = EncoderDecoderModel(Transformer(config, opts.adapter))
+  optimizer = opts.optimizer if opts.optimizer is not None else (
       optimizers.make_optimizer())
-  pattern = trainable_lib.resolve_pattern(trainable)
-  var_sh, state_sh = state_shardings(model, pattern, optimizer, mesh, rules)
-
+  pattern = trainable_lib.resolve_pattern(opts.trainable)
+  var_sh, state_sh = steps.state_shardings(model, pattern, optimizer, mesh,
+                                           rules)
   with partitioning.activated(mesh, rules):
-    variables = init_variables(model, var_sh, seed, base)
+    variables = steps.init_variables(model, var_sh, opts.seed, base)
     del base
     # Recorded before training donates the buffers.
     base_fp = fingerprint.base_model_fingerprint(config, variables["params"])
-    if initial_adapter_path:
+    if opts.initial_adapter_path:
       if "adapters" not in variables:
         raise errors.ConfigError("INITIAL_ADAPTER_PATH needs train.adapter")
       variables["adapters"] = train_state_lib.load_initial_adapter(
-          initial_adapter_path, variables["adapters"], base_fp)
-    state = create_state(variables, pattern, optimizer, var_sh, state_sh,
-                         seed)
-    del variables
+          opts.initial_adapter_path, variables["adapters"], base_fp)
+    state = steps.create_state(variables, pattern, optimizer, var_sh,
+                               state_sh, opts.seed)
+  run = _Run(config=config, model=model, optimizer=optimizer,
+             pattern=pattern, mesh=mesh, rules=rules,
+             state_shardings=state_sh, host_batch_size=host_batch_size,
+             base_fingerprint=base_fp)
+  return run, state
+
+
+def _say_what_trains(opts: TrainOptions, run: _Run, state: TrainState):
   summary = trainable_lib.trainable_summary(state.trainable,
                                            state.variables["params"])
-  _say(f"{config.name}: training {summary['trainable']:,} parameters "
+  _say(f"{run.config.name}: training {summary['trainable']:,} parameters "
        f"({summary['share_percent']:.3f}% of {summary['base']:,}) matching "
-       f"{pattern!r} on {mixture_or_task_name}; mesh {dict(mesh.shape)}")
+       f"{run.pattern!r} on {opts.mixture_or_task_name}; mesh "
+       f"{dict(run.mesh.shape)}")
 
-  task, language = _task_and_language(mixture_or_task_name)
+
+def _describe_run(opts: TrainOptions, run: _Run,
+                  state: TrainState) -> _Identity:
+  """The adapter's manifest and what a checkpoint of this run records."""
+  task, language = task_names.family_and_language(opts.mixture_or_task_name)
   manifest = None
-  if adapter is not None and "adapters" in state.variables:
+  if opts.adapter is not None and "adapters" in state.variables:
     manifest = manifest_lib.AdapterManifest(
-        base_model_fingerprint=base_fp, base_model_name=config.name,
-        adapter=adapter.to_dict(),
+        base_model_fingerprint=run.base_fingerprint,
+        base_model_name=run.config.name, adapter=opts.adapter.to_dict(),
         shapes=manifest_lib.tree_shapes(state.variables["adapters"]),
-        dtype=str(jnp.dtype(adapter.dtype)),
-        task=adapter_task or task, language=adapter_language or language,
-        provenance={"mixture_or_task_name": mixture_or_task_name,
-                    "trainable": pattern, "model_dir": model_dir,
-                    "initial_checkpoint_path": initial_checkpoint_path or "",
-                    "initial_adapter_path": initial_adapter_path or ""})
-  run_info = {"trainable": pattern, "base_model_fingerprint": base_fp,
-              "mixture_or_task_name": mixture_or_task_name,
-              "model_config": config.to_dict(),
+        dtype=str(jnp.dtype(opts.adapter.dtype)),
+        task=opts.adapter_task or task,
+        language=opts.adapter_language or language,
+        provenance={
+            "mixture_or_task_name": opts.mixture_or_task_name,
+            "trainable": run.pattern, "model_dir": opts.model_dir,
+            "initial_checkpoint_path": opts.initial_checkpoint_path or "",
+            "initial_adapter_path": opts.initial_adapter_path or ""})
+  run_info = {"trainable": run.pattern,
+              "base_model_fingerprint": run.base_fingerprint,
+              "mixture_or_task_name": opts.mixture_or_task_name,
+              "model_config": run.config.to_dict(),
               "manifest": manifest.to_dict() if manifest else None}
-  data_identity = {"mixture_or_task_name": mixture_or_task_name,
-                   "task_feature_lengths": dict(task_feature_lengths),
-                   "batch_size": batch_size, "seed": seed,
-                   "process_count": jax.process_count()}
-
-  ckpt = orbax_ckpt.TrainCheckpointer(model_dir, keep_checkpoints,
-                                      async_checkpointing)
-  state, batches = _resume(ckpt, state, input_pipeline.get_dataset(
-      mixture_or_task_name, task_feature_lengths, host_batch_size,
-      seed=seed), data_identity, run_info)
-  step = int(state.step)
-  if jax.process_index() == 0:
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
-      f.write(gin.operative_config_str())
-
-  reporter = train_progress.Reporter(model_dir, train_steps, step)
-  history, eval_history, preempted = [], [], False
-  saveable = batches.unsaveable_reason is None
-
-  def save(at: int):
-    ckpt.save(at, state.checkpoint_items(),
-              {**data_identity, "consumed_batches": at,
-               "position": _ITERATOR if saveable else _REPLAY}, run_info,
-              iterator=batches if saveable else None, force=True)
-
-  with (partitioning.activated(mesh, rules),
-        preemption.StopRequest() as stop):
-    p_train = jit_train_step(model, optimizer, state_sh, mesh,
-                             num_microbatches)
-    p_eval = jit_eval_step(model, state_sh, mesh)
-    while step < train_steps:
-      try:
-        host_batch = next(batches)
-      except StopIteration as e:
-        raise errors.DataError(f"{mixture_or_task_name} ran out of training "
-                               "batches") from e
-      batch = partitioning.host_batch_to_global(host_batch, mesh)
-      state, metrics = p_train(state, batch)
-      step += 1
-      reporter.add(metrics, input_pipeline.batch_tokens(host_batch))
-      if step % log_period == 0 or step == train_steps:
-        history.append(reporter.flush(step))
-      if eval_period and step % eval_period == 0:
-        eval_history.append(reporter.eval(step, _means(_evaluate(
-            p_eval, state, mesh, mixture_or_task_name, task_feature_lengths,
-            host_batch_size, eval_split, eval_steps))))
-      # Hosts must agree on the step they stop at: multi-host runs use
-      # JAX's preemption sync point, one host its own signal handler.
-      preempted = step < train_steps and (
-          ckpt.reached_preemption(step) if jax.process_count() > 1
-          else stop.requested)
-      if step % checkpoint_period == 0 or step == train_steps or preempted:
-        save(step)
-      if preempted:
-        _say(f"{stop.signal_name or 'Preemption notice'}: saved a checkpoint "
-             f"at step {step} in {ckpt.directory}; run the same command to "
-             "resume")
-        break
-  ckpt.wait()
-  ckpt.close()
-  reporter.close()
-
-  adapter_dir = None
-  if manifest is not None and export_adapter and step >= train_steps:
-    tree = to_host(state.variables["adapters"])
-    adapter_dir = os.path.join(model_dir, ADAPTER_EXPORT_DIR)
-    if jax.process_index() == 0:
-      exported = dataclasses.replace(
-          manifest, provenance={**manifest.provenance, "step": step})
-      adapter_io.save_adapter(adapter_dir, tree, exported)
-  model_export_dir = None
-  if export_model and step >= train_steps:
-    params = to_host(state.variables["params"])
-    model_export_dir = os.path.join(model_dir, MODEL_EXPORT_DIR)
-    if jax.process_index() == 0:
-      hf.save_hf_checkpoint(params, config, model_export_dir)
-  return TrainResult(state=state, step=step, history=history,
-                     eval_history=eval_history, preempted=preempted,
-                     adapter_dir=adapter_dir,
-                     model_dir=model_export_dir)
+  data = {"mixture_or_task_name": opts.mixture_or_task_name,
+          "task_feature_lengths": dict(opts.task_feature_lengths),
+          "batch_size": opts.batch_size, "seed": opts.seed,
+          "process_count": jax.process_count()}
+  return _Identity(manifest=manifest, run_info=run_info, data=data)
 
 
-# How a checkpoint keeps the input position: tf.data's iterator state, or
-# (for pipelines that cannot save it) the count of batches to replay.
-_ITERATOR, _REPLAY = "iterator", "replay"
+def _training_data(opts: TrainOptions, run: _Run):
+  return input_pipeline.get_dataset(
+      opts.mixture_or_task_name, opts.task_feature_lengths,
+      run.host_batch_size, seed=opts.seed)
 
 
-def _resume(ckpt, state, ds, data_identity, run_info):
+def _resume(ckpt: orbax_ckpt.TrainCheckpointer, state: TrainState, ds,
+            identity: _Identity
+            ) -> tuple[TrainState, input_pipeline.TrainBatches]:
   """(state, this host's batches) at the latest checkpoint, or fresh ones."""
-  from lta.data import input_pipeline  # pylint: disable=g-import-not-at-top
   reason = input_pipeline.unsaveable_reason(ds)
   if reason:
-    _say(f"{data_identity['mixture_or_task_name']}: tf.data cannot save this "
+    _say(f"{identity.data['mixture_or_task_name']}: tf.data cannot save this "
          f"input pipeline's position ({reason}); a resumed run will replay "
          "the batches it consumed")
   latest = ckpt.latest_step()
   if latest is None:
     return state, input_pipeline.TrainBatches(ds)
   data_state, saved_run = ckpt.read_json(latest)
-  _check_resumable(data_state, data_identity, saved_run, run_info,
-                   ckpt.directory)
+  _check_resumable(data_state, saved_run, identity, ckpt.directory)
   where, consumed = f"{ckpt.directory}/{latest}", data_state["consumed_batches"]
   position = data_state.get("position")
   abstract = orbax_ckpt.abstract_like(state.checkpoint_items())
@@ -502,33 +350,152 @@ def _resume(ckpt, state, ds, data_identity, run_info):
   return state.replace_checkpoint_items(items), batches
 
 
-def _check_resumable(data_state, data_identity, saved_run, run_info,
+def _check_resumable(data_state, saved_run, identity: _Identity,
                      directory) -> None:
   """A checkpoint only resumes the run that wrote it."""
-  for key, want in data_identity.items():
+  for key, want in identity.data.items():
     got = data_state.get(key)
     if got != want:
       raise errors.CheckpointError(
           f"{directory}: checkpoint was written with {key}={got!r}, this run "
           f"has {want!r}; use a new MODEL_DIR for a different run")
   for key in ("trainable", "base_model_fingerprint"):
-    if saved_run.get(key) != run_info[key]:
+    if saved_run.get(key) != identity.run_info[key]:
       raise errors.CheckpointError(
           f"{directory}: checkpoint was written with {key}="
-          f"{saved_run.get(key)!r}, this run has {run_info[key]!r}")
+          f"{saved_run.get(key)!r}, this run has {identity.run_info[key]!r}")
 
 
-def _evaluate(p_eval, state, mesh, name, lengths, host_batch_size, split,
-              steps) -> dict[str, float]:
-  from lta.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  ds = input_pipeline.get_dataset(name, lengths, host_batch_size, split=split,
-                                  shuffle=False, num_epochs=1)
+def _write_operative_config(model_dir: str) -> None:
+  if jax.process_index() == 0:
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, CONFIG_FILE), "w") as f:
+      f.write(gin.operative_config_str())
+
+
+def _loop(opts: TrainOptions, run: _Run, state: TrainState,
+          batches: input_pipeline.TrainBatches,
+          ckpt: orbax_ckpt.TrainCheckpointer, identity: _Identity
+          ) -> tuple[TrainState, _Outcome]:
+  """Steps to train_steps, or to a stop request after its checkpoint."""
+  outcome = _Outcome(step=int(state.step))
+  reporter = train_progress.Reporter(opts.model_dir, opts.train_steps,
+                                     outcome.step)
+  with (partitioning.activated(run.mesh, run.rules),
+        preemption.StopRequest() as stop):
+    p_train = steps.jit_train_step(run.model, run.optimizer,
+                                   run.state_shardings, run.mesh,
+                                   opts.num_microbatches)
+    p_eval = steps.jit_eval_step(run.model, run.state_shardings, run.mesh)
+    while outcome.step < opts.train_steps:
+      host_batch = _next_batch(batches, opts.mixture_or_task_name)
+      state, metrics = p_train(
+          state, partitioning.host_batch_to_global(host_batch, run.mesh))
+      outcome.step += 1
+      step = outcome.step
+      reporter.add(metrics, input_pipeline.batch_tokens(host_batch))
+      if step % opts.log_period == 0 or step == opts.train_steps:
+        outcome.history.append(reporter.flush(step))
+      if opts.eval_period and step % opts.eval_period == 0:
+        outcome.eval_history.append(reporter.eval(step, token_means(
+            _evaluate(opts, run, p_eval, state))))
+      # Hosts must agree on the step they stop at: multi-host runs use
+      # JAX's preemption sync point, one host its own signal handler.
+      outcome.preempted = step < opts.train_steps and (
+          ckpt.reached_preemption(step) if jax.process_count() > 1
+          else stop.requested)
+      if (step % opts.checkpoint_period == 0 or step == opts.train_steps or
+          outcome.preempted):
+        _save(ckpt, step, state, batches, identity)
+      if outcome.preempted:
+        _say(f"{stop.signal_name or 'Preemption notice'}: saved a checkpoint "
+             f"at step {step} in {ckpt.directory}; run the same command to "
+             "resume")
+        break
+  ckpt.wait()
+  ckpt.close()
+  reporter.close()
+  return state, outcome
+
+
+def _next_batch(batches: input_pipeline.TrainBatches, name: str):
+  try:
+    return next(batches)
+  except StopIteration as e:
+    raise errors.DataError(f"{name} ran out of training batches") from e
+
+
+def _save(ckpt: orbax_ckpt.TrainCheckpointer, step: int, state: TrainState,
+          batches: input_pipeline.TrainBatches, identity: _Identity) -> None:
+  saveable = batches.unsaveable_reason is None
+  ckpt.save(step, state.checkpoint_items(),
+            {**identity.data, "consumed_batches": step,
+             "position": _ITERATOR if saveable else _REPLAY},
+            identity.run_info, iterator=batches if saveable else None,
+            force=True)
+
+
+def _evaluate(opts: TrainOptions, run: _Run, p_eval,
+              state: TrainState) -> dict[str, jax.Array]:
+  """Token sums over `eval_steps` batches of `eval_split`."""
+  ds = input_pipeline.get_dataset(
+      opts.mixture_or_task_name, opts.task_feature_lengths,
+      run.host_batch_size, split=opts.eval_split, shuffle=False,
+      num_epochs=1)
   totals = None
-  for host_batch in input_pipeline.numpy_batches(ds.take(steps)):
-    sums = p_eval(state, partitioning.host_batch_to_global(host_batch, mesh))
+  for host_batch in input_pipeline.numpy_batches(ds.take(opts.eval_steps)):
+    sums = p_eval(state, partitioning.host_batch_to_global(host_batch,
+                                                           run.mesh))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   if totals is None:
-    raise ValueError(f"{name} has no full {split!r} batch of "
-                     f"{host_batch_size} examples for eval")
+    raise ValueError(f"{opts.mixture_or_task_name} has no full "
+                     f"{opts.eval_split!r} batch of {run.host_batch_size} "
+                     "examples for eval")
   return totals
 
+
+def _export(opts: TrainOptions, run: _Run, state: TrainState,
+            outcome: _Outcome,
+            manifest: Optional[manifest_lib.AdapterManifest]) -> TrainResult:
+  """Writes the adapter and/or the model of a finished run."""
+  finished = outcome.step >= opts.train_steps
+  adapter_dir = None
+  if manifest is not None and opts.export_adapter and finished:
+    tree = to_host(state.variables["adapters"])
+    adapter_dir = os.path.join(opts.model_dir, ADAPTER_EXPORT_DIR)
+    if jax.process_index() == 0:
+      exported = dataclasses.replace(
+          manifest, provenance={**manifest.provenance, "step": outcome.step})
+      adapter_io.save_adapter(adapter_dir, tree, exported)
+  model_export_dir = None
+  if opts.export_model and finished:
+    params = to_host(state.variables["params"])
+    model_export_dir = os.path.join(opts.model_dir, MODEL_EXPORT_DIR)
+    if jax.process_index() == 0:
+      hf.save_hf_checkpoint(params, run.config, model_export_dir)
+  return TrainResult(state=state, step=outcome.step, history=outcome.history,
+                     eval_history=outcome.eval_history,
+                     preempted=outcome.preempted, adapter_dir=adapter_dir,
+                     model_dir=model_export_dir)
+
+
+def to_host(tree: Any) -> Any:
+  """Numpy copies of (possibly multi-host sharded) arrays."""
+  if jax.process_count() > 1:
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.device_get(tree)
+
+
+# lta.trainer (this module's old name) also held the steps, for one release.
+_MOVED_TO_STEPS = ("train_step", "eval_step", "split_microbatches",
+                   "state_shardings", "jit_train_step", "jit_eval_step",
+                   "init_variables", "create_state")
+
+
+def __getattr__(name: str):
+  if name in _MOVED_TO_STEPS:
+    warnings.warn(f"lta: {__name__}.{name} moved to lta.train.steps; the old "
+                  "name works until the next release", FutureWarning,
+                  stacklevel=2)
+    return getattr(steps, name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

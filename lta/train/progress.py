@@ -15,8 +15,8 @@ class ScalarWriter:
   """TensorBoard scalar events, written with TF alone (no tensorboard pip)."""
 
   def __init__(self, logdir: str):
-    # TF (like seqio) is imported by the loop only: lta.train.loop's steps
-    # stay importable without it, which keeps benchmark processes lean.
+    # TF (like seqio) is imported by the loop only: lta.train.steps
+    # stays importable without it, which keeps benchmark processes lean.
     # pylint: disable=g-import-not-at-top
     import tensorflow as tf
     from tensorflow.core.framework import summary_pb2

@@ -7,19 +7,19 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from lta import partitioning
-from lta.train import loop as trainer
+from lta.train import steps
 from tests.trainer import states
 
 
 def _train_on_mesh(mesh, model, batches, pattern, optimizer):
   rules = partitioning.LOGICAL_AXIS_RULES
-  var_sh, state_sh = trainer.state_shardings(model, pattern, optimizer, mesh,
-                                             rules)
+  var_sh, state_sh = steps.state_shardings(model, pattern, optimizer, mesh,
+                                           rules)
   with partitioning.activated(mesh, rules):
-    variables = trainer.init_variables(model, var_sh, seed=0)
-    state = trainer.create_state(variables, pattern, optimizer, var_sh,
-                                 state_sh, seed=0)
-    step = trainer.jit_train_step(model, optimizer, state_sh, mesh)
+    variables = steps.init_variables(model, var_sh, seed=0)
+    state = steps.create_state(variables, pattern, optimizer, var_sh,
+                               state_sh, seed=0)
+    step = steps.jit_train_step(model, optimizer, state_sh, mesh)
     losses = []
     for batch in batches:
       state, metrics = step(state,

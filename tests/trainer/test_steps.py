@@ -9,13 +9,13 @@ import optax
 import pytest
 
 from lta.train import optimizers
-from lta.train import loop as trainer
+from lta.train import steps
 from lta.adapters.tree import flatten_tree
 from tests.trainer import states
 
 
 def _run_steps(state, optimizer, model, batches, **kwargs):
-  step = jax.jit(functools.partial(trainer.train_step, model=model,
+  step = jax.jit(functools.partial(steps.train_step, model=model,
                                    optimizer=optimizer, **kwargs),
                  donate_argnums=(0,))
   losses = []
@@ -44,7 +44,7 @@ def test_adapter_training_leaves_base_bit_identical():
   assert set(state.frozen) == {"params"}
 
   # Gradients exist only for the trainable tree, and are not all zero.
-  grads, _ = jax.grad(trainer._token_sums, has_aux=True)(
+  grads, _ = jax.grad(steps.token_sums, has_aux=True)(
       state.trainable, state.frozen, states.make_batch(), None, model)
   assert (jax.tree.structure(grads) ==
           jax.tree.structure(state.trainable))
@@ -113,15 +113,15 @@ def test_microbatches_equal_one_big_batch(num_microbatches):
 
 def test_microbatches_must_divide_batch():
   with pytest.raises(ValueError, match="does not split into 3"):
-    trainer.split_microbatches(states.make_batch(batch=8), 3)
+    steps.split_microbatches(states.make_batch(batch=8), 3)
 
 
 def test_eval_step_sums_match_loss():
   model = states.make_model()
   state, _ = states.make_state(model)
   batch = states.make_batch()
-  sums = jax.jit(functools.partial(trainer.eval_step, model=model))(state,
-                                                                    batch)
+  sums = jax.jit(functools.partial(steps.eval_step, model=model))(state,
+                                                                  batch)
   loss, aux = model.loss_fn(state.variables, batch, None)
   assert float(sums["num_tokens"]) == float((batch["decoder_target_tokens"]
                                              > 0).sum())
@@ -136,7 +136,7 @@ def test_dropout_rng_follows_step():
   """Dropout keys come from (seed, step): the same state replays the same."""
   model = states.make_model(config=states.CONFIG.replace(dropout_rate=0.3))
   state, opt = states.make_state(model)
-  step = jax.jit(functools.partial(trainer.train_step, model=model,
+  step = jax.jit(functools.partial(steps.train_step, model=model,
                                    optimizer=opt))
   batch = states.make_batch()
   _, m1 = step(state, batch)
@@ -144,3 +144,12 @@ def test_dropout_rng_follows_step():
   _, m3 = step(state.replace(step=state.step + 1), batch)
   assert float(m1["loss"]) == float(m2["loss"])
   assert float(m1["loss"]) != float(m3["loss"])
+
+
+def test_old_module_name_still_finds_the_steps():
+  """lta.trainer (now lta.train.loop) held the steps; they moved to steps."""
+  from lta.train import loop  # pylint: disable=g-import-not-at-top
+  with pytest.warns(FutureWarning, match="moved to lta.train.steps"):
+    assert loop.train_step is steps.train_step
+  with pytest.raises(AttributeError):
+    loop.no_such_step  # pylint: disable=pointless-statement

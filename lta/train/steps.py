@@ -1,0 +1,201 @@
+"""Pure train and eval steps, and their jitting with explicit shardings.
+
+One trainer serves LoRA/KronA adapters, full fine-tuning and the frozen-
+decoder variant: `trainable` (a regex or lta.adapters.trainable preset) chooses
+the leaves that get gradients and optimizer state. `train_step` and
+`eval_step` are pure; the caller jits them with shardings and donates the
+state (`jit_train_step`, `jit_eval_step`), as MaxText and big_vision do.
+No TensorFlow here: benchmarks import the steps alone.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lta import partitioning
+from lta.adapters import trainable as trainable_lib
+from lta.adapters.tree import flatten_tree
+from lta.models.contract import EncoderDecoderModel, token_means
+from lta.train import state as train_state_lib
+from lta.train.state import TrainState
+
+Batch = Mapping[str, jax.Array]
+
+
+def token_sums(trainable, frozen, batch: Batch, dropout_rng,
+               model: EncoderDecoderModel
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Loss summed over target tokens, and the sums the metrics are made of.
+
+  Sums, not means, so that microbatches and eval batches add up exactly.
+  """
+  loss, aux = model.token_sums(trainable_lib.combine(trainable, frozen),
+                               batch, dropout_rng)
+  return loss, {"loss": loss, **aux}
+
+
+def split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
+  """(B, ...) -> (k, B/k, ...); microbatch i takes rows i, i+k, ...
+
+  Interleaving keeps every microbatch spread over all data shards.
+  """
+  def split(x):
+    if x.shape[0] % num_microbatches:
+      raise ValueError(f"Batch size {x.shape[0]} does not split into "
+                       f"{num_microbatches} microbatches")
+    x = x.reshape((x.shape[0] // num_microbatches, num_microbatches) +
+                  x.shape[1:])
+    return jnp.swapaxes(x, 0, 1)
+  return jax.tree.map(split, batch)
+
+
+def accumulate_gradients(state: TrainState, batch: Batch, *,
+                         model: EncoderDecoderModel, num_microbatches: int,
+                         enable_dropout: bool) -> tuple[Any, dict[str, Any]]:
+  """Token-summed gradients of the trainable tree and token sums, over k
+  microbatches (a `lax.scan`), each with its own dropout key."""
+  step_rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
+                                state.step)
+  grad_fn = jax.grad(token_sums, has_aux=True)
+
+  def micro(mb, i):
+    mb = jax.tree.map(
+        lambda x: nn.with_logical_constraint(
+            x, ("batch",) + (None,) * (x.ndim - 1)), mb)
+    rng = jax.random.fold_in(step_rng, i) if enable_dropout else None
+    return grad_fn(state.trainable, state.frozen, mb, rng, model)
+
+  if num_microbatches == 1:
+    return micro(batch, 0)
+  mbs = split_microbatches(batch, num_microbatches)
+  first = jax.tree.map(lambda x: x[0], mbs)
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                       jax.eval_shape(micro, first, 0))
+
+  def body(acc, xs):
+    return jax.tree.map(jnp.add, acc, micro(*xs)), None
+
+  (grads, sums), _ = jax.lax.scan(body, zeros,
+                                  (mbs, jnp.arange(num_microbatches)))
+  return grads, sums
+
+
+def train_step(state: TrainState, batch: Batch, *,
+               model: EncoderDecoderModel,
+               optimizer: optax.GradientTransformation,
+               num_microbatches: int = 1,
+               enable_dropout: bool = True
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer update of the trainable tree; the frozen tree is an input.
+
+  Gradients are taken with respect to `state.trainable` only, so the frozen
+  base has neither gradients nor optimizer state. With k microbatches the
+  token-summed gradients are accumulated and divided by the batch's token
+  count: the update equals that of one k-times larger batch.
+  """
+  grads, sums = accumulate_gradients(
+      state, batch, model=model, num_microbatches=num_microbatches,
+      enable_dropout=enable_dropout)
+  denom = jnp.maximum(sums["num_tokens"], 1.0)
+  grads = jax.tree.map(lambda g: g / denom.astype(g.dtype), grads)
+  updates, opt_state = optimizer.update(grads, state.opt_state,
+                                        state.trainable)
+  new_state = state.replace(
+      step=state.step + 1,
+      trainable=optax.apply_updates(state.trainable, updates),
+      opt_state=opt_state)
+  metrics = token_means(sums)
+  metrics["grad_norm"] = optax.global_norm(grads)
+  return new_state, metrics
+
+
+def eval_step(state: TrainState, batch: Batch, *,
+              model: EncoderDecoderModel) -> dict[str, jax.Array]:
+  """Token sums (loss, cross entropy, accuracy, tokens) without dropout."""
+  _, sums = token_sums(state.trainable, state.frozen, batch, None, model)
+  return sums
+
+
+# --------------------------------------------------------------- sharding --
+
+
+def state_shardings(model: EncoderDecoderModel, pattern: str,
+                    optimizer: optax.GradientTransformation,
+                    mesh: jax.sharding.Mesh, rules) -> tuple[Any, TrainState]:
+  """(variable shardings, TrainState of shardings) from logical axis names.
+
+  The optimizer state's placement is what XLA chooses for optimizer.init
+  on the sharded trainable tree (Adafactor's factored moments have no
+  parameter-shaped counterpart to copy a sharding from).
+  """
+  boxed = jax.eval_shape(model.init_variables, jax.random.PRNGKey(0))
+  var_sh = partitioning.logical_to_sharding(boxed, mesh, rules)
+  abstract = nn.meta.unbox(boxed)
+  trainable_sh, frozen_sh = trainable_lib.split_trainable(var_sh, pattern)
+  abstract_trainable, _ = trainable_lib.split_trainable(abstract, pattern)
+  opt_sh = jax.jit(optimizer.init, in_shardings=(trainable_sh,)).lower(
+      abstract_trainable).compile().output_shardings
+  rep = partitioning.replicated(mesh)
+  # Leaves not derived from a parameter (step counts) come back placed on
+  # one device; they belong replicated on the mesh.
+  opt_sh = jax.tree.map(
+      lambda s: s if isinstance(s, jax.sharding.NamedSharding) else rep,
+      opt_sh)
+  return var_sh, TrainState(step=rep, trainable=trainable_sh,
+                            frozen=frozen_sh, opt_state=opt_sh, rng=rep)
+
+
+def jit_train_step(model, optimizer, shardings: TrainState, mesh,
+                   num_microbatches: int = 1, enable_dropout: bool = True):
+  """train_step jitted with explicit shardings; the state is donated."""
+  step = functools.partial(train_step, model=model, optimizer=optimizer,
+                           num_microbatches=num_microbatches,
+                           enable_dropout=enable_dropout)
+  rep = partitioning.replicated(mesh)
+  return jax.jit(step, in_shardings=(shardings,
+                                     partitioning.batch_sharding(mesh)),
+                 out_shardings=(shardings, rep), donate_argnums=(0,))
+
+
+def jit_eval_step(model, shardings: TrainState, mesh):
+  return jax.jit(functools.partial(eval_step, model=model),
+                 in_shardings=(shardings, partitioning.batch_sharding(mesh)),
+                 out_shardings=partitioning.replicated(mesh))
+
+
+def init_variables(model: EncoderDecoderModel, var_sh, seed: int,
+                   base: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+  """Sharded random variables; `base` (numpy) replaces the random params."""
+  init = jax.jit(model.init_unboxed, out_shardings=var_sh)
+  variables = init(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+  if base is None:
+    return variables
+  _check_same_shapes(base, variables["params"], "INITIAL_CHECKPOINT_PATH")
+  params = jax.device_put(base, var_sh["params"])
+  return {**variables, "params": params}
+
+
+def create_state(variables: dict[str, Any], pattern: str, optimizer,
+                 var_sh, state_sh: TrainState, seed: int) -> TrainState:
+  create = functools.partial(train_state_lib.create, pattern=pattern,
+                             optimizer=optimizer, seed=seed)
+  return jax.jit(create, in_shardings=(var_sh,),
+                 out_shardings=state_sh)(variables)
+
+
+def _check_same_shapes(loaded, expected, what: str) -> None:
+  got = {k: tuple(np.shape(v)) for k, v in
+         flatten_tree(loaded).items()}
+  want = {k: tuple(np.shape(v)) for k, v in
+          flatten_tree(expected).items()}
+  if got != want:
+    bad = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    raise ValueError(f"{what}: parameters do not match the model config at "
+                     f"{[(k, got.get(k), want.get(k)) for k in bad[:5]]}")
