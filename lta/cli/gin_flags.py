@@ -337,6 +337,15 @@ def use_tfds_data_dir(path: str) -> None:
   seqio.set_tfds_data_dir_override(path)
 
 
+def with_default_files(argv: Sequence[str],
+                       default_files: Sequence[str]) -> list[str]:
+  """`argv`, led by --gin_file=F for each default file when it names none."""
+  argv = list(argv)
+  if any(a.startswith("--gin_file") for a in argv):
+    return argv
+  return [f"--gin_file={f}" for f in default_files] + argv
+
+
 def parse_and_configure(argv: Sequence[str],
                         entries: Sequence[Callable[..., object]] = (),
                         reads_tfds: bool = False,

@@ -31,9 +31,7 @@ def main(argv: Sequence[str]) -> int:
   from lta.pipeline import run as pipeline
   from lta.models.mt5.config import T5Config
   from lta.adapters.config import AdapterConfig
-  argv = list(argv)
-  if not any(a.startswith("--gin_file") for a in argv):
-    argv = [f"--gin_file={f}" for f in DEFAULT_GIN_FILES] + argv
+  argv = gin_cli.with_default_files(argv, DEFAULT_GIN_FILES)
   gin_cli.parse_and_configure(argv)
   miniature.run_miniature(
       miniature.MiniatureConfig(), pipeline.PipelineConfig(), T5Config(),

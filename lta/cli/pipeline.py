@@ -36,9 +36,7 @@ def main(argv: Sequence[str]) -> int:
   from lta.pipeline import run as pipeline
   from lta.models.mt5.config import T5Config
   from lta.adapters.config import AdapterConfig
-  argv = list(argv)
-  if not any(a.startswith("--gin_file") for a in argv):
-    argv = [f"--gin_file={f}" for f in DEFAULT_GIN_FILES] + argv
+  argv = gin_cli.with_default_files(argv, DEFAULT_GIN_FILES)
   gin_cli.parse_and_configure(argv)
   tfds.disable_progress_bar()  # the stage banners are the progress display
   pipeline.run_pipeline(pipeline.PipelineConfig(), T5Config(),

@@ -209,6 +209,14 @@ class RelativePositionBias(nn.Module):
     return bias[None].astype(self.dtype)
 
 
+def projection_of(block: nn.Module, features: int, axes: tuple[str, str],
+                  kernel_init: Any, name: str) -> "Projection":
+  """A Projection inside `block`, with the block's adapter and dtypes."""
+  return Projection(features, axes, kernel_init=kernel_init,
+                    adapter=block.adapter, dtype=block.dtype,
+                    param_dtype=block.param_dtype, name=name)
+
+
 class MultiHeadAttention(nn.Module):
   """T5 attention: no 1/sqrt(d) scaling (folded into the query init).
 
@@ -223,11 +231,6 @@ class MultiHeadAttention(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
-  def _proj(self, features, axes, init, name):
-    return Projection(features, axes, kernel_init=init, adapter=self.adapter,
-                      dtype=self.dtype, param_dtype=self.param_dtype,
-                      name=name)
-
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Optional[Array], bias: Array,
                mask: Optional[Array], *, is_cross: bool = False,
@@ -239,10 +242,11 @@ class MultiHeadAttention(nn.Module):
     query_init = nn.initializers.normal((d_model * self.d_kv)**-0.5)
     kv_init = nn.initializers.normal(d_model**-0.5)
     out_init = nn.initializers.normal(inner**-0.5)
-    query = self._proj(inner, (EMBED, JOINED_KV), query_init, "query")
-    key = self._proj(inner, (EMBED, JOINED_KV), kv_init, "key")
-    value = self._proj(inner, (EMBED, JOINED_KV), kv_init, "value")
-    out = self._proj(d_model, (JOINED_KV, EMBED), out_init, "out")
+    query = projection_of(self, inner, (EMBED, JOINED_KV), query_init,
+                          "query")
+    key = projection_of(self, inner, (EMBED, JOINED_KV), kv_init, "key")
+    value = projection_of(self, inner, (EMBED, JOINED_KV), kv_init, "value")
+    out = projection_of(self, d_model, (JOINED_KV, EMBED), out_init, "out")
 
     q = query(inputs_q, deterministic)
     if decode and is_cross:
@@ -310,10 +314,8 @@ class MlpBlock(nn.Module):
   param_dtype: Any = jnp.float32
 
   def _proj(self, features, axes, fan_in, name):
-    return Projection(features, axes,
-                      kernel_init=nn.initializers.normal(fan_in**-0.5),
-                      adapter=self.adapter, dtype=self.dtype,
-                      param_dtype=self.param_dtype, name=name)
+    return projection_of(self, features, axes,
+                         nn.initializers.normal(fan_in**-0.5), name)
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
