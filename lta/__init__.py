@@ -49,7 +49,7 @@ MOVED = {
     "lta.evaluation": "lta.eval.scoring",
     "lta.metrics": "lta.eval.metrics",
     "lta.langid": "lta.eval.langid",
-    "lta.sweep": "lta.eval.lambdas",
+    "lta.sweep": "lta.eval.lambda_selection",
     "lta.results": "lta.eval.results",
     "lta.reporting": "lta.eval.report",
     "lta.methods": "lta.eval.methods",

@@ -18,7 +18,7 @@ from lta.cli import merge as merge_main
 from lta.models.mt5.network import Transformer
 from lta.models.contract import EncoderDecoderModel
 from lta.adapters import adapter_io
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter, AdapterManifest
 from lta.adapters.tree import flatten_tree
@@ -62,7 +62,7 @@ def _save(tmp_path, adapter, name):
 
 
 def _flags(out, task_paths, lang_paths, **extra):
-  flags = ["--gin_file=runs/merge.gin",
+  flags = ["--gin_file=runs/deltas.gin",
            f'--gin.run_merge.output_dir="{out}"',
            '--gin.run_merge.composition="lang_task_add_subtract"',
            '--gin.run_merge.target="pt"', "--gin.run_merge.sources=['en']",
@@ -95,7 +95,7 @@ def test_merge_writes_the_composition_with_provenance(tmp_path, base):
   # The merged model equals the base plus the composition's dW.
   config, params, _ = base
   _, merged = hf.load_hf_checkpoint(str(out / "model"))
-  expected = merge.merge_into_base(params, tree, manifest.config)
+  expected = deltas.merge_into_base(params, tree, manifest.config)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
                merged, expected)
 
@@ -109,12 +109,12 @@ def test_merge_folds_a_delta_space_dw_tree_into_the_base(tmp_path, saved,
                                    merge_into_base_path=f'"{FIXTURE}"')) == 0
   tree, _ = adapter_io.load_adapter(str(out / "adapter"))
   assert {p.rpartition("/")[2] for p in flatten_tree(tree)} == {
-      merge.DELTA_LEAF}
-  dw = {name: merge.adapter_deltas(adapter_io.load_adapter(saved[name])[0],
+      deltas.DELTA_LEAF}
+  dw = {name: deltas.adapter_deltas(adapter_io.load_adapter(saved[name])[0],
                                    LORA)
         for name in ("task_en", "lang_en", "lang_pt")}
   # Eq. 2 on dW: 0.7 task_en + 0.3 (lang_pt - lang_en), added to the base.
-  expected = merge.add_deltas(base[1], {
+  expected = deltas.add_deltas(base[1], {
       k: 0.7 * dw["task_en"][k] + 0.3 * (dw["lang_pt"][k] - dw["lang_en"][k])
       for k in dw["task_en"]})
   _, merged = hf.load_hf_checkpoint(str(out / "model"))

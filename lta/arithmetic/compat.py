@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lta.errors import CheckpointError, ConfigError
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 from lta.adapters.manifest import Adapter
 from lta.adapters.tree import flatten_tree
 
@@ -49,7 +49,7 @@ def check_adapter(adapter: Adapter) -> None:
       raise IncompatibleAdaptersError(
           f"{label}: {path} has dtype {dtype}, manifest says "
           f"{adapter.manifest.dtype}")
-  problem = merge.config_mismatch(shapes, adapter.config, allow_delta=False)
+  problem = deltas.config_mismatch(shapes, adapter.config, allow_delta=False)
   if problem:
     raise IncompatibleAdaptersError(f"{label}: {problem}")
   missing = sorted(set(manifest_shapes) - set(shapes))
@@ -82,7 +82,7 @@ def kron_factor_shapes(adapter: Adapter) -> dict[str, tuple[int, int]]:
   """{module path: (m, n)} of each module's Kronecker A factor."""
   return {path.rpartition("/")[0]: tuple(shape)
           for path, shape in adapter.manifest.shapes.items()
-          if path.endswith(f"/{merge.KRON_A}")}
+          if path.endswith(f"/{deltas.KRON_A}")}
 
 
 def _mismatch(a: Adapter, b: Adapter, what: str, va: Any, vb: Any) -> None:
@@ -141,8 +141,8 @@ def _check_kron_factors(a: Adapter, b: Adapter) -> None:
 
 def delta_shapes(adapter: Adapter) -> dict[str, tuple[int, int]]:
   """{module path: (in, out)} of the dW each adapted kernel receives."""
-  return {module: merge.kernel_shape(shapes) for module, shapes in
-          merge.modules_of(adapter.manifest.shapes).items()}
+  return {module: deltas.kernel_shape(shapes) for module, shapes in
+          deltas.modules_of(adapter.manifest.shapes).items()}
 
 
 def check_compatible(adapters: Sequence[Adapter],

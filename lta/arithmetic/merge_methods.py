@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from lta import errors
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
 from lta.adapters.tree import unflatten_tree
@@ -44,13 +44,13 @@ def _compute_dtype(dtype) -> np.dtype:
 
 def modules(tree: Mapping[str, Any]) -> dict[str, dict]:
   """{module path: {leaf: array}} for every adapted kernel of `tree`."""
-  return merge.adapter_modules(tree)
+  return deltas.adapter_modules(tree)
 
 
 def module_delta(leaves: Mapping[str, Any], config: AdapterConfig,
                  dtype=np.float32) -> np.ndarray:
   """dW (in, out) of one adapted kernel."""
-  return merge.module_delta(leaves, config.scale, dtype=dtype)
+  return deltas.module_delta(leaves, config.scale, dtype=dtype)
 
 
 def _module_deltas(adapter: Adapter, dtype=None) -> dict[str, np.ndarray]:
@@ -103,10 +103,10 @@ def _kron_leaves(u, s, vt, a_shape, b_shape, b_rank, scale, dtype):
   a = (u[:, 0] * root).reshape(a_shape)
   b = (vt[0] * root).reshape(b_shape)
   if b_rank is None:
-    return {merge.KRON_A: a.astype(dtype), merge.KRON_B: b.astype(dtype)}
+    return {deltas.KRON_A: a.astype(dtype), deltas.KRON_B: b.astype(dtype)}
   down, up = refactor_lora(b, b_rank, 1.0, dtype)
-  return {merge.KRON_A: a.astype(dtype), merge.KRON_B_DOWN: down,
-          merge.KRON_B_UP: up}
+  return {deltas.KRON_A: a.astype(dtype), deltas.KRON_B_DOWN: down,
+          deltas.KRON_B_UP: up}
 
 
 def nearest_kronecker(delta: np.ndarray, a_shape, b_shape, scale: float,
@@ -185,7 +185,7 @@ def combine_deltas(adapters: Sequence[Adapter], weights: Sequence[float], *,
   return merged
 
 
-def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
+def refactor_tree(by_module: Mapping[str, np.ndarray], like: Adapter,
                   output: str, rank: Optional[int] = None, dtype=None
                   ) -> tuple[dict[str, Any], AdapterConfig]:
   """Materialised dW per module -> (tree, config) in `output` form."""
@@ -193,8 +193,8 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
   config = like.config
   flat: dict[str, Any] = {}
   if output == "delta":
-    for m, d in deltas.items():
-      flat[f"{m}/{merge.DELTA_LEAF}"] = d.astype(dtype)
+    for m, d in by_module.items():
+      flat[f"{m}/{deltas.DELTA_LEAF}"] = d.astype(dtype)
     return unflatten_tree(flat), config
   if output == "lora":
     if config.kind != "lora":
@@ -202,17 +202,17 @@ def refactor_tree(deltas: Mapping[str, np.ndarray], like: Adapter,
                        f"'delta' for {config.kind} adapters")
     rank = rank or config.rank
     out_config = lora_config_for(config, rank, config.scale)
-    for m, d in deltas.items():
+    for m, d in by_module.items():
       a, b = refactor_lora(d, rank, out_config.scale, dtype)
-      flat[f"{m}/{merge.LORA_A}"], flat[f"{m}/{merge.LORA_B}"] = a, b
+      flat[f"{m}/{deltas.LORA_A}"], flat[f"{m}/{deltas.LORA_B}"] = a, b
     return unflatten_tree(flat), out_config
   if output == "kron":
     if config.kind != "krona":
       raise ValueError(f"output='kron' needs Kronecker inputs, got "
                        f"{config.kind}")
     shapes = like.manifest.shapes
-    for m, d in deltas.items():
-      a_shape = tuple(shapes[f"{m}/{merge.KRON_A}"])
+    for m, d in by_module.items():
+      a_shape = tuple(shapes[f"{m}/{deltas.KRON_A}"])
       b_shape = (d.shape[0] // a_shape[0], d.shape[1] // a_shape[1])
       leaves = nearest_kronecker(d, a_shape, b_shape, config.scale,
                                  config.kron_b_rank, dtype)
@@ -241,20 +241,20 @@ def linear_lowrank(adapters: Sequence[Adapter], weights: Sequence[float],
     out_config = lora_config_for(config, rank, config.scale)
     for m in sorted(per_adapter[0]):
       left = np.concatenate(
-          [w * a.config.scale * np.asarray(t[m][merge.LORA_A], cdtype)
+          [w * a.config.scale * np.asarray(t[m][deltas.LORA_A], cdtype)
            for w, a, t in zip(weights, adapters, per_adapter)], axis=1)
       right = np.concatenate(
-          [np.asarray(t[m][merge.LORA_B], cdtype) for t in per_adapter], axis=0)
+          [np.asarray(t[m][deltas.LORA_B], cdtype) for t in per_adapter], axis=0)
       u, s, vt = _svd_of_product(left, right)
-      flat[f"{m}/{merge.LORA_A}"], flat[f"{m}/{merge.LORA_B}"] = _split_lora(
+      flat[f"{m}/{deltas.LORA_A}"], flat[f"{m}/{deltas.LORA_B}"] = _split_lora(
           u, s, vt, rank, out_config.scale, dtype)
     return unflatten_tree(flat), out_config
   for m in sorted(per_adapter[0]):
-    a_shape = np.shape(per_adapter[0][m][merge.KRON_A])
+    a_shape = np.shape(per_adapter[0][m][deltas.KRON_A])
     left = np.stack(
-        [w * a.config.scale * np.asarray(t[m][merge.KRON_A], cdtype).ravel()
+        [w * a.config.scale * np.asarray(t[m][deltas.KRON_A], cdtype).ravel()
          for w, a, t in zip(weights, adapters, per_adapter)], axis=1)
-    bs = [merge.kron_b(t[m], cdtype) for t in per_adapter]
+    bs = [deltas.kron_b(t[m], cdtype) for t in per_adapter]
     right = np.stack([b.ravel() for b in bs], axis=0)
     u, s, vt = _svd_of_product(left, right)
     flat.update({f"{m}/{k}": v for k, v in _kron_leaves(

@@ -41,7 +41,7 @@ from lta.models.mt5.config import T5Config
 from lta.adapters import config as adapter_lib
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 from lta.adapters.deltas import config_mismatch, module_delta
 from lta.adapters.tree import flatten_tree, unflatten_tree
 
@@ -53,14 +53,14 @@ TASK_TYPE = "SEQ_2_SEQ_LM"
 _REQUIRED = object()
 
 # peft's tensor name -> lta's leaf; each is the other's transpose.
-_LORA_KEYS = {"lora_A.weight": merge.LORA_A, "lora_B.weight": merge.LORA_B}
-_LOKR_KEYS = {"lokr_w1": merge.KRON_A, "lokr_w2": merge.KRON_B,
-              "lokr_w2_a": merge.KRON_B_UP, "lokr_w2_b": merge.KRON_B_DOWN}
-# peft's tensor names of each lta layout (merge.LEAVES): {layout: names}.
+_LORA_KEYS = {"lora_A.weight": deltas.LORA_A, "lora_B.weight": deltas.LORA_B}
+_LOKR_KEYS = {"lokr_w1": deltas.KRON_A, "lokr_w2": deltas.KRON_B,
+              "lokr_w2_a": deltas.KRON_B_UP, "lokr_w2_b": deltas.KRON_B_DOWN}
+# peft's tensor names of each lta layout (deltas.LEAVES): {layout: names}.
 _PEFT_NAMES = {layout: frozenset(key for key, leaf in {**_LORA_KEYS,
                                                        **_LOKR_KEYS}.items()
                                  if leaf in leaves)
-               for layout, leaves in merge.LEAVES.items()}
+               for layout, leaves in deltas.LEAVES.items()}
 _KEY_RE = re.compile(re.escape(PREFIX) + r"(.+)\.(lora_[AB]\.weight|lokr_\w+)")
 
 _ATTENTION_HF = ("q", "k", "v", "o")

@@ -3,7 +3,7 @@
   scoring    decode a task's examples and score them
   metrics    SentencePiece ROUGE, SQuAD F1/EM, bootstrap intervals
   langid     language identification for the fidelity metric
-  lambdas    λ grids, their checks and the best-λ selection
+  lambda_selection  λ grids, their checks and the best-λ selection
   methods    the method registry: row labels as data
   results    ResultRecord: the one results schema, written and read here
   report     the paper's tables and plots from result records

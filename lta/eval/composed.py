@@ -24,7 +24,7 @@ from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
 from lta.data import task_names
 from lta.data import vocab
-from lta.eval import lambdas
+from lta.eval import lambda_selection
 from lta.eval import methods
 from lta.eval import scoring
 from lta.eval.results import ResultRecord
@@ -112,7 +112,7 @@ def select_lambda_and_score(
   by_lambda = {float(lam): selection_score(score(compose(lam),
                                                  selection_split))
                for lam in grid}
-  lam = lambdas.best_lambda({"": by_lambda})[""]
+  lam = lambda_selection.best_lambda({"": by_lambda})[""]
   result = score(compose(lam), split)
   result.scores["lambda"] = lam
   return result, by_lambda

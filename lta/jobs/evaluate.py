@@ -30,7 +30,7 @@ from lta.arithmetic import compositions as arithmetic
 from lta.data import input_pipeline
 from lta.data import task_names
 from lta.eval import composed
-from lta.eval import lambdas as sweep
+from lta.eval import lambda_selection
 from lta.eval import methods
 from lta.eval import report as reporting
 from lta.eval import scoring as evaluation
@@ -80,7 +80,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
     raise errors.ConfigError(
         "run_eval: give adapter_dir or composition, not both.")
   _check_baseline(baseline, composition)
-  lambdas = sweep.check_lambdas(
+  lambdas = lambda_selection.check_lambdas(
       lambdas, allow_extrapolation=allow_extrapolation,
       name="run_eval.lambdas", switch="run_eval.allow_extrapolation=True")
   _one_task_per_language(tasks)

@@ -17,7 +17,7 @@ from lta.errors import ConfigError
 from lta.languages import related
 from lta.models.mt5.config import T5Config
 from lta.adapters import adapter_io
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 
 # What run_merge writes under output_dir (and replaces with overwrite).
 ADAPTER_DIR, MODEL_DIR = "adapter", "model"
@@ -82,7 +82,7 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
     compat.check_base(tasks.loaded() + langs.loaded(),
                       fingerprint.base_model_fingerprint(config, params),
                       merge_into_base_path)
-    merged = merge.merge_into_base(params, adapter.tree, adapter.config)
+    merged = deltas.merge_into_base(params, adapter.tree, adapter.config)
     compat.check_finite(merged, f"{merge_into_base_path} plus {composition}")
 
   # Only now, with everything checked, is anything written.

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from lta.errors import ConfigError
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 from lta.adapters.config import AdapterConfig
 
 Array = jax.Array
@@ -81,7 +81,7 @@ class Projection(nn.Module):
   def _adapted(self) -> bool:
     if self.adapter is None or not self.adapter.matches(self.kernel_path()):
       return False
-    first_leaf = merge.LEAVES[self.adapter.layout][0]
+    first_leaf = deltas.LEAVES[self.adapter.layout][0]
     return self.is_initializing() or self.has_variable("adapters", first_leaf)
 
   @nn.compact
@@ -113,31 +113,31 @@ class Projection(nn.Module):
     if cfg.kind == "lora":
       check_lora_rank(cfg.rank, in_features, self.features, self.kernel_path())
       a = self._adapter_variable(
-          merge.LORA_A, nn.initializers.he_uniform(), (in_features, cfg.rank),
+          deltas.LORA_A, nn.initializers.he_uniform(), (in_features, cfg.rank),
           (in_axis, ADAPTER_RANK))
-      b = self._adapter_variable(merge.LORA_B, nn.initializers.zeros,
+      b = self._adapter_variable(deltas.LORA_B, nn.initializers.zeros,
                                  (cfg.rank, self.features),
                                  (ADAPTER_RANK, out_axis))
       return ((x @ a.astype(self.dtype)) @ b.astype(self.dtype)) * cfg.scale
     m, n = check_kron_factors(
         cfg.kron_factors_for(in_features, self.features), in_features,
         self.features, self.kernel_path())
-    a = self._adapter_variable(merge.KRON_A, nn.initializers.he_uniform(),
+    a = self._adapter_variable(deltas.KRON_A, nn.initializers.he_uniform(),
                                (m, n),
                                (KRON_OUTER_IN, KRON_OUTER_OUT))
     bin_, bout = in_features // m, self.features // n
     if cfg.kron_b_rank:
       check_lora_rank(cfg.kron_b_rank, bin_, bout, self.kernel_path())
-      down = self._adapter_variable(merge.KRON_B_DOWN,
+      down = self._adapter_variable(deltas.KRON_B_DOWN,
                                     nn.initializers.he_uniform(),
                                     (bin_, cfg.kron_b_rank),
                                     (in_axis, ADAPTER_RANK))
-      up = self._adapter_variable(merge.KRON_B_UP, nn.initializers.zeros,
+      up = self._adapter_variable(deltas.KRON_B_UP, nn.initializers.zeros,
                                   (cfg.kron_b_rank, bout),
                                   (ADAPTER_RANK, out_axis))
       b = down @ up
     else:
-      b = self._adapter_variable(merge.KRON_B, nn.initializers.zeros,
+      b = self._adapter_variable(deltas.KRON_B, nn.initializers.zeros,
                                  (bin_, bout),
                                  (in_axis, out_axis))
     # x @ kron(A, B) without materialising kron(A, B): view x as (m, in/m).

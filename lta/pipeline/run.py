@@ -43,7 +43,7 @@ from lta.data import task_names
 from lta.data import vocab
 from lta.eval import composed
 from lta.eval import langid
-from lta.eval import lambdas as sweep
+from lta.eval import lambda_selection
 from lta.eval import methods
 from lta.eval import scoring as evaluation
 from lta.eval.results import ResultRecord
@@ -98,7 +98,7 @@ class PipelineConfig:
   batch_size: int = 16
   input_length: int = 128
   target_length: int = 16
-  lambdas: tuple[float, ...] = sweep.DEFAULT_GRID
+  lambdas: tuple[float, ...] = lambda_selection.DEFAULT_GRID
   # λ outside [0, 1] inverts the method; only when asked for by name.
   allow_extrapolation: bool = False
   space: str = "factor"
@@ -138,7 +138,7 @@ class PipelineConfig:
       raise ValueError(f"PipelineConfig.pretrain_objectives "
                        f"{self.pretrain_objectives}: choose from "
                        f"{sorted(PRETRAIN_OBJECTIVES)}.")
-    sweep.check_lambdas(
+    lambda_selection.check_lambdas(
         self.lambdas, allow_extrapolation=self.allow_extrapolation,
         name="PipelineConfig.lambdas",
         switch="PipelineConfig.allow_extrapolation=True")

@@ -7,7 +7,7 @@ import pytest
 from lta.eval import scoring as evaluation
 from lta.eval import report as reporting
 from lta.eval import results
-from lta.eval import lambdas as sweep
+from lta.eval import lambda_selection
 from lta.eval.results import ResultRecord
 
 
@@ -142,7 +142,7 @@ def test_lambda_plot_marks_baseline_and_chosen_lambda(tmp_path):
   baseline_line, chosen = ax.lines[1], ax.lines[2]
   assert list(baseline_line.get_ydata()) == [2.2, 2.2]
   assert list(chosen.get_xdata()) == [0.5] and list(chosen.get_ydata()) == [3.0]
-  path = reporting.save_figure(fig, str(tmp_path / "sweep.png"))
+  path = reporting.save_figure(fig, str(tmp_path / "lambda_selection.png"))
   assert _png_size(path)[0] >= 900
 
 
@@ -166,7 +166,7 @@ def test_decode_progress_reports_rate_and_eta_after_compilation():
 
 
 def test_sweep_picks_the_best_lambda_per_language():
-  scores = sweep.sweep(lambda lam: {"pt": -(lam - 0.7) ** 2, "uk": lam},
+  scores = lambda_selection.sweep(lambda lam: {"pt": -(lam - 0.7) ** 2, "uk": lam},
                        [0.3, 0.5, 0.7, 0.9])
-  assert sweep.best_lambda(scores) == {"pt": 0.7, "uk": 0.9}
-  assert sweep.best_lambda({"pt": {0.3: 1.0, 0.9: 1.0}}) == {"pt": 0.9}
+  assert lambda_selection.best_lambda(scores) == {"pt": 0.7, "uk": 0.9}
+  assert lambda_selection.best_lambda({"pt": {0.3: 1.0, 0.9: 1.0}}) == {"pt": 0.9}

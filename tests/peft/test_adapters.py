@@ -5,7 +5,7 @@ import pytest
 
 from lta.models import contract as models
 from lta.models.mt5.network import Transformer
-from lta.adapters import deltas as merge
+from lta.adapters import deltas
 from lta.adapters import trainable
 from lta.models.layers import Projection
 from lta.adapters.config import MLP_TARGETS, AdapterConfig
@@ -54,13 +54,13 @@ def test_unmerged_equals_merged_and_unmerge_restores(cfg):
   enc, dec = _inputs()
   unmerged = model.module.apply({"params": v["params"], "adapters": adapters},
                                 enc, dec)
-  merged_params = merge.merge_into_base(v["params"], adapters, cfg)
+  merged_params = deltas.merge_into_base(v["params"], adapters, cfg)
   merged = model.module.apply({"params": merged_params}, enc, dec)
   base = model.module.apply({"params": v["params"]}, enc, dec)
   assert not np.allclose(np.asarray(unmerged), np.asarray(base), atol=1e-3)
   np.testing.assert_allclose(np.asarray(merged), np.asarray(unmerged),
                              atol=1e-4, rtol=1e-4)
-  restored = merge.unmerge_from_base(merged_params, adapters, cfg)
+  restored = deltas.unmerge_from_base(merged_params, adapters, cfg)
   for a, b in zip(jax.tree_util.tree_leaves(restored),
                   jax.tree_util.tree_leaves(v["params"])):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
@@ -83,18 +83,18 @@ def test_kronecker_delta_equals_numpy_kron_placed_and_scaled():
   got = proj.apply({"params": {"kernel": kernel}, "adapters": leaves}, x)
   np.testing.assert_allclose(np.asarray(got), want, atol=1e-6)
   np.testing.assert_allclose(
-      merge.adapter_deltas(adapters, KRONA)[
+      deltas.adapter_deltas(adapters, KRONA)[
           "encoder/layers_0/attention/query/kernel"], want, atol=1e-6)
 
 
 def test_lora_default_targets_are_attention_qkvo_everywhere():
   _, v = _model(AdapterConfig())
-  paths = set(merge.adapter_modules(v["adapters"]))
+  paths = set(deltas.adapter_modules(v["adapters"]))
   assert len(paths) == 4 * (2 + 2 * 3)
   assert "decoder/layers_2/encoder_decoder_attention/out" in paths
   assert not any("mlp" in p for p in paths)
   _, v = _model(AdapterConfig(targets=MLP_TARGETS))
-  assert all("/mlp/" in p for p in merge.adapter_modules(v["adapters"]))
+  assert all("/mlp/" in p for p in deltas.adapter_modules(v["adapters"]))
 
 
 def test_lora_b_starts_at_zero_and_scale_options():
@@ -157,7 +157,7 @@ def test_merged_and_unmerged_decoding_give_identical_tokens(cfg):
   config = models.DecodingConfig(max_decode_length=8)
   unmerged = predict({"params": v["params"], "adapters": adapters},
                      {"encoder_input_tokens": enc}, config=config)
-  merged = predict({"params": merge.merge_into_base(v["params"], adapters,
+  merged = predict({"params": deltas.merge_into_base(v["params"], adapters,
                                                     cfg)},
                    {"encoder_input_tokens": enc}, config=config)
   base = predict({"params": v["params"]}, {"encoder_input_tokens": enc},
