@@ -62,7 +62,7 @@ def _save(tmp_path, adapter, name):
 
 
 def _flags(out, task_paths, lang_paths, **extra):
-  flags = ["--gin_file=runs/deltas.gin",
+  flags = ["--gin_file=runs/merge.gin",
            f'--gin.run_merge.output_dir="{out}"',
            '--gin.run_merge.composition="lang_task_add_subtract"',
            '--gin.run_merge.target="pt"', "--gin.run_merge.sources=['en']",

@@ -142,7 +142,7 @@ def test_lambda_plot_marks_baseline_and_chosen_lambda(tmp_path):
   baseline_line, chosen = ax.lines[1], ax.lines[2]
   assert list(baseline_line.get_ydata()) == [2.2, 2.2]
   assert list(chosen.get_xdata()) == [0.5] and list(chosen.get_ydata()) == [3.0]
-  path = reporting.save_figure(fig, str(tmp_path / "lambda_selection.png"))
+  path = reporting.save_figure(fig, str(tmp_path / "sweep.png"))
   assert _png_size(path)[0] >= 900
 
 
