@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from typing import Any, Iterator, Optional, Sequence
 
 from absl import logging
@@ -41,24 +42,54 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = (
 )
 
 
+# A process of a multi-process job finds its place here when no gin binding
+# gives it (launch/local.sh, a test harness, a scheduler's wrapper script).
+ENV_COORDINATOR = "LTA_COORDINATOR_ADDRESS"
+ENV_NUM_PROCESSES = "LTA_NUM_PROCESSES"
+ENV_PROCESS_ID = "LTA_PROCESS_ID"
+
+
 @gin.configurable
 def initialize_distributed(enabled: bool = False,
                            coordinator_address: Optional[str] = None,
                            num_processes: Optional[int] = None,
                            process_id: Optional[int] = None) -> None:
-  """Joins a multi-host job (TPU VM pod slice or multi-node GPU).
+  """Joins a multi-process job (TPU VM pod slice, GPU nodes, CPU processes).
 
   Off by default. On TPU VMs the arguments may stay None: JAX discovers the
-  slice from the environment. Multi-node GPU jobs need all three.
+  slice from the environment. Multi-node GPU and CPU jobs need all three,
+  from gin or from LTA_COORDINATOR_ADDRESS, LTA_NUM_PROCESSES and
+  LTA_PROCESS_ID (any of which turns it on). Call before anything touches
+  a device.
   """
-  if not enabled:
+  coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR)
+  num_processes = num_processes or _env_int(ENV_NUM_PROCESSES)
+  process_id = process_id if process_id is not None else _env_int(
+      ENV_PROCESS_ID)
+  enabled = enabled or any(v is not None for v in (
+      os.environ.get(ENV_COORDINATOR), os.environ.get(ENV_NUM_PROCESSES),
+      os.environ.get(ENV_PROCESS_ID)))
+  if not enabled or jax.distributed.is_initialized():
     return
+  # CPU processes exchange collectives over gloo; other backends ignore it.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
                              process_id=process_id)
   logging.info("Process %d of %d; %d local / %d global devices",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
+
+
+def _env_int(name: str) -> Optional[int]:
+  value = os.environ.get(name)
+  if value is None:
+    return None
+  try:
+    return int(value)
+  except ValueError:
+    raise errors.ConfigError(
+        f"{name}={value!r} must be an integer") from None
 
 
 @gin.configurable
