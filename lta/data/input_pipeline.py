@@ -111,21 +111,38 @@ def get_dataset(mixture_or_task_name: str,
                 host_batch_size: int, *, split: str = "train",
                 shuffle: bool = True, seed: Optional[int] = 0,
                 num_epochs: Optional[int] = None,
-                shard: Optional[tuple[int, int]] = None) -> tf.data.Dataset:
+                shard: Optional[tuple[int, int]] = None,
+                data_shards: Optional[int] = None) -> tf.data.Dataset:
   """This host's batches.
 
   `num_epochs=None` repeats forever (training); `shard` defaults to this
-  host's (index, count).
+  host's (index, count). The data is cut into `data_shards` seqio shards
+  (default: one per host); host i of n reads the i-th n-th of them, and
+  its batch is their batches side by side. The global batch then depends
+  on `data_shards`, not on the host count: one process reading 2 shards
+  sees the batches 2 processes see together.
   """
   check_task(mixture_or_task_name)
   index, count = shard or partitioning.data_shard()
-  ds = seqio.get_dataset(
+  shards = data_shards or count
+  if shards % count or host_batch_size % (shards // count):
+    raise errors.ConfigError(
+        f"data_shards={shards} must be a multiple of the host count "
+        f"({count}), and the host batch ({host_batch_size}) a multiple of "
+        "the shards each host reads")
+  per_host = shards // count
+  datasets = [seqio.get_dataset(
       mixture_or_task_name, dict(task_feature_lengths),
       seqio.EncDecFeatureConverter(pack=False), dataset_split=split,
       shuffle=shuffle, num_epochs=num_epochs,
-      shard_info=seqio.ShardInfo(index=index, num_shards=count), seed=seed,
-      batch_size=host_batch_size, verbose=False)
-  return ds
+      shard_info=seqio.ShardInfo(index=i, num_shards=shards), seed=seed,
+      batch_size=host_batch_size // per_host, verbose=False)
+              for i in range(index * per_host, (index + 1) * per_host)]
+  if per_host == 1:
+    return datasets[0]
+  return tf.data.Dataset.zip(tuple(datasets)).map(
+      lambda *batches: {k: tf.concat([b[k] for b in batches], axis=0)
+                        for k in batches[0]})
 
 
 def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:

@@ -85,6 +85,7 @@ class TrainOptions:
   keep_checkpoints: int
   async_checkpointing: bool
   mesh_config: Optional[partitioning.MeshConfig]
+  data_shards: Optional[int]
   initial_adapter_path: Optional[str]
   adapter_task: Optional[str]
   adapter_language: Optional[str]
@@ -115,6 +116,7 @@ def train(*,
           keep_checkpoints: int = 3,
           async_checkpointing: bool = True,
           mesh_config: Optional[partitioning.MeshConfig] = None,
+          data_shards: Optional[int] = None,
           initial_adapter_path: Optional[str] = None,
           adapter_task: Optional[str] = None,
           adapter_language: Optional[str] = None,
@@ -144,6 +146,10 @@ def train(*,
       eval on `eval_steps` batches of `eval_split` (0 disables eval).
     checkpoint_period, keep_checkpoints, async_checkpointing: orbax saving.
     mesh_config: (data, model) mesh shape.
+    data_shards: seqio shards the training data is cut into (default: one
+      per process). The data order depends on it, not on the process
+      count: a 1-process run with data_shards=N trains on the batches an
+      N-process run does.
     initial_adapter_path: exported adapter to start from (intermediate
       tuning: the task stage starts from the prefix-LM stage's adapter).
     adapter_task, adapter_language: manifest fields; default from the task
@@ -306,13 +312,15 @@ def _describe_run(opts: TrainOptions, run: _Run,
           "task_feature_lengths": dict(opts.task_feature_lengths),
           "batch_size": opts.batch_size, "seed": opts.seed,
           "process_count": jax.process_count()}
+  if opts.data_shards is not None:  # Older checkpoints have no such key.
+    data["data_shards"] = opts.data_shards
   return _Identity(manifest=manifest, run_info=run_info, data=data)
 
 
 def _training_data(opts: TrainOptions, run: _Run):
   return input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
-      run.host_batch_size, seed=opts.seed)
+      run.host_batch_size, seed=opts.seed, data_shards=opts.data_shards)
 
 
 def _resume(ckpt: orbax_ckpt.TrainCheckpointer, state: TrainState, ds,
