@@ -1,0 +1,84 @@
+"""`lta train` as 2 real processes on localhost equals the 1-process run.
+
+Both runs cut the data into 2 seqio shards (train.data_shards=2): the
+2-process job reads one shard per process and assembles each global batch
+from the processes' halves; the 1-process run reads both shards and puts
+their batches side by side. Same global batches and seed, so the same
+adapter, up to the order of float sums across devices.
+"""
+
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from lta.adapters import adapter_io
+from lta.adapters.tree import flatten_tree
+from lta.checkpoints import orbax_ckpt
+from tests.multiprocess import processes
+
+TINY_GIN = os.path.join(processes.cli_run.REPO, "tests", "trainer",
+                        "tiny_run.gin")
+STEPS = 6
+
+
+def _train(model_dir: str, num_processes: int) -> processes.Job:
+  return processes.Job("lta.cli.train", [
+      f"--gin_file={TINY_GIN}", f"--gin.TRAIN_STEPS={STEPS}",
+      "--gin.train.checkpoint_period=2", "--gin.train.data_shards=2",
+      f'--gin.MODEL_DIR="{model_dir}"'], num_processes)
+
+
+def _last_checkpoint(model_dir: str):
+  ckpt = orbax_ckpt.TrainCheckpointer(model_dir)
+  try:
+    step = ckpt.latest_step()
+    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype),
+                          ckpt.state_metadata(step))
+    state = ckpt.manager.restore(step, args=ocp.args.Composite(**{
+        orbax_ckpt.STATE: ocp.args.StandardRestore(target)}))[
+            orbax_ckpt.STATE]
+    data, _ = ckpt.read_json(step)
+  finally:
+    ckpt.close()
+  flat = {jax.tree_util.keystr(p): np.asarray(v) for p, v in
+          jax.tree_util.tree_flatten_with_path(state)[0]}
+  return step, flat, data
+
+
+def _assert_close(got: dict, want: dict, what: str):
+  assert sorted(got) == sorted(want), what
+  for key, value in want.items():
+    assert got[key].shape == value.shape, f"{what} {key}"
+    np.testing.assert_allclose(got[key], value, rtol=1e-4, atol=1e-5,
+                               err_msg=f"{what} {key}")
+
+
+def test_two_process_train_equals_one_process(tmp_path):
+  one_dir, two_dir = str(tmp_path / "one"), str(tmp_path / "two")
+  one, two = _train(one_dir, 1), _train(two_dir, 2)
+  two_output, one_output = two.finish(), one.finish()
+  assert f"Finished at step {STEPS}" in one_output
+  assert two_output.count(f"Finished at step {STEPS}") == 2
+  assert "mesh {'data': 2, 'model': 1}" in two_output
+
+  got, got_manifest = adapter_io.load_adapter(os.path.join(two_dir,
+                                                           "adapter"))
+  want, want_manifest = adapter_io.load_adapter(os.path.join(one_dir,
+                                                             "adapter"))
+  _assert_close(flatten_tree(got), flatten_tree(want), "exported adapter")
+  assert got_manifest.config == want_manifest.config
+  assert got_manifest.base_model_fingerprint == (
+      want_manifest.base_model_fingerprint)
+
+  step, state, data = _last_checkpoint(two_dir)
+  want_step, want_state, want_data = _last_checkpoint(one_dir)
+  assert step == want_step == STEPS
+  _assert_close(state, want_state, "last checkpoint")
+  assert data == {**want_data, "process_count": 2}
+  iterator_dir = os.path.join(two_dir, orbax_ckpt.SUBDIR, str(STEPS),
+                              orbax_ckpt.ITERATOR)
+  assert {f.split(".")[0] for f in os.listdir(iterator_dir)
+          if f.startswith("process_")} == {"process_0-of-2",
+                                           "process_1-of-2"}
