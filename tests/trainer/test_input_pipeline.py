@@ -72,6 +72,20 @@ def test_hosts_read_disjoint_shards():
   assert rows[0] + rows[1] == all_rows
 
 
+def test_one_host_reading_two_shards_sees_both_hosts_batches():
+  """data_shards=2: a host's batch is the 2 hosts' batches side by side."""
+  one = _batches(3, seed=5, data_shards=2, shard=(0, 1))
+  halves = [input_pipeline.numpy_batches(input_pipeline.get_dataset(
+      fixture_task.TASK, fixture_task.LENGTHS, 2, seed=5, shard=(i, 2)
+  ).take(3)) for i in (0, 1)]
+  for got, first, second in zip(one, *halves):
+    for k in input_pipeline.MODEL_FEATURES:
+      np.testing.assert_array_equal(got[k], np.concatenate([first[k],
+                                                            second[k]]))
+  with pytest.raises(ValueError, match="data_shards=3 must be a multiple"):
+    _dataset(data_shards=3, shard=(0, 2))
+
+
 def test_unregistered_task_is_named():
   with pytest.raises(ValueError, match="MIXTURE_OR_TASK_NAME='nope.xx'"):
     input_pipeline.get_dataset("nope.xx", fixture_task.LENGTHS, 4)

@@ -6,6 +6,7 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from lta import errors
 from lta import partitioning
 from lta.train import steps
 from tests.trainer import states
@@ -93,3 +94,10 @@ def test_global_batch_must_split_over_data_axis():
   with pytest.raises(ValueError, match="Global batch size 6"):
     partitioning.check_batch_size(6, mesh)
   assert partitioning.check_batch_size(8, mesh) == 8  # one host
+
+
+def test_a_bad_process_count_in_the_environment_is_named(monkeypatch):
+  monkeypatch.setenv(partitioning.ENV_NUM_PROCESSES, "two")
+  with pytest.raises(errors.ConfigError, match="LTA_NUM_PROCESSES='two'"):
+    partitioning.initialize_distributed()
+  assert not jax.distributed.is_initialized()
