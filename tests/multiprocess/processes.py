@@ -62,9 +62,19 @@ class Process:
   def output(self) -> str:
     return "".join(self.lines)
 
+  def wait_for_line(self, prefix: str, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while not any(line.startswith(prefix) for line in self.lines):
+      if time.time() > deadline or (self.proc.poll() is not None and
+                                    not self._reader.is_alive()):
+        raise AssertionError(f"no line starting {prefix!r}:\n{self.output}")
+      time.sleep(0.02)
+
   def wait(self, deadline: float) -> int:
     try:
       self.proc.wait(timeout=max(deadline - time.time(), 1))
+    except subprocess.TimeoutExpired:
+      pass
     finally:
       if self.proc.poll() is None:
         self.proc.kill()
@@ -85,9 +95,17 @@ class Job:
         for i in range(num_processes)]
 
   def wait(self, timeout: float = 900) -> list[int]:
-    """Every process's exit code; a process left running is killed."""
+    """Every process's exit code; one still running at `timeout` is killed
+    (its code is then -SIGKILL)."""
     deadline = time.time() + timeout
     return [p.wait(deadline) for p in self.processes]
+
+  def kill(self) -> None:
+    """Ends every process still running (a failed test leaves none)."""
+    for p in self.processes:
+      if p.proc.poll() is None:
+        p.proc.kill()
+    self.wait(timeout=60)
 
   @property
   def output(self) -> str:

@@ -58,7 +58,11 @@ def _assert_close(got: dict, want: dict, what: str):
 def test_two_process_train_equals_one_process(tmp_path):
   one_dir, two_dir = str(tmp_path / "one"), str(tmp_path / "two")
   one, two = _train(one_dir, 1), _train(two_dir, 2)
-  two_output, one_output = two.finish(), one.finish()
+  try:
+    two_output, one_output = two.finish(), one.finish()
+  finally:
+    two.kill()
+    one.kill()
   assert f"Finished at step {STEPS}" in one_output
   assert two_output.count(f"Finished at step {STEPS}") == 2
   assert "mesh {'data': 2, 'model': 1}" in two_output
