@@ -14,24 +14,16 @@ import pytest
 
 from lta.adapters import adapter_io
 from lta.adapters.tree import flatten_tree
-from tests.multiprocess import processes
 from tests.multiprocess import test_train
 
 STEPS = 8
 
 
-def _train(model_dir: str, num_processes: int) -> processes.Job:
-  return processes.Job("lta.cli.train", [
-      f"--gin_file={test_train.TINY_GIN}", f"--gin.TRAIN_STEPS={STEPS}",
-      "--gin.train.checkpoint_period=2", "--gin.train.data_shards=2",
-      f'--gin.MODEL_DIR="{model_dir}"'], num_processes)
-
-
 @pytest.mark.slow  # about 2 minutes on 2 busy cores
 def test_sigkill_one_process_then_restart_both(tmp_path):
   model_dir, reference_dir = str(tmp_path / "two"), str(tmp_path / "one")
-  reference = _train(reference_dir, 1)
-  jobs = [reference, _train(model_dir, 2)]
+  reference = test_train.train(reference_dir, 1, STEPS)
+  jobs = [reference, test_train.train(model_dir, 2, STEPS)]
   try:
     survivor, victim = jobs[1].processes
     # Steps 2 and 4 were saved; a multi-process save commits once every
@@ -42,7 +34,7 @@ def test_sigkill_one_process_then_restart_both(tmp_path):
     assert codes[1] == -signal.SIGKILL and codes[0] != 0, jobs[1].output
     assert not os.path.exists(os.path.join(model_dir, "adapter"))
 
-    jobs.append(_train(model_dir, 2))
+    jobs.append(test_train.train(model_dir, 2, STEPS))
     output = jobs[2].finish()
     assert output.count(f"Finished at step {STEPS}") == 2
     assert f"Resuming from {model_dir}/checkpoints/" in output
@@ -52,5 +44,5 @@ def test_sigkill_one_process_then_restart_both(tmp_path):
       job.kill()
   got, _ = adapter_io.load_adapter(os.path.join(model_dir, "adapter"))
   want, _ = adapter_io.load_adapter(os.path.join(reference_dir, "adapter"))
-  test_train._assert_close(flatten_tree(got), flatten_tree(want),  # pylint: disable=protected-access
-                           "exported adapter")
+  test_train.assert_close(flatten_tree(got), flatten_tree(want),
+                          "exported adapter")

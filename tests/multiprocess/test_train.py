@@ -9,45 +9,34 @@ adapter, up to the order of float sums across devices.
 
 import os
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from lta.adapters import adapter_io
 from lta.adapters.tree import flatten_tree
 from lta.checkpoints import orbax_ckpt
 from tests.multiprocess import processes
+from tests.trainer import test_kill_resume as single_process
 
 TINY_GIN = os.path.join(processes.cli_run.REPO, "tests", "trainer",
                         "tiny_run.gin")
 STEPS = 6
 
 
-def _train(model_dir: str, num_processes: int) -> processes.Job:
+def train(model_dir: str, num_processes: int,
+          steps: int = STEPS) -> processes.Job:
+  """The tiny run, its data cut into 2 shards, as `num_processes`."""
   return processes.Job("lta.cli.train", [
-      f"--gin_file={TINY_GIN}", f"--gin.TRAIN_STEPS={STEPS}",
+      f"--gin_file={TINY_GIN}", f"--gin.TRAIN_STEPS={steps}",
       "--gin.train.checkpoint_period=2", "--gin.train.data_shards=2",
       f'--gin.MODEL_DIR="{model_dir}"'], num_processes)
 
 
 def _last_checkpoint(model_dir: str):
-  ckpt = orbax_ckpt.TrainCheckpointer(model_dir)
-  try:
-    step = ckpt.latest_step()
-    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype),
-                          ckpt.state_metadata(step))
-    state = ckpt.manager.restore(step, args=ocp.args.Composite(**{
-        orbax_ckpt.STATE: ocp.args.StandardRestore(target)}))[
-            orbax_ckpt.STATE]
-    data, _ = ckpt.read_json(step)
-  finally:
-    ckpt.close()
-  flat = {jax.tree_util.keystr(p): np.asarray(v) for p, v in
-          jax.tree_util.tree_flatten_with_path(state)[0]}
-  return step, flat, data
+  step, state, data, _ = single_process._last_checkpoint(model_dir)  # pylint: disable=protected-access
+  return step, single_process._flat(state), data  # pylint: disable=protected-access
 
 
-def _assert_close(got: dict, want: dict, what: str):
+def assert_close(got: dict, want: dict, what: str):
   assert sorted(got) == sorted(want), what
   for key, value in want.items():
     assert got[key].shape == value.shape, f"{what} {key}"
@@ -57,7 +46,7 @@ def _assert_close(got: dict, want: dict, what: str):
 
 def test_two_process_train_equals_one_process(tmp_path):
   one_dir, two_dir = str(tmp_path / "one"), str(tmp_path / "two")
-  one, two = _train(one_dir, 1), _train(two_dir, 2)
+  one, two = train(one_dir, 1), train(two_dir, 2)
   try:
     two_output, one_output = two.finish(), one.finish()
   finally:
@@ -71,7 +60,7 @@ def test_two_process_train_equals_one_process(tmp_path):
                                                            "adapter"))
   want, want_manifest = adapter_io.load_adapter(os.path.join(one_dir,
                                                              "adapter"))
-  _assert_close(flatten_tree(got), flatten_tree(want), "exported adapter")
+  assert_close(flatten_tree(got), flatten_tree(want), "exported adapter")
   assert got_manifest.config == want_manifest.config
   assert got_manifest.base_model_fingerprint == (
       want_manifest.base_model_fingerprint)
@@ -79,7 +68,7 @@ def test_two_process_train_equals_one_process(tmp_path):
   step, state, data = _last_checkpoint(two_dir)
   want_step, want_state, want_data = _last_checkpoint(one_dir)
   assert step == want_step == STEPS
-  _assert_close(state, want_state, "last checkpoint")
+  assert_close(state, want_state, "last checkpoint")
   assert data == {**want_data, "process_count": 2}
   iterator_dir = os.path.join(two_dir, orbax_ckpt.SUBDIR, str(STEPS),
                               orbax_ckpt.ITERATOR)
