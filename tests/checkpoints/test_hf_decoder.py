@@ -13,9 +13,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
+from lta import errors
 from lta.adapters.tree import flatten_tree
+from lta.checkpoints import base_model
+from lta.checkpoints import fingerprint
 from lta.checkpoints import hf_decoder
 from lta.errors import CheckpointError
+from lta.models.mt5.config import T5Config
 from tests.model import decoder_fixtures as fx
 
 # Keys of transformers' config.json that lta does not write: they do not
@@ -126,3 +130,28 @@ def test_missing_and_unknown_tensor_names_are_named(tmp_path):
                      match=r"tensor model.layers.1.self_attn.k_proj.bais has "
                            r"no counterpart.*did you mean.*k_proj.bias"):
     hf_decoder.load_hf_decoder(str(path))
+
+
+def test_base_model_loading_takes_a_decoder_only_hf_base(tmp_path):
+  config, params = fx.load("gemma3")
+  path = fx.checkpoint("gemma3")
+  got_config, got = base_model.load_base_model(path, None, "flag")
+  assert got_config == config
+  _assert_same_params(got, params)
+  assert base_model.load_base_model(path, config.replace(name="gin"),
+                                    "flag")[0].name == "gin"
+  with pytest.raises(errors.ConfigError,
+                     match=r"INITIAL_CHECKPOINT_PATH='.*gemma3_tiny' does not "
+                           r"match .*sliding_window=\(8, 4\)"):
+    base_model.load_base_model(path, config.replace(sliding_window=8),
+                               "INITIAL_CHECKPOINT_PATH")
+  with pytest.raises(errors.ConfigError,
+                     match="holds a DecoderConfig model, but the model config "
+                           "is a T5Config"):
+    base_model.load_base_model(path, T5Config(), "flag")
+  # Adapters record the base's fingerprint: it tells the families apart.
+  fingerprints = {fingerprint.base_model_fingerprint(*fx.load(family))
+                  for family in fx.FAMILIES}
+  assert len(fingerprints) == len(fx.FAMILIES)
+  assert fingerprint.base_model_fingerprint(got_config, got) == (
+      fingerprint.base_model_fingerprint(config, params))
