@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from lta.checkpoints import hf_decoder
-from lta.cli import gin_registry
 from lta.models.decoder.config import DecoderConfig
 from lta.models.decoder.network import param_shapes
 from tests.model import decoder_fixtures as fx
@@ -35,8 +34,7 @@ PARAMETERS = {
 
 
 def _config(name: str) -> DecoderConfig:
-  gin_registry.register_all()
-  gin.clear_config()
+  gin.clear_config()  # DecoderConfig, imported above, is all they bind
   try:
     gin.parse_config_file(os.path.join(GIN_MODELS, f"{name}.gin"))
     return DecoderConfig()
