@@ -8,23 +8,13 @@ path `lta eval` runs) equal to `generate` on left-padded prompts, with rows
 that stop at eos mid-sequence.
 """
 
-import jax
 import numpy as np
 import pytest
 
 from tests.model import decoder_fixtures as fx
 
 TOLERANCE = 1e-4  # float32 parity with transformers (issue 16)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _unoptimised_compiles():
-  """The same jitted code, compiled without XLA's optimisation passes:
-  ten compiles take half the CPU time, which the CI budget needs."""
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("unoptimised_compiles")
 
 
 @pytest.mark.parametrize("family", fx.FAMILIES)
