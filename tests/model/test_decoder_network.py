@@ -10,7 +10,7 @@ import pytest
 
 from lta import partitioning
 from lta.adapters import config as adapter_config
-from lta.adapters.tree import flatten_tree
+from lta.adapters.tree import flatten_tree, unflatten_tree
 from lta.models import decoding
 from lta.models.decoder.config import DecoderConfig
 from lta.models.decoder.network import DecoderOnly, param_shapes
@@ -135,3 +135,53 @@ def test_beam_search_scores_equal_uncached_scoring():
       np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
       best = got
   assert np.all(best >= got - 1e-4)  # beam >= greedy
+
+
+@pytest.fixture(scope="module")
+def everything_forward(unoptimised_compiles):
+  del unoptimised_compiles
+  module = DecoderOnly(EVERYTHING)
+  rng = np.random.default_rng(0)  # no init compile: random values by path
+  params = unflatten_tree({
+      path: rng.normal(0, 0.3, shape).astype(np.float32)
+      for path, shape in param_shapes(EVERYTHING).items()})
+  forward = jax.jit(lambda tokens, positions, segments, prefix: module.apply(
+      {"params": params}, tokens, positions=positions, segment_ids=segments,
+      prefix_mask=prefix))
+  # Always all four arrays, of one shape: one compile serves every call.
+  return lambda *args: np.asarray(forward(*args))
+
+
+def test_packed_rows_equal_the_rows_alone(everything_forward):
+  a = np.array([5, 9, 14, 3, 7], np.int32)
+  b = np.array([11, 4, 8], np.int32)
+  packed = np.concatenate([a, b])[None]
+  segments = np.array([[1] * 5 + [2] * 3])
+  positions = np.array([[0, 1, 2, 3, 4, 0, 1, 2]])
+  no_prefix = np.zeros((1, 8), bool)
+  got = everything_forward(packed, positions, segments, no_prefix)
+  alone = [everything_forward(np.pad(x, (0, 8 - len(x)))[None],
+                              np.arange(8)[None],
+                              (np.arange(8) < len(x)).astype(np.int32)[None],
+                              no_prefix) for x in (a, b)]
+  alone_a, alone_b = alone
+  np.testing.assert_allclose(got[0, :5], alone_a[0, :5], atol=1e-5)
+  np.testing.assert_allclose(got[0, 5:], alone_b[0, :3], atol=1e-5)
+
+
+def test_prefix_attends_both_ways_and_the_rest_stays_causal(
+    everything_forward):
+  tokens = np.array([[5, 9, 14, 3, 7, 11, 4, 8]], np.int32)
+  changed = tokens.copy()
+  changed[0, 2] = 20  # the last prefix token
+  prefix = np.array([[True] * 3 + [False] * 5])
+  positions = np.arange(8)[None]
+  segments = np.ones((1, 8), np.int32)
+  moved = np.abs(everything_forward(tokens, positions, segments, prefix) -
+                 everything_forward(changed, positions, segments, prefix)
+                 ).max(-1)[0]
+  assert moved[:2].min() > 1e-3  # earlier prefix tokens see token 2
+  causal = np.abs(
+      everything_forward(tokens, positions, segments, ~prefix) -
+      everything_forward(changed, positions, segments, ~prefix)).max(-1)[0]
+  assert causal[:2].max() == 0 and causal[2:].min() > 1e-3

@@ -132,6 +132,9 @@ class Decoder(nn.Module):
       input_mask = jnp.ones(tokens.shape, jnp.bool_)
     input_mask = input_mask.astype(jnp.bool_)
     if decode:
+      if segment_ids is not None or prefix_mask is not None:
+        raise ValueError("Cached decoding takes no segment_ids or "
+                         "prefix_mask: it decodes one left-padded row each.")
       positions, key_real, first = self._advance_cache(input_mask,
                                                        max_decode_length)
       query_slots = first + jnp.arange(length)
