@@ -1,0 +1,124 @@
+"""HF PEFT LoRA adapters on the decoder-only families (issue 16).
+
+For Llama, Qwen2, Qwen3, Gemma 2 and Gemma 3 (text): a LoRA made with
+`peft` (tests/fixtures/make_decoder_peft_fixtures.py; q/k/v/o, and the MLP
+too for Qwen2 and Gemma 3) imports into lta's decoder tree with logits
+within 1e-4 of peft's, both carried by the network's Projection layers and
+merged into the base kernels; lta's export writes the files peft wrote and
+re-imports exactly. That peft loads lta's export to lta's logits is checked
+with torch by tests/fixtures/check_peft_export.py (see its docstring).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from lta.adapters import deltas
+from lta.adapters.config import ATTENTION_TARGETS, MLP_TARGETS
+from lta.adapters.tree import flatten_tree
+from lta.checkpoints import hf_peft
+from lta.errors import CheckpointError
+from lta.models.decoder.network import DecoderOnly
+from lta.models.mt5.config import T5Config
+from tests.model import decoder_fixtures as fx
+
+TOLERANCE = 1e-4  # float32 parity with peft (issue 16)
+WITH_MLP = ("qwen2", "gemma3")
+
+
+def _adapter_dir(family):
+  return os.path.join(fx.DECODER, f"{family}_lora_tiny")
+
+
+def _reference(family):
+  return dict(np.load(os.path.join(fx.DECODER,
+                                   f"{family}_lora_tiny.reference.npz")))
+
+
+def _imported(family):
+  config, _ = fx.load(family)
+  return hf_peft.import_peft_adapter(_adapter_dir(family), config)
+
+
+@pytest.mark.parametrize("family", fx.FAMILIES)
+def test_peft_lora_imports_with_peft_logits(family):
+  config, params = fx.load(family)
+  adapter, tree = _imported(family)
+  want_targets = (f"(?:{ATTENTION_TARGETS})|(?:{MLP_TARGETS})"
+                  if family in WITH_MLP else ATTENTION_TARGETS)
+  assert adapter.targets == want_targets  # lta's own regexes: composable
+  assert (adapter.kind, adapter.rank, adapter.scale) == ("lora", 4, 2.0)
+  ref = _reference(family)
+  mask = ref["attention_mask"].astype(bool)
+  # Not jitted: tiny shapes run faster op by op than compiled per family.
+  carried = DecoderOnly(config, adapter).apply(
+      {"params": params, "adapters": tree}, ref["input_ids"], input_mask=mask)
+  np.testing.assert_allclose(np.asarray(carried)[mask], ref["logits"][mask],
+                             atol=TOLERANCE, rtol=0)
+  merged_params = deltas.merge_into_base(params, tree, adapter)
+  merged = DecoderOnly(config).apply({"params": merged_params},
+                                     ref["input_ids"], input_mask=mask)
+  np.testing.assert_allclose(np.asarray(merged)[mask], ref["logits"][mask],
+                             atol=TOLERANCE, rtol=0)
+  # The adapter matters, and unmerging gives the base back.
+  base = fx.reference(family)["logits"]
+  assert np.abs(ref["logits"] - base)[mask].max() > 0.5
+  unmerged = flatten_tree(deltas.unmerge_from_base(merged_params, tree,
+                                                   adapter))
+  for path, value in flatten_tree(params).items():
+    np.testing.assert_allclose(unmerged[path], value, atol=1e-5, err_msg=path)
+
+
+@pytest.mark.parametrize("family", fx.FAMILIES)
+def test_export_writes_peft_files_and_round_trips(tmp_path, family):
+  config, _ = fx.load(family)
+  adapter, tree = _imported(family)
+  hf_peft.export_peft_adapter(tree, adapter, config, str(tmp_path),
+                              base_model_name_or_path=f"{family}_tiny")
+  ours = load_file(str(tmp_path / hf_peft.WEIGHTS_FILE))
+  theirs = load_file(os.path.join(_adapter_dir(family), hf_peft.WEIGHTS_FILE))
+  assert sorted(ours) == sorted(theirs)
+  for key, value in theirs.items():
+    np.testing.assert_array_equal(ours[key], value, err_msg=key)
+  with open(tmp_path / hf_peft.CONFIG_FILE) as f:
+    cfg = json.load(f)
+  with open(os.path.join(_adapter_dir(family), hf_peft.CONFIG_FILE)) as f:
+    peft_cfg = json.load(f)
+  # Every field lta writes has peft's value (the rest are peft's defaults).
+  for field in ("peft_type", "task_type", "r", "lora_alpha", "use_rslora",
+                "lora_dropout", "bias", "fan_in_fan_out", "use_dora",
+                "base_model_name_or_path", "layers_to_transform",
+                "modules_to_save", "rank_pattern", "alpha_pattern"):
+    assert cfg[field] == peft_cfg[field], field
+  assert sorted(cfg["target_modules"]) == sorted(peft_cfg["target_modules"])
+  assert cfg["task_type"] == "CAUSAL_LM"  # peft: PeftModelForCausalLM
+  adapter2, tree2 = hf_peft.import_peft_adapter(str(tmp_path), config)
+  assert adapter2 == adapter
+  flat, flat2 = flatten_tree(tree), flatten_tree(tree2)
+  assert sorted(flat) == sorted(flat2)
+  for path, value in flat.items():
+    np.testing.assert_array_equal(flat2[path], value, err_msg=path)
+
+
+def test_family_mismatches_are_named():
+  llama, _ = fx.load("llama")
+  with pytest.raises(CheckpointError, match=r"llama_lora_tiny/adapter_config"
+                     r".json: task_type='CAUSAL_LM', but the base model is "
+                     r"mt5 \('SEQ_2_SEQ_LM'\)"):
+    hf_peft.import_peft_adapter(_adapter_dir("llama"), T5Config())
+  mt5_dir = os.path.join(os.path.dirname(fx.DECODER), "lora_tiny")
+  with pytest.raises(CheckpointError, match=r"lora_tiny/adapter_model."
+                     r"safetensors: .* adapts module 'decoder.block.0.layer.0"
+                     r".SelfAttention.\w', which has no lta counterpart in "
+                     r"llama"):
+    hf_peft.import_peft_adapter(mt5_dir, llama)
+  # A Llama adapter on a base of other shapes: the kernel and both shapes.
+  gemma_config, _ = fx.load("gemma2")
+  narrower = gemma_config.replace(num_kv_heads=1, num_heads=2)
+  with pytest.raises(CheckpointError, match=r"adapter of decoder/layers_0/"
+                     r"attention/\w+/kernel gives dW \(\d+, \d+\); the kernel "
+                     r"is \(\d+, \d+\)"):
+    hf_peft.import_peft_adapter(_adapter_dir("llama"), narrower)
