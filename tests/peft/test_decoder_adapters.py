@@ -8,8 +8,10 @@ the base back; a manifest binds an adapter to its base's fingerprint and
 an adapter of another base is refused.
 """
 
+import pathlib
 import re
 
+import gin
 import jax
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from lta.models.decoder.network import DecoderOnly, param_shapes
 from lta.models.decoder_only import DecoderOnlyModel
 from tests.model import decoder_fixtures as fx
 
+GIN_DIR = pathlib.Path(__file__).resolve().parents[2] / "gin"
 BOTH = f"(?:{ATTENTION_TARGETS})|(?:{MLP_TARGETS})"
 ADAPTERS = {
     "lora": AdapterConfig(kind="lora", rank=2, alpha=4.0),
@@ -120,3 +123,28 @@ def test_manifest_binds_the_base_and_another_base_is_refused(tmp_path):
     compat.check_base([adapter], base_model_fingerprint(other_config,
                                                         other_params),
                       "qwen3_tiny")
+
+
+PEFT_GIN = {"lora_r4.gin": "attention", "lora_r4_mlp.gin": "attention+mlp",
+            "krona_32x16.gin": "attention"}
+
+
+@pytest.mark.parametrize("gin_file", sorted(PEFT_GIN))
+def test_peft_gin_files_choose_decoder_only_kernels(gin_file):
+  """gin/peft/ serves both families: on a decoder-only tree its regexes
+  choose q/k/v/o of every layer (and the MLP's gate/up/down)."""
+  gin.clear_config()  # they bind AdapterConfig only, registered above
+  try:
+    gin.add_config_file_search_path(str(GIN_DIR))
+    gin.parse_config_file(str(GIN_DIR / "peft" / gin_file))
+    adapter = AdapterConfig()
+  finally:
+    gin.clear_config()
+  config, _ = fx.load("llama")
+  chosen = {p for p in param_shapes(config) if adapter.matches(p)}
+  blocks = {"attention": ("attention/query", "attention/key",
+                          "attention/value", "attention/out"),
+            "mlp": ("mlp/wi_0", "mlp/wi_1", "mlp/wo")}
+  want = {f"decoder/layers_{i}/{m}/kernel" for i in range(config.num_layers)
+          for block in PEFT_GIN[gin_file].split("+") for m in blocks[block]}
+  assert chosen == want
