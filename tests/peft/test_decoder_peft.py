@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from lta import api
 from lta.adapters import deltas
 from lta.adapters.config import ATTENTION_TARGETS, MLP_TARGETS
 from lta.adapters.tree import flatten_tree
+from lta.arithmetic import compat
 from lta.checkpoints import hf_peft
 from lta.errors import CheckpointError
 from lta.models.decoder.network import DecoderOnly
@@ -122,3 +124,28 @@ def test_family_mismatches_are_named():
                      r"attention/\w+/kernel gives dW \(\d+, \d+\); the kernel "
                      r"is \(\d+, \d+\)"):
     hf_peft.import_peft_adapter(_adapter_dir("llama"), narrower)
+
+
+def test_the_api_imports_merges_and_exports_on_a_decoder_base(tmp_path):
+  """lta.api, as a user calls it: a PEFT LoRA on an HF Qwen2 base."""
+  base = api.load_base(fx.checkpoint("qwen2"))
+  adapter = api.load_adapter(_adapter_dir("qwen2"), base, task="xlsum",
+                             language="en")
+  assert adapter.manifest.base_model_fingerprint == base.fingerprint
+  merged = api.merge(base, adapter)
+  ref = _reference("qwen2")
+  mask = ref["attention_mask"].astype(bool)
+  logits = DecoderOnly(base.config).apply(
+      {"params": merged.params}, ref["input_ids"], input_mask=mask)
+  np.testing.assert_allclose(np.asarray(logits)[mask], ref["logits"][mask],
+                             atol=TOLERANCE, rtol=0)
+  api.export_peft(adapter, str(tmp_path), base)
+  again = api.load_adapter(str(tmp_path), base)
+  assert again.config == adapter.config
+  for path, value in flatten_tree(adapter.tree).items():
+    np.testing.assert_array_equal(flatten_tree(again.tree)[path], value)
+  llama = api.load_base(fx.checkpoint("llama"))
+  with pytest.raises(compat.IncompatibleAdaptersError,
+                     match=r"was trained on base model .*, not on "
+                           r".*llama_tiny"):
+    api.merge(llama, adapter)
