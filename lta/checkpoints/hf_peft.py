@@ -395,7 +395,8 @@ def export_peft_adapter(adapters: Mapping[str, Any],
   common = {"base_model_name_or_path": (base_model_name_or_path or
                                         model_config.name),
             "target_modules": _target_modules(kernels, family, model_config),
-            "task_type": family.task_type, "inference_mode": True, "revision": None,
+            "task_type": family.task_type, "inference_mode": True,
+            "revision": None,
             "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {},
             "layers_to_transform": None, "layers_pattern": None}
   if a.kind == "lora":

@@ -40,16 +40,19 @@ def _refused(a, b, pattern, space="factor"):
 
 
 def test_different_base_models(family):
-  msg = _refused(*_pair(base="sha256:other", family=family), "base model fingerprint")
+  msg = _refused(*_pair(base="sha256:other", family=family),
+                 "base model fingerprint")
   assert "task[en] and lang[pt]" in msg and "sha256:other" in msg
 
 
 def test_different_adapter_types(family):
-  _refused(*_pair(config_b=krona_config(), family=family), "adapter type: 'lora' vs 'krona'")
+  _refused(*_pair(config_b=krona_config(), family=family),
+           "adapter type: 'lora' vs 'krona'")
 
 
 def test_different_ranks_in_factor_space(family):
-  _refused(*_pair(config_b=lora_config(rank=2, alpha=4.0), family=family), "rank: 4 vs 2")
+  _refused(*_pair(config_b=lora_config(rank=2, alpha=4.0), family=family),
+           "rank: 4 vs 2")
 
 
 def test_different_scales_in_factor_space(family):
@@ -58,8 +61,8 @@ def test_different_scales_in_factor_space(family):
 
 def test_different_kronecker_shapes(family):
   other = dataclasses.replace(krona_config(), kron_factors=(2, 4))
-  _refused(*_pair(krona_config(), other, family), r"Kronecker factors.*\(4, 2\) vs "
-           r"\(2, 4\)", space="delta")
+  _refused(*_pair(krona_config(), other, family),
+           r"Kronecker factors.*\(4, 2\) vs \(2, 4\)", space="delta")
   _refused(*_pair(krona_config(), krona_config(kron_b_rank=2), family),
            "Kronecker B rank: None vs 2")
 
@@ -71,7 +74,8 @@ def test_different_targets(family):
 
 
 def test_different_dtypes(family):
-  _refused(*_pair(dtype=np.float16, family=family), "dtype: 'float32' vs 'float16'")
+  _refused(*_pair(dtype=np.float16, family=family),
+           "dtype: 'float32' vs 'float16'")
 
 
 def test_partial_tree(family):
