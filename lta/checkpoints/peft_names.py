@@ -19,6 +19,8 @@ from lta.adapters import config as adapter_lib
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.errors import CheckpointError, did_you_mean
+from lta.models.decoder import network as decoder_network
+from lta.models.decoder.config import DecoderConfig
 from lta.models.mt5.config import T5Config
 
 SEQ_2_SEQ_LM = "SEQ_2_SEQ_LM"  # peft builds a PeftModelForSeq2SeqLM
@@ -158,15 +160,10 @@ def _decoder_family(name: str, projections: Mapping[str, str],
                     param_shapes=param_shapes)
 
 
-def _decoder_param_shapes(model_config) -> Mapping[str, tuple[int, ...]]:
-  from lta.models.decoder import network  # pylint: disable=g-import-not-at-top
-  return network.param_shapes(model_config)
-
-
 def _decoder(family: str) -> PeftFamily:
   # Each decoder-only family names its own table; today all use Llama's.
   return _decoder_family(family, LLAMA_STYLE_PROJECTIONS,
-                         _decoder_param_shapes)
+                         decoder_network.param_shapes)
 
 
 # lta family (T5Config: mt5; DecoderConfig.family) -> its PEFT names.
@@ -187,13 +184,14 @@ def family_of(model_config) -> PeftFamily:
   """The family of an lta base-model config (T5Config, DecoderConfig)."""
   if isinstance(model_config, T5Config):
     return MT5
-  family = getattr(model_config, "family", None)
-  if family not in FAMILIES:
+  if not isinstance(model_config, DecoderConfig):
+    raise TypeError(f"Not an lta model config: {model_config!r}")
+  if model_config.family not in FAMILIES:
     raise CheckpointError(
-        f"No HF PEFT name table for family={family!r}"
-        f"{did_you_mean(str(family), list(FAMILIES))}; known: "
-        f"{sorted(FAMILIES)}")
-  return FAMILIES[family]
+        f"No HF PEFT name table for DecoderConfig.family="
+        f"{model_config.family!r}"
+        f"{did_you_mean(model_config.family, list(FAMILIES))}")
+  return FAMILIES[model_config.family]
 
 
 def family_for(model_config, task_type: Optional[str],
