@@ -220,7 +220,9 @@ class Decoder(nn.Module):
     positions = next_position.value[:, None] + jnp.maximum(counts - 1, 0)
     key_real.value = jax.lax.dynamic_update_slice(key_real.value, input_mask,
                                                   (0, first))
-    next_position.value = next_position.value + counts[:, -1]
+    # A one-token prompt prefills nothing (length 0): sum, not counts[-1].
+    next_position.value = next_position.value + input_mask.astype(
+        jnp.int32).sum(-1)
     index.value = first + length
     return positions, key_real.value, first
 
