@@ -24,6 +24,8 @@ from lta.adapters.manifest import Adapter, AdapterManifest
 from lta.adapters.tree import flatten_tree, unflatten_tree
 from lta.arithmetic import compat
 from lta.checkpoints.fingerprint import base_model_fingerprint
+from lta.models import layers
+from lta.models.decoder.config import DecoderConfig
 from lta.models.decoder.network import DecoderOnly, param_shapes
 from lta.models.decoder_only import DecoderOnlyModel
 from tests.model import decoder_fixtures as fx
@@ -148,3 +150,35 @@ def test_peft_gin_files_choose_decoder_only_kernels(gin_file):
   want = {f"decoder/layers_{i}/{m}/kernel" for i in range(config.num_layers)
           for block in PEFT_GIN[gin_file].split("+") for m in blocks[block]}
   assert chosen == want
+
+
+REAL_SIZES = sorted(p.name for p in (GIN_DIR / "models").glob("*.gin")
+                    if not p.name.startswith(("mt5", "tiny")) and
+                    "_tiny" not in p.name)
+
+
+@pytest.mark.parametrize("model_file", REAL_SIZES)
+def test_peft_gin_files_fit_the_real_decoder_only_sizes(model_file):
+  """Every targeted kernel of each real-size model takes the adapter: the
+  LoRA rank and the KronA (32, 16) factors divide (in, out) everywhere."""
+  fits = 0
+  for peft_file in sorted(PEFT_GIN):
+    gin.clear_config()
+    try:
+      gin.add_config_file_search_path(str(GIN_DIR))
+      gin.parse_config_files_and_bindings(
+          [str(GIN_DIR / "models" / model_file),
+           str(GIN_DIR / "peft" / peft_file)], [])
+      config, adapter = DecoderConfig(), AdapterConfig()
+    finally:
+      gin.clear_config()
+    for path, shape in param_shapes(config).items():
+      if path.endswith("/kernel") and adapter.matches(path):
+        fan_in, fan_out = shape
+        if adapter.kind == "lora":
+          layers.check_lora_rank(adapter.rank, fan_in, fan_out, path)
+        else:
+          layers.check_kron_factors(adapter.kron_factors, fan_in, fan_out,
+                                    path)
+        fits += 1
+  assert fits == config.num_layers * (4 + 7 + 4)
