@@ -12,15 +12,19 @@ with torch by tests/fixtures/check_peft_export.py (see its docstring).
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 from lta import api
 from lta.adapters import deltas
-from lta.adapters.config import ATTENTION_TARGETS, MLP_TARGETS
+from lta.adapters.config import ATTENTION_TARGETS, MLP_TARGETS, AdapterConfig
+from lta.adapters.manifest import Adapter, AdapterManifest
 from lta.adapters.tree import flatten_tree
 from lta.arithmetic import compat
+from lta.arithmetic import compositions
+from lta.checkpoints.fingerprint import base_model_fingerprint
 from lta.checkpoints import hf_peft
 from lta.errors import CheckpointError
 from lta.models.decoder.network import DecoderOnly
@@ -149,3 +153,33 @@ def test_the_api_imports_merges_and_exports_on_a_decoder_base(tmp_path):
                      match=r"was trained on base model .*, not on "
                            r".*llama_tiny"):
     api.merge(llama, adapter)
+
+
+def test_an_imported_adapter_composes_with_one_lta_made():
+  """Eq. 1 (factor space) on real decoder-only trees: a peft-made task
+  vector and an lta language vector with lta's default targets (the
+  import's regex is lta's own), merged into the Llama base's kernels."""
+  config, params = fx.load("llama")
+  fingerprint = base_model_fingerprint(config, params)
+  peft_config, peft_tree = _imported("llama")
+  task = Adapter(peft_tree, AdapterManifest.for_tree(
+      peft_tree, peft_config, base_model_fingerprint=fingerprint,
+      base_model_name="llama_tiny", task="xlsum", language="en"), "peft")
+  own = AdapterConfig(kind="lora", rank=4, alpha=8.0)  # gin/peft defaults
+  assert own.targets == peft_config.targets and own.scale == peft_config.scale
+  rng = np.random.default_rng(0)
+  lang_tree = jax.tree.map(
+      lambda x: rng.normal(size=x.shape).astype(np.float32), peft_tree)
+  lang = Adapter(lang_tree, AdapterManifest.for_tree(
+      lang_tree, own, base_model_fingerprint=fingerprint,
+      base_model_name="llama_tiny", task="mc4_prefix_lm", language="pt"))
+  composed = compositions.compose(
+      "lang_task_add", task_vectors={"en": task}, language_vectors={"pt": lang},
+      target="pt", sources="en", lam=0.7)
+  flat = flatten_tree(composed.tree)
+  for path, value in flatten_tree(peft_tree).items():
+    np.testing.assert_allclose(
+        flat[path], 0.7 * value + 0.3 * flatten_tree(lang_tree)[path],
+        rtol=1e-5, atol=1e-6)
+  merged = deltas.merge_into_base(params, composed.tree, composed.config)
+  assert sorted(flatten_tree(merged)) == sorted(flatten_tree(params))
