@@ -1,8 +1,12 @@
-"""lta adapters <-> HuggingFace PEFT adapters (LoRA, LoKr) for T5 / mT5.
+"""lta adapters <-> HuggingFace PEFT adapters (LoRA, LoKr).
 
+For mT5 and the decoder-only families (Llama, Qwen2, Qwen3, Gemma 2,
+Gemma 3): lta.checkpoints.peft_names holds one name table per family, chosen
+by the base model's config (or, without one, by the file's task_type).
 A PEFT adapter directory holds `adapter_config.json` and
 `adapter_model.safetensors`, with weights named after the torch module, e.g.
-`base_model.model.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight`.
+`base_model.model.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight`
+(mT5) or `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`.
 torch keeps Linear weights (out, in) and lta keeps kernels (in, out), so
 every factor is transposed:
 
@@ -35,9 +39,9 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from lta.checkpoints import hf
-from lta.checkpoints import layout
+from lta.checkpoints import peft_names
+from lta.checkpoints.peft_names import PeftFamily
 from lta.errors import CheckpointError, MissingFileError
-from lta.models.mt5.config import T5Config
 from lta.adapters import config as adapter_lib
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
@@ -49,7 +53,7 @@ CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PREFIX = "base_model.model."
 # peft's task for encoder-decoder LMs: PeftModelForSeq2SeqLM.
-TASK_TYPE = "SEQ_2_SEQ_LM"
+TASK_TYPE = peft_names.SEQ_2_SEQ_LM
 _REQUIRED = object()
 
 # peft's tensor name -> lta's leaf; each is the other's transpose.
@@ -62,10 +66,6 @@ _PEFT_NAMES = {layout: frozenset(key for key, leaf in {**_LORA_KEYS,
                                  if leaf in leaves)
                for layout, leaves in deltas.LEAVES.items()}
 _KEY_RE = re.compile(re.escape(PREFIX) + r"(.+)\.(lora_[AB]\.weight|lokr_\w+)")
-
-_ATTENTION_HF = ("q", "k", "v", "o")
-_MLP_HF = ("wi", "wi_0", "wi_1", "wo")
-
 
 # ---------------------------------------------------- LoKr factorization --
 
@@ -89,39 +89,22 @@ def _decompose_factor(kernels: Mapping[str, tuple[int, int]],
 
 
 def _targets_regex(kernels: list[str], target_modules: Any,
-                   config: Optional[T5Config]) -> str:
+                   family: PeftFamily, model_config: Any) -> str:
   """An lta `targets` regex matching exactly the adapted kernels."""
-  names = (set(target_modules) if isinstance(target_modules, (list, tuple))
-           else None)
-  if names and names <= set(_ATTENTION_HF + _MLP_HF + ("lm_head",)):
-    parts = []
-    attn = [hf.PROJECTIONS[p] for p in _ATTENTION_HF if p in names]
-    mlp = [p for p in _MLP_HF if p in names]
-    if attn == ["query", "key", "value", "out"]:
-      parts.append(adapter_lib.ATTENTION_TARGETS)
-    elif attn:
-      parts.append(r"(encoder|decoder)/layers_\d+/"
-                   r"(attention|self_attention|encoder_decoder_attention)/"
-                   f"({'|'.join(attn)})/kernel")
-    if mlp:
-      parts.append(rf"(encoder|decoder)/layers_\d+/mlp/({'|'.join(mlp)})/kernel")
-    if "lm_head" in names:
-      parts.append("decoder/logits_dense/kernel")
-    regex = parts[0] if len(parts) == 1 else "|".join(
-        f"(?:{p})" for p in parts)
-    if _selects_exactly(regex, kernels, config):
+  if isinstance(target_modules, (list, tuple)) and target_modules:
+    regex = family.targets_for(frozenset(target_modules))
+    if regex and _selects_exactly(regex, kernels, family, model_config):
       return regex
   return "|".join(re.escape(k) for k in sorted(kernels))
 
 
-def _selects_exactly(regex: str, kernels: list[str],
-                     config: Optional[T5Config]) -> bool:
+def _selects_exactly(regex: str, kernels: list[str], family: PeftFamily,
+                     model_config: Any) -> bool:
   if not all(re.fullmatch(regex, k) for k in kernels):
     return False
-  if config is None:
+  if model_config is None:
     return True
-  model_kernels = [p for p in layout.param_shapes(config)
-                   if p.endswith("/kernel")]
+  model_kernels = family.kernel_shapes(model_config)
   return {p for p in model_kernels if re.fullmatch(regex, p)} == set(kernels)
 
 
@@ -173,7 +156,8 @@ def _is_int(value) -> bool:
   return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _read_config(directory: str) -> tuple[dict[str, Any], str]:
+def _read_config(directory: str, model_config: Any
+                 ) -> tuple[dict[str, Any], str, PeftFamily]:
   path = os.path.join(directory, CONFIG_FILE)
   if not os.path.isfile(path):
     raise MissingFileError(f"No PEFT adapter config at {path}")
@@ -185,11 +169,8 @@ def _read_config(directory: str) -> tuple[dict[str, Any], str]:
   if not isinstance(cfg, dict):
     raise CheckpointError(f"{path}: expected a JSON object, got "
                           f"{type(cfg).__name__}")
-  task_type = cfg.get("task_type")
-  if task_type not in (None, TASK_TYPE):
-    raise CheckpointError(f"{path}: task_type={task_type!r}; lta's models "
-                          f"are {TASK_TYPE!r}")
-  return cfg, path
+  family = peft_names.family_for(model_config, cfg.get("task_type"), path)
+  return cfg, path, family
 
 
 def _read_weights(directory: str) -> tuple[dict[str, np.ndarray], str]:
@@ -204,7 +185,8 @@ def _read_weights(directory: str) -> tuple[dict[str, np.ndarray], str]:
   return hf.read_safetensors(path), path
 
 
-def _modules(weights, kind, source) -> dict[str, dict[str, np.ndarray]]:
+def _modules(weights, kind, source, family: PeftFamily
+             ) -> dict[str, dict[str, np.ndarray]]:
   """{lta kernel path: {peft leaf: array}}."""
   allowed = _LORA_KEYS if kind == "lora" else _LOKR_KEYS
   modules: dict[str, dict[str, np.ndarray]] = {}
@@ -220,10 +202,10 @@ def _modules(weights, kind, source) -> dict[str, dict[str, np.ndarray]]:
     if leaf not in allowed:
       raise CheckpointError(f"{source}: unexpected weight {key!r} for a "
                             f"{kind} adapter")
-    kernel = hf.hf_module_to_lta(module)
+    kernel = family.to_lta(module)
     if kernel is None:
       raise CheckpointError(f"{source}: {key} adapts module {module!r}, "
-                            "which has no lta counterpart")
+                            f"which has no lta counterpart in {family.name}")
     if arr.ndim != 2:
       raise CheckpointError(f"{source}: {key} has shape {list(arr.shape)}; "
                             "a Linear adapter factor is a matrix")
@@ -280,8 +262,8 @@ def _lokr_tree(modules, r, source, config_path):
   return tree, (r if any(low_rank.values()) else None)
 
 
-def _check_shapes(tree, adapter, config, source):
-  shapes = layout.param_shapes(config)
+def _check_shapes(tree, adapter, family, config, source):
+  shapes = family.param_shapes(config)
   for kernel, leaves in tree.items():
     if kernel not in shapes:
       raise CheckpointError(f"{source}: adapts {kernel}, which {config.name} "
@@ -293,21 +275,23 @@ def _check_shapes(tree, adapter, config, source):
 
 
 def import_peft_adapter(
-    directory: str, t5_config: Optional[T5Config] = None
+    directory: str, model_config: Any = None
 ) -> tuple[AdapterConfig, dict[str, Any]]:
   """(AdapterConfig, adapters tree) from a PEFT LoRA / LoKr directory.
 
   A LoKr adapter keeps PEFT's per-module factors: its config has
-  kron_factor_rule='peft' with the file's decompose_factor. With
-  `t5_config`, shapes are checked against the base model too.
+  kron_factor_rule='peft' with the file's decompose_factor. With the base
+  model's lta config (T5Config or a decoder-only config), the name table is
+  its family's and shapes are checked against it too; without one, the
+  file's task_type picks the table.
   """
-  cfg, config_path = _read_config(directory)
+  cfg, config_path, family = _read_config(directory, model_config)
   weights, weights_path = _read_weights(directory)
   peft_type = cfg.get("peft_type")
   if peft_type == "LORA":
     _check_lora_fields(cfg, config_path)
     rank = _field(cfg, "r", config_path, "int")
-    modules = _modules(weights, "lora", weights_path)
+    modules = _modules(weights, "lora", weights_path, family)
     tree = _lora_tree(modules, rank, weights_path, config_path)
     fields = dict(
         kind="lora", rank=rank,
@@ -322,7 +306,7 @@ def import_peft_adapter(
     if not (_is_int(factor) and (factor == -1 or factor > 0)):
       raise CheckpointError(f"{config_path}: decompose_factor={factor!r}; "
                             "expected -1 or a positive integer")
-    modules = _modules(weights, "lokr", weights_path)
+    modules = _modules(weights, "lokr", weights_path, family)
     tree, b_rank = _lokr_tree(modules, rank, weights_path, config_path)
     fields = dict(kind="krona", rank=rank,
                   alpha=float(_field(cfg, "alpha", config_path, "number")),
@@ -334,7 +318,8 @@ def import_peft_adapter(
   # With layers_to_transform, leaf names alone would claim every layer.
   target_modules = (None if cfg.get("layers_to_transform") is not None else
                     cfg.get("target_modules"))
-  targets = _targets_regex(sorted(tree), target_modules, t5_config)
+  targets = _targets_regex(sorted(tree), target_modules, family,
+                           model_config)
   adapter = AdapterConfig(targets=targets, **fields)
   flat = {f"{kernel[:-len('/kernel')]}/{leaf}": arr
           for kernel, leaves in tree.items() for leaf, arr in leaves.items()}
@@ -343,8 +328,8 @@ def import_peft_adapter(
   if problem:
     raise CheckpointError(f"{weights_path} does not fit {config_path} as "
                           f"peft reads it: {problem}")
-  if t5_config is not None:
-    _check_shapes(tree, adapter, t5_config, weights_path)
+  if model_config is not None:
+    _check_shapes(tree, adapter, family, model_config, weights_path)
   return adapter, unflatten_tree(flat)
 
 
@@ -362,12 +347,16 @@ def _kernel_modules(adapters) -> dict[str, dict[str, np.ndarray]]:
   return modules
 
 
-def _target_modules(kernels: list[str], t5_config: T5Config):
+def _target_modules(kernels: list[str], family: PeftFamily, model_config):
   """peft's target_modules: leaf names when they select exactly `kernels`."""
-  hf_modules = [hf.lta_to_hf_module(k) for k in kernels]
+  hf_modules = [family.to_hf(k) for k in kernels]
   leaf_names = sorted({m.rsplit(".", 1)[-1] for m in hf_modules})
-  every = [hf.lta_to_hf_module(p) for p in layout.param_shapes(t5_config)
-           if p.endswith("/kernel")]
+  every = []
+  for kernel in family.kernel_shapes(model_config):
+    try:
+      every.append(family.to_hf(kernel))
+    except ValueError:  # a kernel peft cannot target by name (no module)
+      continue
   selected = {m for m in every if m.rsplit(".", 1)[-1] in leaf_names}
   if selected == set(hf_modules):
     return leaf_names
@@ -376,16 +365,18 @@ def _target_modules(kernels: list[str], t5_config: T5Config):
 
 
 def export_peft_adapter(adapters: Mapping[str, Any],
-                        adapter_config: AdapterConfig, t5_config: T5Config,
+                        adapter_config: AdapterConfig, model_config: Any,
                         out_dir: str,
                         base_model_name_or_path: Optional[str] = None) -> None:
   """Writes adapter_config.json + adapter_model.safetensors for peft.
 
   LoRA maps to peft LoRA, KronA (with or without a low-rank B) to LoKr. The
-  config names the base model (default: `t5_config.name`) and task_type
-  SEQ_2_SEQ_LM, so peft builds a PeftModelForSeq2SeqLM and
-  AutoPeftModelForSeq2SeqLM finds the base.
+  config names the base model (default: `model_config.name`) and the
+  family's task_type: SEQ_2_SEQ_LM for mT5 (peft builds a
+  PeftModelForSeq2SeqLM and AutoPeftModelForSeq2SeqLM finds the base),
+  CAUSAL_LM for the decoder-only families (PeftModelForCausalLM).
   """
+  family = peft_names.family_of(model_config)
   a = adapter_config
   problem = config_mismatch(
       {p: np.shape(v) for p, v in flatten_tree(adapters).items()}, a,
@@ -395,22 +386,23 @@ def export_peft_adapter(adapters: Mapping[str, Any],
                      f"{problem}")
   modules = _kernel_modules(adapters)
   kernels = sorted(modules)
-  shapes = layout.param_shapes(t5_config)
+  shapes = family.kernel_shapes(model_config)
   for kernel in kernels:
     if kernel not in shapes:
-      raise ValueError(f"Adapter of {kernel}: {t5_config.name} has no such "
+      raise ValueError(f"Adapter of {kernel}: {model_config.name} has no such "
                        "kernel")
   tensors: dict[str, np.ndarray] = {}
   common = {"base_model_name_or_path": (base_model_name_or_path or
-                                        t5_config.name),
-            "target_modules": _target_modules(kernels, t5_config),
-            "task_type": TASK_TYPE, "inference_mode": True, "revision": None,
+                                        model_config.name),
+            "target_modules": _target_modules(kernels, family, model_config),
+            "task_type": family.task_type, "inference_mode": True,
+            "revision": None,
             "modules_to_save": None, "rank_pattern": {}, "alpha_pattern": {},
             "layers_to_transform": None, "layers_pattern": None}
   if a.kind == "lora":
     for kernel in kernels:
       leaves = modules[kernel]
-      name = PREFIX + hf.lta_to_hf_module(kernel)
+      name = PREFIX + family.to_hf(kernel)
       for key, leaf in _LORA_KEYS.items():
         tensors[f"{name}.{key}"] = leaves[leaf].T
     cfg = dict(common, peft_type="LORA", r=a.rank, lora_alpha=a.alpha,
@@ -418,7 +410,7 @@ def export_peft_adapter(adapters: Mapping[str, Any],
                fan_in_fan_out=False, init_lora_weights=True, use_dora=False)
   else:
     cfg = dict(common, peft_type="LOKR",
-               **_lokr_export(modules, a, shapes, tensors))
+               **_lokr_export(modules, a, shapes, tensors, family))
   os.makedirs(out_dir, exist_ok=True)
   save_file({k: np.ascontiguousarray(v, np.float32)
              for k, v in tensors.items()},
@@ -427,16 +419,17 @@ def export_peft_adapter(adapters: Mapping[str, Any],
     json.dump(cfg, f, indent=2, sort_keys=True)
 
 
-def export_adapter(adapter: Adapter, t5_config: T5Config, out_dir: str,
+def export_adapter(adapter: Adapter, model_config: Any, out_dir: str,
                    base_model_name_or_path: Optional[str] = None) -> None:
   """export_peft_adapter for an lta adapter; the base model's name defaults
   to its manifest's base_model_name."""
   export_peft_adapter(
-      adapter.tree, adapter.config, t5_config, out_dir,
+      adapter.tree, adapter.config, model_config, out_dir,
       base_model_name_or_path or adapter.manifest.base_model_name)
 
 
-def _lokr_export(modules, a: AdapterConfig, shapes, tensors):
+def _lokr_export(modules, a: AdapterConfig, shapes, tensors,
+                 family: PeftFamily):
   """Fills LoKr tensors; returns the LoKr config fields."""
   kernels = sorted(modules)
   if a.kron_factor_rule == "peft":
@@ -466,7 +459,7 @@ def _lokr_export(modules, a: AdapterConfig, shapes, tensors):
     r = max([a.rank] + [math.ceil(max(s) / 2) for s in w2_shapes.values()])
   for kernel in kernels:
     leaves = modules[kernel]
-    name = PREFIX + hf.lta_to_hf_module(kernel)
+    name = PREFIX + family.to_hf(kernel)
     for key, leaf in _LOKR_KEYS.items():
       if leaf in leaves:  # kron_b, or kron_b_down and kron_b_up
         tensors[f"{name}.{key}"] = leaves[leaf].T

@@ -1,4 +1,10 @@
-"""Random adapter trees shaped like the real ones, for arithmetic tests."""
+"""Random adapter trees shaped like the real ones, for arithmetic tests.
+
+One tree layout per model family: mT5's encoder/decoder attention, and the
+decoder-only stack's grouped-query attention (decoder/layers_i/attention,
+key and value narrower than query, as in Llama, Qwen and Gemma). Tests
+that take the `family` fixture (tests/arithmetic/conftest.py) run on both.
+"""
 
 import numpy as np
 
@@ -6,13 +12,33 @@ from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter, AdapterManifest
 
 BASE = "sha256:base-model-test"
-KERNELS = ("encoder/layers_0/attention/query", "encoder/layers_0/attention/out",
-           "decoder/layers_0/encoder_decoder_attention/value")
-D_MODEL, INNER = 12, 8
+D_MODEL, INNER, KV = 12, 8, 4
+# {family: {module: kernel shape (in, out)}}; the first module of each is
+# the one tests damage or single out.
+MODULES = {
+    "mt5": {"encoder/layers_0/attention/query": (D_MODEL, INNER),
+            "encoder/layers_0/attention/out": (INNER, D_MODEL),
+            "decoder/layers_0/encoder_decoder_attention/value":
+                (D_MODEL, INNER)},
+    "decoder": {"decoder/layers_0/attention/query": (D_MODEL, INNER),
+                "decoder/layers_0/attention/out": (INNER, D_MODEL),
+                "decoder/layers_1/attention/key": (D_MODEL, KV)},
+}
+FAMILIES = tuple(MODULES)
+KERNELS = tuple(MODULES["mt5"])
+BASE_MODEL_NAMES = {"mt5": "mt5-test", "decoder": "qwen2-test"}
 
 
-def _kernel_shape(module):
-  return (INNER, D_MODEL) if module.endswith("/out") else (D_MODEL, INNER)
+def first_module(family="mt5"):
+  """The path of the first adapted module, e.g. to damage it."""
+  return next(iter(MODULES[family]))
+
+
+def node(tree, module):
+  """The adapter leaves {leaf: array} of `module` ('a/b/c') in `tree`."""
+  for key in module.split("/"):
+    tree = tree[key]
+  return tree
 
 
 def lora_config(rank=4, alpha=8.0, **kw):
@@ -24,34 +50,33 @@ def krona_config(kron_b_rank=None, **kw):
                        kron_b_rank=kron_b_rank, alpha=2.0, **kw)
 
 
-def random_tree(rng, config, dtype=np.float32):
+def random_tree(rng, config, dtype=np.float32, family="mt5"):
   tree = {}
-  for module in KERNELS:
-    d_in, d_out = _kernel_shape(module)
+  for module, (d_in, d_out) in MODULES[family].items():
     leaves = {leaf: rng.normal(size=shape)
               for leaf, shape in config.leaf_shapes(d_in, d_out).items()}
-    node = tree
+    parent = tree
     for key in module.split("/"):
-      node = node.setdefault(key, {})
-    node.update({k: v.astype(dtype) for k, v in leaves.items()})
+      parent = parent.setdefault(key, {})
+    parent.update({k: v.astype(dtype) for k, v in leaves.items()})
   return tree
 
 
 def make_adapter(rng, config=None, task="xlsum", language="en", base=BASE,
-                 dtype=np.float32, name=""):
+                 dtype=np.float32, name="", family="mt5"):
   config = config or lora_config()
-  tree = random_tree(rng, config, dtype)
+  tree = random_tree(rng, config, dtype, family)
   manifest = AdapterManifest.for_tree(
-      tree, config, base_model_fingerprint=base, base_model_name="mt5-test",
-      task=task, language=language)
+      tree, config, base_model_fingerprint=base,
+      base_model_name=BASE_MODEL_NAMES[family], task=task, language=language)
   return Adapter(tree, manifest, name or f"{task}[{language}]")
 
 
-def base_params(rng):
+def base_params(rng, family="mt5"):
   params = {}
-  for module in KERNELS:
-    node = params
+  for module, shape in MODULES[family].items():
+    parent = params
     for key in module.split("/"):
-      node = node.setdefault(key, {})
-    node["kernel"] = rng.normal(size=_kernel_shape(module)).astype(np.float32)
+      parent = parent.setdefault(key, {})
+    parent["kernel"] = rng.normal(size=shape).astype(np.float32)
   return params

@@ -1,4 +1,7 @@
-"""What `compose` refuses: λ out of range, mislabelled inputs, overflow."""
+"""What `compose` refuses: λ out of range, mislabelled inputs, overflow.
+
+The λ and mislabelling refusals run on mT5 and decoder-only adapter trees
+(the `family` fixture)."""
 
 import math
 
@@ -12,11 +15,12 @@ from lta.adapters.tree import flatten_tree
 from tests.arithmetic.random_adapters import lora_config, make_adapter
 
 
-def _vectors(seed=0):
+def _vectors(seed=0, family="mt5"):
   rng = np.random.default_rng(seed)
-  tasks = {l: make_adapter(rng, lora_config(), "xlsum", l)
+  tasks = {l: make_adapter(rng, lora_config(), "xlsum", l, family=family)
            for l in ("en", "ar")}
-  langs = {l: make_adapter(rng, lora_config(), "mc4_prefix_lm", l)
+  langs = {l: make_adapter(rng, lora_config(), "mc4_prefix_lm", l,
+                           family=family)
            for l in ("en", "ar", "pt")}
   return tasks, langs
 
@@ -36,8 +40,9 @@ def _one_line(error):
 
 
 @pytest.mark.parametrize("lam", [-0.5, 1.5, 1e6])
-def test_lambda_outside_unit_interval_needs_extrapolation_by_name(lam):
-  tasks, langs = _vectors()
+def test_lambda_outside_unit_interval_needs_extrapolation_by_name(lam,
+                                                                  family):
+  tasks, langs = _vectors(family=family)
   with pytest.raises(ConfigError) as error:
     _compose(tasks, langs, lam=lam)
   text = _one_line(error)
@@ -84,11 +89,12 @@ def test_lambda_check_names_the_binding():
   assert compat.check_lambda(0) == 0.0 and compat.check_lambda(1) == 1.0
 
 
-def test_a_task_vector_given_as_a_language_vector_is_refused():
-  tasks, langs = _vectors()
+def test_a_task_vector_given_as_a_language_vector_is_refused(family):
+  tasks, langs = _vectors(family=family)
   with pytest.raises(compat.MislabelledAdapterError) as error:
     _compose(tasks, {**langs, "pt": make_adapter(
-        np.random.default_rng(9), lora_config(), "xlsum", "pt")}, lam=0.5)
+        np.random.default_rng(9), lora_config(), "xlsum", "pt",
+        family=family)}, lam=0.5)
   text = _one_line(error)
   assert ("language vector 'pt': xlsum[pt] (manifest: task 'xlsum', "
           "language 'pt') was not trained on a language-modelling") in text
@@ -98,10 +104,10 @@ def test_a_task_vector_given_as_a_language_vector_is_refused():
     _compose({"en": langs["en"]}, langs, lam=0.5)
 
 
-def test_a_language_vector_under_another_language_is_refused():
-  tasks, langs = _vectors()
+def test_a_language_vector_under_another_language_is_refused(family):
+  tasks, langs = _vectors(family=family)
   german = make_adapter(np.random.default_rng(9), lora_config(),
-                        "mc4_prefix_lm", "de")
+                        "mc4_prefix_lm", "de", family=family)
   with pytest.raises(compat.MislabelledAdapterError) as error:
     _compose(tasks, {**langs, "pt": german}, lam=0.5)
   assert _one_line(error).endswith(

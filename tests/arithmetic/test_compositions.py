@@ -1,4 +1,5 @@
-"""Each named composition equals the paper's equation written out in numpy."""
+"""Each named composition equals the paper's equation written out in numpy,
+on mT5 and decoder-only adapter trees (the `family` fixture)."""
 
 import numpy as np
 import pytest
@@ -15,10 +16,11 @@ SEEN = ["ar", "bn", "en", "ja", "ru"]
 LAM = 0.7
 
 
-def _vectors(config, seed=0):
+def _vectors(config, seed=0, family="mt5"):
   rng = np.random.default_rng(seed)
-  tasks = {l: make_adapter(rng, config, "xlsum", l) for l in SEEN}
-  langs = {l: make_adapter(rng, config, "mc4_prefix_lm", l)
+  tasks = {l: make_adapter(rng, config, "xlsum", l, family=family)
+           for l in SEEN}
+  langs = {l: make_adapter(rng, config, "mc4_prefix_lm", l, family=family)
            for l in SEEN + ["pt"]}
   return tasks, langs
 
@@ -60,8 +62,8 @@ CASES = [("task_only", ["en"]), ("lang_task_add", ["en"]),
                                     krona_config(kron_b_rank=2)],
                          ids=["lora", "krona", "lokr"])
 @pytest.mark.parametrize("name,sources", CASES)
-def test_factor_space_matches_equation(name, sources, config):
-  tasks, langs = _vectors(config)
+def test_factor_space_matches_equation(name, sources, config, family):
+  tasks, langs = _vectors(config, family=family)
   composed = arithmetic.compose(
       name, task_vectors=tasks, language_vectors=langs, target="pt",
       sources=sources, lam=LAM, space="factor")
@@ -101,8 +103,8 @@ def _expected_delta(name, tasks, langs, target, sources, config):
 @pytest.mark.parametrize("config", [lora_config(), krona_config()],
                          ids=["lora", "krona"])
 @pytest.mark.parametrize("name,sources", CASES)
-def test_delta_space_matches_equation(name, sources, config):
-  tasks, langs = _vectors(config, seed=1)
+def test_delta_space_matches_equation(name, sources, config, family):
+  tasks, langs = _vectors(config, seed=1, family=family)
   composed = arithmetic.compose(
       name, task_vectors=tasks, language_vectors=langs, target="pt",
       sources=sources, lam=LAM, space="delta", output="delta")

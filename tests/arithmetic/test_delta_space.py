@@ -1,4 +1,6 @@
-"""Delta space: SVD and Kronecker re-factorisation, TIES, DARE, base merge."""
+"""Delta space: SVD and Kronecker re-factorisation, TIES, DARE, base merge.
+
+Tests that take the `family` fixture run on mT5 and decoder-only trees."""
 
 import numpy as np
 import pytest
@@ -37,10 +39,10 @@ def test_rank_above_the_matrix_pads_with_zeros():
   np.testing.assert_allclose(a @ b, delta, atol=1e-12)
 
 
-def test_stacked_factor_path_equals_materialised_svd():
+def test_stacked_factor_path_equals_materialised_svd(family):
   rng = np.random.default_rng(3)
-  adapters = [make_adapter(rng, lora_config(rank=2), language=l)
-              for l in "abc"]
+  adapters = [make_adapter(rng, lora_config(rank=2), language=l,
+                           family=family) for l in "abc"]
   weights = [0.5, -0.25, 1.5]
   fast, cfg = merge_methods.linear_lowrank(adapters, weights, "lora", rank=6)
   slow, _ = merge_methods.refactor_tree(
@@ -72,9 +74,10 @@ def test_nearest_kronecker_is_exact_for_a_kronecker_product():
                              np.kron(a, b), atol=1e-12)
 
 
-def test_kron_output_of_a_sum_is_the_best_single_product():
+def test_kron_output_of_a_sum_is_the_best_single_product(family):
   rng = np.random.default_rng(6)
-  adapters = [make_adapter(rng, krona_config(), language=l) for l in "ab"]
+  adapters = [make_adapter(rng, krona_config(), language=l, family=family)
+              for l in "ab"]
   tree, manifest = arithmetic.merge_adapters(adapters, [0.5, 0.5],
                                              space="delta")
   exact = merge_methods.combine_deltas(adapters, [0.5, 0.5], dtype=np.float64)
@@ -122,9 +125,10 @@ def test_dare_is_seeded_and_unbiased():
   assert abs(a.mean() - 1.0) < 0.1
 
 
-def test_ties_and_dare_through_merge_adapters():
+def test_ties_and_dare_through_merge_adapters(family):
   rng = np.random.default_rng(8)
-  adapters = [make_adapter(rng, lora_config(), language=l) for l in "abc"]
+  adapters = [make_adapter(rng, lora_config(), language=l, family=family)
+              for l in "abc"]
   w = [1 / 3] * 3
   t1, m1 = arithmetic.merge_adapters(adapters, w, space="delta",
                                      method="dare", drop_rate=0.5, seed=3,
@@ -143,10 +147,41 @@ def test_ties_and_dare_through_merge_adapters():
   assert m.config.kind == "lora"
 
 
-def test_merge_into_base_adds_delta_to_kernels():
+@pytest.mark.parametrize("config", [lora_config(), krona_config()],
+                         ids=["lora", "krona"])
+def test_ties_and_dare_merge_each_modules_delta(family, config):
+  """merge_adapters' TIES / DARE equal ties() / dare() on each module's dW."""
+  rng = np.random.default_rng(11)
+  adapters = [make_adapter(rng, config, language=l, family=family)
+              for l in "abc"]
+  w = [0.5, 0.3, 0.2]
+  per_module = [{m: merge_methods.module_delta(leaves, config, np.float32)
+                 for m, leaves in merge_methods.modules(a.tree).items()}
+                for a in adapters]
+  modules = sorted(per_module[0])
+  ties_tree, _ = arithmetic.merge_adapters(
+      adapters, w, space="delta", method="ties", density=0.3, output="delta")
+  dare_tree, _ = arithmetic.merge_adapters(
+      adapters, w, space="delta", method="dare", drop_rate=0.5, seed=7,
+      output="delta")
+  got_ties, got_dare = (merge_methods.modules(ties_tree),
+                        merge_methods.modules(dare_tree))
+  assert sorted(got_ties) == sorted(got_dare) == modules
+  for j, m in enumerate(modules):
+    ds = [d[m] for d in per_module]
+    np.testing.assert_allclose(got_ties[m]["delta"],
+                               merge_methods.ties(ds, w, 0.3), rtol=1e-6)
+    dropped = [merge_methods.dare(d, 0.5, np.random.default_rng((7, i, j)))
+               for i, d in enumerate(ds)]
+    np.testing.assert_allclose(got_dare[m]["delta"],
+                               sum(wi * d for wi, d in zip(w, dropped)),
+                               rtol=1e-6)
+
+
+def test_merge_into_base_adds_delta_to_kernels(family):
   rng = np.random.default_rng(9)
-  params = base_params(rng)
-  a = make_adapter(rng, lora_config())
+  params = base_params(rng, family)
+  a = make_adapter(rng, lora_config(), family=family)
   delta, manifest = arithmetic.merge_adapters([a], [1.0], space="delta",
                                               output="delta")
   merged = deltas.merge_into_base(params, delta, manifest.config)
@@ -162,10 +197,11 @@ def test_merge_into_base_adds_delta_to_kernels():
     deltas.merge_into_base(params, bad, manifest.config)
 
 
-def test_delta_space_allows_different_ranks():
+def test_delta_space_allows_different_ranks(family):
   rng = np.random.default_rng(10)
-  a = make_adapter(rng, lora_config(rank=2), language="a")
-  b = make_adapter(rng, lora_config(rank=4, alpha=4.0), language="b")
+  a = make_adapter(rng, lora_config(rank=2), language="a", family=family)
+  b = make_adapter(rng, lora_config(rank=4, alpha=4.0), language="b",
+                   family=family)
   tree, manifest = arithmetic.merge_adapters([a, b], [1.0, 1.0],
                                              space="delta", rank=6)
   want = merge_methods.combine_deltas([a, b], [1.0, 1.0], dtype=np.float64)

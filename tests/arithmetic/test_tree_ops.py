@@ -9,7 +9,8 @@ import pytest
 from lta.arithmetic import compositions as arithmetic
 from lta.arithmetic import merge_methods
 from lta.adapters.tree import flatten_tree
-from tests.arithmetic.random_adapters import (krona_config, lora_config,
+from tests.arithmetic.random_adapters import (FAMILIES, first_module,
+                                             krona_config, lora_config,
                                              make_adapter)
 
 SETTINGS = hypothesis.settings(max_examples=25, deadline=None)
@@ -97,11 +98,12 @@ def _dw(tree, config):
 
 @SETTINGS
 @hypothesis.given(seed=st.integers(0, 2**16),
-                  kind=st.sampled_from(["lora", "krona", "lokr"]))
-def test_factor_and_delta_space_agree_for_a_single_adapter(seed, kind):
+                  kind=st.sampled_from(["lora", "krona", "lokr"]),
+                  family=st.sampled_from(FAMILIES))
+def test_factor_and_delta_space_agree_for_a_single_adapter(seed, kind, family):
   config = {"lora": lora_config(), "krona": krona_config(),
             "lokr": krona_config(kron_b_rank=2)}[kind]
-  a = make_adapter(np.random.default_rng(seed), config)
+  a = make_adapter(np.random.default_rng(seed), config, family=family)
   factor, fm = arithmetic.merge_adapters([a], [1.0], space="factor")
   refactored, dm = arithmetic.merge_adapters([a], [1.0], space="delta")
   delta, _ = arithmetic.merge_adapters([a], [1.0], space="delta",
@@ -113,13 +115,14 @@ def test_factor_and_delta_space_agree_for_a_single_adapter(seed, kind):
     np.testing.assert_allclose(leaves["delta"], want[m], rtol=1e-4, atol=1e-4)
 
 
-def test_factor_space_creates_the_documented_cross_terms():
+def test_factor_space_creates_the_documented_cross_terms(family):
   rng = np.random.default_rng(0)
   config = lora_config()
-  a, b = make_adapter(rng, config), make_adapter(rng, config)
+  a, b = (make_adapter(rng, config, family=family),
+          make_adapter(rng, config, family=family))
   w = (0.3, 0.7)
   tree, _ = arithmetic.merge_adapters([a, b], list(w), space="factor")
-  m = "encoder/layers_0/attention/query"
+  m = first_module(family)
   la, lb = merge_methods.modules(a.tree)[m], merge_methods.modules(b.tree)[m]
   s = config.scale
   A = [la["lora_a"].astype(np.float64), lb["lora_a"].astype(np.float64)]
