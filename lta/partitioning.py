@@ -30,6 +30,8 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = (
     ("batch", DATA),
     ("length", None),
     ("kv_length", None),
+    ("kv_heads", None),
+    ("head_dim", None),
     ("embed", None),
     ("joined_kv", MODEL),
     ("heads", MODEL),

@@ -11,7 +11,8 @@ loops are `lax.while_loop`s and every size is static.
 
 Conventions (shared with T5X):
   * Decoding starts from `decoder_start_id` (0 for T5); that token is not part
-    of the output. Outputs are `[..., max_decode_len]` int32 ids.
+    of the output. It may be an int array (batch,) of per-row first inputs:
+    a decoder-only model starts from each row's last prompt token. Outputs are `[..., max_decode_len]` int32 ids.
   * The EOS token is kept; every position after it is 0 (padding).
   * `step_index` is the scalar int32 position being generated (0-based), i.e.
     the position of the *input* token in the decoder sequence.
@@ -110,6 +111,15 @@ def _call(tokens_to_logits: TokensToLogits, tokens: jax.Array, cache: PyTree,
   return logits.astype(jnp.float32), new_cache
 
 
+def _start_tokens(decoder_start_id, batch_size: int) -> jax.Array:
+  """(batch,) int32 first inputs from an int or a (batch,) array."""
+  start = jnp.asarray(decoder_start_id, jnp.int32)
+  if start.ndim and start.shape != (batch_size,):
+    raise ValueError(f"decoder_start_id has shape {start.shape}; expected a "
+                     f"scalar or ({batch_size},)")
+  return jnp.broadcast_to(start, (batch_size,))
+
+
 def _report_progress(progress_fn: Optional[ProgressFn], progress_every: int,
                      step: jax.Array, last: jax.Array):
   """Host callback with the number of finished steps, every N steps."""
@@ -182,7 +192,7 @@ def _decode_loop(tokens_to_logits: TokensToLogits, initial_cache: PyTree,
 
   init = (
       jnp.array(0, jnp.int32),
-      jnp.full((batch_size,), decoder_start_id, jnp.int32),
+      _start_tokens(decoder_start_id, batch_size),
       jnp.zeros((batch_size, max_decode_len), jnp.int32),
       initial_cache,
       jnp.zeros((batch_size,), jnp.bool_),
@@ -315,7 +325,8 @@ def _initial_beams(initial_cache: PyTree, batch: int, beams: int,
       live_log_probs=jnp.tile(
           jnp.array([0.0] + [NEG_INF] * (beams - 1), jnp.float32),
           (batch, 1)),
-      live_tokens=jnp.full((batch, beams), decoder_start_id, jnp.int32),
+      live_tokens=jnp.broadcast_to(
+          _start_tokens(decoder_start_id, batch)[:, None], (batch, beams)),
       finished_seqs=jnp.zeros((batch, beams, length), jnp.int32),
       finished_scores=jnp.full((batch, beams), NEG_INF, jnp.float32),
       finished_flags=jnp.zeros((batch, beams), jnp.bool_),

@@ -1,4 +1,10 @@
-"""T5.1.1 building blocks with logical axis names and optional adapters."""
+"""Shared building blocks with logical axis names and optional adapters.
+
+T5.1.1 / mT5 (lta/models/mt5) and the decoder-only families (lta/models/
+decoder) are built from these: RMSNorm (T5's w * x and Gemma's (1 + w) * x),
+the adapter-carrying Projection, T5's relative-position attention, rotary
+embeddings, grouped-query attention with a key/value cache, and gated MLPs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lta.errors import ConfigError
 from lta.adapters import deltas
@@ -20,6 +27,7 @@ Initializer = Callable[..., Array]
 BATCH, LENGTH, EMBED = "batch", "length", "embed"
 JOINED_KV, MLP, VOCAB, HEADS = "joined_kv", "mlp", "vocab", "heads"
 KV_LENGTH, RELPOS_BUCKETS = "kv_length", "relpos_buckets"
+KV_HEADS, HEAD_DIM = "kv_heads", "head_dim"
 # A Kronecker adapter's A factor (m, n): m splits the kernel's input
 # dimension and n its output, so the two need names of their own.
 ADAPTER_RANK = "adapter_rank"
@@ -37,20 +45,28 @@ def constrain(x: Array, axes: tuple[Optional[str], ...]) -> Array:
 
 
 class RMSNorm(nn.Module):
-  """T5 layer norm: scale only, no mean subtraction, statistics in float32."""
+  """T5 layer norm: scale only, no mean subtraction, statistics in float32.
+
+  plus_one: Gemma's variant, which scales by (1 + scale) with scale
+  initialised to 0. axis: the logical name of the normalised dimension.
+  """
   epsilon: float = 1e-6
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  plus_one: bool = False
+  axis: str = EMBED
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
+    init = nn.initializers.zeros if self.plus_one else nn.initializers.ones
     scale = self.param(
-        "scale", nn.with_logical_partitioning(nn.initializers.ones, (EMBED,)),
+        "scale", nn.with_logical_partitioning(init, (self.axis,)),
         (x.shape[-1],), self.param_dtype)
     x32 = x.astype(jnp.float32)
     var = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
     y = x32 * jax.lax.rsqrt(var + self.epsilon)
-    return (y * scale.astype(jnp.float32)).astype(self.dtype)
+    scale = scale.astype(jnp.float32)
+    return (y * (1.0 + scale if self.plus_one else scale)).astype(self.dtype)
 
 
 def lora_delta(a: Array, b: Array, scale: float) -> Array:
@@ -62,11 +78,12 @@ def kron_delta(a: Array, b: Array, scale: float) -> Array:
 
 
 class Projection(nn.Module):
-  """A bias-free dense layer `x @ kernel` that may carry an adapter.
+  """A dense layer `x @ kernel (+ bias)` that may carry an adapter.
 
   The adapter's variables live in the 'adapters' collection under the same
   path as this module. When that collection is absent at apply time, the
   layer is the plain base layer, which is how merged weights are decoded.
+  use_bias adds a base 'bias' (Qwen2's q/k/v); adapters never touch it.
   """
   features: int
   kernel_axes: tuple[str, str]
@@ -74,6 +91,7 @@ class Projection(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  use_bias: bool = False
 
   def kernel_path(self) -> str:
     return "/".join(self.scope.path) + "/kernel"
@@ -93,6 +111,12 @@ class Projection(nn.Module):
         (in_features, self.features), self.param_dtype)
     x = x.astype(self.dtype)
     y = x @ kernel.astype(self.dtype)
+    if self.use_bias:
+      bias = self.param(
+          "bias", nn.with_logical_partitioning(nn.initializers.zeros,
+                                               (self.kernel_axes[1],)),
+          (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
     if self._adapted():
       y = y + self._adapter_output(x, in_features, deterministic)
     return y
@@ -210,11 +234,13 @@ class RelativePositionBias(nn.Module):
 
 
 def projection_of(block: nn.Module, features: int, axes: tuple[str, str],
-                  kernel_init: Any, name: str) -> "Projection":
+                  kernel_init: Any, name: str,
+                  use_bias: bool = False) -> "Projection":
   """A Projection inside `block`, with the block's adapter and dtypes."""
   return Projection(features, axes, kernel_init=kernel_init,
                     adapter=block.adapter, dtype=block.dtype,
-                    param_dtype=block.param_dtype, name=name)
+                    param_dtype=block.param_dtype, use_bias=use_bias,
+                    name=name)
 
 
 class MultiHeadAttention(nn.Module):
@@ -304,7 +330,11 @@ class MultiHeadAttention(nn.Module):
 
 
 class MlpBlock(nn.Module):
-  """Gated-GELU (T5.1.1) or ReLU (T5) feed-forward block."""
+  """Gated or plain feed-forward block: act(wi_0 x) * wi_1 x, then wo.
+
+  Gated GELU (tanh approximation) is T5.1.1's and Gemma's GeGLU; gated SiLU
+  is Llama's and Qwen's SwiGLU (wi_0 = gate_proj, wi_1 = up_proj).
+  """
   d_ff: int
   gated: bool
   activation: str
@@ -321,7 +351,7 @@ class MlpBlock(nn.Module):
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
     d_model = x.shape[-1]
     act = {"gelu": lambda h: jax.nn.gelu(h, approximate=True),
-           "relu": jax.nn.relu}[self.activation]
+           "relu": jax.nn.relu, "silu": jax.nn.silu}[self.activation]
     if self.gated:
       h = act(self._proj(self.d_ff, (EMBED, MLP), d_model, "wi_0")(
           x, deterministic))
@@ -346,3 +376,138 @@ def padding_key_mask(tokens: Array) -> Array:
   """(batch, 1, 1, k_len): attend only to non-pad keys (token id 0 is pad)."""
   return (tokens > 0)[:, None, None, :]
 
+
+
+# ------------------------------------------------- rotary, grouped attention --
+
+
+def rope_inverse_frequencies(head_dim: int, theta: float,
+                             rope_type: str = "default", factor: float = 1.0,
+                             low_freq_factor: float = 1.0,
+                             high_freq_factor: float = 4.0,
+                             original_max_position: int = 8192) -> np.ndarray:
+  """(head_dim // 2,) float32 rotary frequencies, computed as HF does.
+
+  'linear' divides every frequency by factor; 'llama3' divides the low
+  frequencies (wavelength > original / low_freq_factor), keeps the high ones
+  (wavelength < original / high_freq_factor) and interpolates in between.
+  """
+  exponents = np.arange(0, head_dim, 2, dtype=np.int64).astype(
+      np.float32) / np.float32(head_dim)
+  inv = (1.0 / np.power(np.float32(theta), exponents)).astype(np.float32)
+  if rope_type == "linear":
+    return (inv / np.float32(factor)).astype(np.float32)
+  if rope_type == "llama3":
+    wavelength = 2 * math.pi / inv
+    low_wavelength = original_max_position / low_freq_factor
+    high_wavelength = original_max_position / high_freq_factor
+    scaled = np.where(wavelength > low_wavelength, inv / factor, inv)
+    smooth = ((original_max_position / wavelength - low_freq_factor) /
+              (high_freq_factor - low_freq_factor))
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelength >= high_wavelength) & (wavelength <= low_wavelength)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+  if rope_type != "default":
+    raise ConfigError(f"rope_type={rope_type!r}; expected 'default', "
+                      "'linear' or 'llama3'")
+  return inv
+
+
+def rope_tables(positions: Array, inv_freq: np.ndarray) -> tuple[Array, Array]:
+  """cos and sin (batch, length, head_dim) at int positions (batch, length)."""
+  angles = positions.astype(jnp.float32)[..., None] * jnp.asarray(inv_freq)
+  angles = jnp.concatenate([angles, angles], axis=-1)
+  return jnp.cos(angles), jnp.sin(angles)
+
+
+def apply_rope(x: Array, cos: Array, sin: Array) -> Array:
+  """Rotates x (batch, length, heads, head_dim) in HF's rotate-half layout."""
+  half = x.shape[-1] // 2
+  rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+  cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+  return (x * cos + rotated * sin).astype(x.dtype)
+
+
+def soft_cap(x: Array, cap: Optional[float]) -> Array:
+  """Gemma 2's cap * tanh(x / cap); identity when cap is None."""
+  return x if cap is None else jnp.tanh(x / cap) * cap
+
+
+class GroupedQueryAttention(nn.Module):
+  """Rotary self-attention; num_heads queries share num_kv_heads keys/values.
+
+  Query head h reads key/value head h // (num_heads // num_kv_heads), as
+  HF's repeat_kv. The caller builds the boolean mask (batch, 1, q, k) and
+  the rotary tables. With a cache (decode=True) this call's keys/values are
+  written at slot `cache_index` of a `max_decode_length` cache, and the
+  queries attend over the whole cache (the mask hides unwritten slots).
+  """
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  query_scale: float
+  qkv_bias: bool = False
+  qk_norm: bool = False
+  norm_plus_one: bool = False
+  norm_epsilon: float = 1e-6
+  softcap: Optional[float] = None
+  dropout_rate: float = 0.0
+  adapter: Optional[AdapterConfig] = None
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def _norm(self, name):
+    return RMSNorm(self.norm_epsilon, self.dtype, self.param_dtype,
+                   self.norm_plus_one, HEAD_DIM, name=name)
+
+  @nn.compact
+  def __call__(self, x: Array, rope: tuple[Array, Array], mask: Array, *,
+               decode: bool = False, cache_index: Optional[Array] = None,
+               max_decode_length: Optional[int] = None,
+               deterministic: bool = True) -> Array:
+    b, length, d_model = x.shape
+    hd, kvh = self.head_dim, self.num_kv_heads
+    init = nn.initializers.normal(d_model**-0.5)
+    q = projection_of(self, self.num_heads * hd, (EMBED, JOINED_KV), init,
+                      "query", self.qkv_bias)(x, deterministic)
+    k = projection_of(self, kvh * hd, (EMBED, JOINED_KV), init, "key",
+                      self.qkv_bias)(x, deterministic)
+    v = projection_of(self, kvh * hd, (EMBED, JOINED_KV), init, "value",
+                      self.qkv_bias)(x, deterministic)
+    q = q.reshape(b, length, self.num_heads, hd)
+    k = k.reshape(b, length, kvh, hd)
+    v = v.reshape(b, length, kvh, hd)
+    if self.qk_norm:
+      q, k = self._norm("query_norm")(q), self._norm("key_norm")(k)
+    q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    q = constrain(q, (BATCH, LENGTH, HEADS, HEAD_DIM))
+    k = constrain(k, (BATCH, LENGTH, KV_HEADS, HEAD_DIM))
+    v = constrain(v, (BATCH, LENGTH, KV_HEADS, HEAD_DIM))
+    if decode:
+      k, v = self._update_cache(k, v, cache_index, max_decode_length)
+    groups = q.reshape(b, length, kvh, self.num_heads // kvh, hd)
+    scores = jnp.einsum("bqgrd,bkgd->bgrqk", groups, k).astype(jnp.float32)
+    scores = soft_cap(scores * self.query_scale, self.softcap)
+    scores = jnp.where(mask[:, :, None], scores, NEG_INF)
+    weights = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
+    weights = nn.Dropout(self.dropout_rate)(weights,
+                                            deterministic=deterministic)
+    ctx = jnp.einsum("bgrqk,bkgd->bqgrd", weights, v)
+    ctx = constrain(ctx.reshape(b, length, self.num_heads * hd),
+                    (BATCH, LENGTH, JOINED_KV))
+    out = projection_of(self, d_model, (JOINED_KV, EMBED),
+                        nn.initializers.normal((self.num_heads * hd)**-0.5),
+                        "out")
+    return out(ctx, deterministic)
+
+  def _update_cache(self, k, v, index, max_decode_length):
+    """Writes k, v (batch, length, kv_heads, head_dim) at slot `index`."""
+    if not self.has_variable("cache", "cached_key") and (
+        max_decode_length is None):
+      raise ValueError("The first cached call needs max_decode_length.")
+    shape = (k.shape[0], max_decode_length, *k.shape[2:])
+    ck = self.variable("cache", "cached_key", jnp.zeros, shape, k.dtype)
+    cv = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
+    ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, index, 0, 0))
+    cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, index, 0, 0))
+    return ck.value, cv.value

@@ -1,0 +1,283 @@
+"""The decoder-only network (Llama, Qwen2/3, Gemma 2/3): an nn.Module, no task logic.
+
+Parameters (`params`; adapters, when present, sit under the same paths in
+'adapters'), with logical axis names from lta.models.layers:
+
+  token_embedder/embedding                       (vocab, embed)
+  decoder/layers_{i}/pre_attention_norm/scale    (embed,)
+  decoder/layers_{i}/attention/{query,key,value}/kernel (embed, joined_kv)
+                                    .../bias     (joined_kv,)  qkv_bias only
+  decoder/layers_{i}/attention/out/kernel        (joined_kv, embed)
+  decoder/layers_{i}/attention/{query,key}_norm/scale (head_dim,)  qk_norm
+  decoder/layers_{i}/post_attention_norm/scale   (embed,)      gemma_norms
+  decoder/layers_{i}/pre_mlp_norm/scale          (embed,)
+  decoder/layers_{i}/mlp/{wi_0,wi_1}/kernel      (embed, mlp)  gate, up
+  decoder/layers_{i}/mlp/wo/kernel               (mlp, embed)
+  decoder/layers_{i}/post_mlp_norm/scale         (embed,)      gemma_norms
+  decoder/decoder_norm/scale                     (embed,)
+  decoder/logits_dense/kernel                    (embed, vocab) untied only
+
+Every projection is a layers.Projection, so AdapterConfig's default
+ATTENTION_TARGETS / MLP_TARGETS regexes match these paths unchanged.
+
+Calling convention, `DecoderOnly.__call__(tokens, ...)` -> float32 logits
+(batch, length, vocab):
+  input_mask (batch, length) bool: which tokens are real; padding is never
+    attended to. None: every token is real.
+  positions (batch, length) int: rotary positions; default 0..length-1
+    (HF's when it is given no position_ids). With decode=True they are
+    counted from the real tokens instead (see below).
+  segment_ids (batch, length) int: packed examples; a token attends only
+    within its segment (0 is padding). With segment_ids, pass positions.
+  prefix_mask (batch, length) bool: tokens of a prefix that attend to each
+    other in both directions (T5X's prefix LM); the rest stay causal.
+  decode=True: cached decoding of left-padded rows. The first call (the
+    prefill of a left-padded prompt; max_decode_length sets the cache size)
+    creates the 'cache' collection; each later call appends its tokens
+    (usually one per row). Rotary positions continue from each row's real
+    token count, so left padding shifts nothing (HF's cumsum(mask) - 1).
+
+Attention sees key slot j from query slot i iff j <= i, key j is real (and
+in i's segment), and, in a sliding layer, i - sliding_window < j.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lta.adapters.config import AdapterConfig
+from lta.models import layers
+from lta.models.decoder.config import DecoderConfig
+from lta.models.layers import BATCH, EMBED, LENGTH, VOCAB, constrain
+
+Array = jax.Array
+
+
+class DecoderLayer(nn.Module):
+  config: DecoderConfig
+  adapter: Optional[AdapterConfig]
+  sliding: bool
+
+  def _norm(self, name):
+    c = self.config
+    return layers.RMSNorm(c.rms_norm_eps, jnp.dtype(c.dtype),
+                          jnp.dtype(c.param_dtype), c.gemma_norms, name=name)
+
+  @nn.compact
+  def __call__(self, x, rope, mask, deterministic, decode, cache_index,
+               max_decode_length):
+    c = self.config
+    dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
+    drop = nn.Dropout(c.dropout_rate)
+    h = self._norm("pre_attention_norm")(x)
+    h = layers.GroupedQueryAttention(
+        c.num_heads, c.num_kv_heads, c.head_dim,
+        query_scale=(c.query_pre_attn_scalar or c.head_dim)**-0.5,
+        qkv_bias=c.qkv_bias, qk_norm=c.qk_norm, norm_plus_one=c.gemma_norms,
+        norm_epsilon=c.rms_norm_eps, softcap=c.attn_logit_softcap,
+        dropout_rate=c.dropout_rate, adapter=self.adapter, dtype=dtype,
+        param_dtype=param_dtype, name="attention")(
+            h, rope, mask, decode=decode, cache_index=cache_index,
+            max_decode_length=max_decode_length, deterministic=deterministic)
+    if c.gemma_norms:
+      h = self._norm("post_attention_norm")(h)
+    x = x + drop(h, deterministic=deterministic)
+    h = self._norm("pre_mlp_norm")(x)
+    h = layers.MlpBlock(
+        c.intermediate_size, gated=True,
+        activation="silu" if c.activation == "silu" else "gelu",
+        dropout_rate=c.dropout_rate, adapter=self.adapter, dtype=dtype,
+        param_dtype=param_dtype, name="mlp")(h, deterministic)
+    if c.gemma_norms:
+      h = self._norm("post_mlp_norm")(h)
+    x = x + drop(h, deterministic=deterministic)
+    return constrain(x, (BATCH, LENGTH, EMBED))
+
+
+def attention_mask(query_slots: Array, key_slots: Array, key_real: Array,
+                   window: Optional[int],
+                   same_segment: Optional[Array] = None,
+                   bidirectional: Optional[Array] = None) -> Array:
+  """(batch, 1, q, k) bool; slots are int (q,) / (k,), key_real (batch, k)."""
+  rel = query_slots[:, None] - key_slots[None, :]
+  visible = rel >= 0
+  if window is not None:
+    visible = visible & (rel < window)
+  visible = visible[None] & key_real[:, None, :]
+  if bidirectional is not None:
+    visible = visible | bidirectional
+  if same_segment is not None:
+    visible = visible & same_segment
+  return visible[:, None]
+
+
+class Decoder(nn.Module):
+  """The layer stack, final norm and head (parameter scope 'decoder')."""
+  config: DecoderConfig
+  adapter: Optional[AdapterConfig]
+  shared_embedding: nn.Module
+
+  @nn.compact
+  def __call__(self, tokens, input_mask, positions, segment_ids, prefix_mask,
+               enable_dropout, decode, max_decode_length):
+    c = self.config
+    deterministic = not enable_dropout
+    length = tokens.shape[1]
+    if input_mask is None:
+      input_mask = jnp.ones(tokens.shape, jnp.bool_)
+    input_mask = input_mask.astype(jnp.bool_)
+    if decode:
+      positions, key_real, first = self._advance_cache(input_mask,
+                                                       max_decode_length)
+      query_slots = first + jnp.arange(length)
+      key_slots = jnp.arange(key_real.shape[1])
+      same_segment = bidirectional = None
+    else:
+      first = None
+      if positions is None:
+        positions = jnp.broadcast_to(jnp.arange(length), tokens.shape)
+      query_slots = key_slots = jnp.arange(length)
+      key_real = input_mask
+      same_segment = bidirectional = None
+      if segment_ids is not None:
+        same_segment = ((segment_ids[:, :, None] == segment_ids[:, None, :])
+                        & (segment_ids[:, None, :] > 0))
+      if prefix_mask is not None:
+        prefix = prefix_mask.astype(jnp.bool_) & input_mask
+        bidirectional = prefix[:, :, None] & prefix[:, None, :]
+    x = self.shared_embedding(tokens).astype(jnp.dtype(c.dtype))
+    if c.scale_embeddings:
+      x = x * jnp.asarray(math.sqrt(c.hidden_size), x.dtype)
+    x = nn.Dropout(c.dropout_rate)(constrain(x, (BATCH, LENGTH, EMBED)),
+                                   deterministic=deterministic)
+    ropes = self._ropes(positions)
+    masks = {}
+    for i in range(c.num_layers):
+      sliding = c.is_sliding(i)
+      if sliding not in masks:
+        masks[sliding] = attention_mask(
+            query_slots, key_slots, key_real,
+            c.sliding_window if sliding else None, same_segment,
+            bidirectional)
+      x = DecoderLayer(c, self.adapter, sliding, name=f"layers_{i}")(
+          x, ropes[sliding], masks[sliding], deterministic, decode, first,
+          max_decode_length)
+    x = layers.RMSNorm(c.rms_norm_eps, jnp.dtype(c.dtype),
+                       jnp.dtype(c.param_dtype), c.gemma_norms,
+                       name="decoder_norm")(x)
+    x = nn.Dropout(c.dropout_rate)(x, deterministic=deterministic)
+    if c.tie_word_embeddings:
+      logits = self.shared_embedding.attend(x)
+    else:
+      logits = layers.Projection(
+          c.vocab_size, (EMBED, VOCAB),
+          kernel_init=nn.initializers.normal(c.hidden_size**-0.5),
+          adapter=self.adapter, dtype=jnp.dtype(c.dtype),
+          param_dtype=jnp.dtype(c.param_dtype),
+          name="logits_dense")(x, deterministic)
+    logits = layers.soft_cap(logits.astype(jnp.float32),
+                             c.final_logit_softcap)
+    return constrain(logits, (BATCH, LENGTH, VOCAB))
+
+  def _ropes(self, positions):
+    """{sliding?: (cos, sin)}: Gemma 3's sliding layers have their own."""
+    c = self.config
+    global_freq = layers.rope_inverse_frequencies(
+        c.head_dim, c.rope_theta, c.rope_type, c.rope_factor,
+        c.rope_low_freq_factor, c.rope_high_freq_factor,
+        c.rope_original_max_position)
+    ropes = {False: layers.rope_tables(positions, global_freq)}
+    if c.local_rope_theta is None:
+      ropes[True] = ropes[False]
+    else:
+      ropes[True] = layers.rope_tables(positions, layers.rope_inverse_frequencies(
+          c.head_dim, c.local_rope_theta))
+    return ropes
+
+  def _advance_cache(self, input_mask, max_decode_length):
+    """Appends this call's tokens to the cache's bookkeeping.
+
+    Returns (rotary positions, which key slots hold real tokens, the first
+    slot written now). The cache holds 'index' (next free slot, shared by
+    all rows), 'key_real' (batch, slots) and 'next_position' (batch,).
+    """
+    batch, length = input_mask.shape
+    if not self.has_variable("cache", "index") and max_decode_length is None:
+      raise ValueError("The prefill call of cached decoding needs "
+                       "max_decode_length.")
+    index = self.variable("cache", "index", jnp.zeros, (), jnp.int32)
+    key_real = self.variable("cache", "key_real", jnp.zeros,
+                             (batch, max_decode_length or 0), jnp.bool_)
+    next_position = self.variable("cache", "next_position", jnp.zeros,
+                                  (batch,), jnp.int32)
+    first = index.value
+    counts = jnp.cumsum(input_mask.astype(jnp.int32), axis=-1)
+    positions = next_position.value[:, None] + jnp.maximum(counts - 1, 0)
+    key_real.value = jax.lax.dynamic_update_slice(key_real.value, input_mask,
+                                                  (0, first))
+    next_position.value = next_position.value + counts[:, -1]
+    index.value = first + length
+    return positions, key_real.value, first
+
+
+class DecoderOnly(nn.Module):
+  """A decoder-only LM. Variables: 'params' (base), optional 'adapters'."""
+  config: DecoderConfig
+  adapter: Optional[AdapterConfig] = None
+
+  def setup(self):
+    c = self.config
+    self.token_embedder = nn.Embed(
+        c.vocab_size, c.hidden_size, dtype=jnp.dtype(c.dtype),
+        param_dtype=jnp.dtype(c.param_dtype),
+        embedding_init=nn.with_logical_partitioning(
+            nn.initializers.normal(1.0), (VOCAB, EMBED)))
+    self.decoder = Decoder(c, self.adapter, self.token_embedder)
+
+  def __call__(self, tokens: Array, input_mask: Optional[Array] = None,
+               positions: Optional[Array] = None,
+               segment_ids: Optional[Array] = None,
+               prefix_mask: Optional[Array] = None,
+               enable_dropout: bool = False, decode: bool = False,
+               max_decode_length: Optional[int] = None) -> Array:
+    """Logits (batch, length, vocab) in float32; see the module docstring."""
+    return self.decoder(tokens, input_mask, positions, segment_ids,
+                        prefix_mask, enable_dropout, decode,
+                        max_decode_length)
+
+
+def param_shapes(config: DecoderConfig) -> dict[str, tuple[int, ...]]:
+  """Every base parameter path of `config`'s network -> its shape."""
+  c = config
+  embed = (c.hidden_size,)
+  shapes = {"token_embedder/embedding": (c.vocab_size, c.hidden_size),
+            "decoder/decoder_norm/scale": embed}
+  if not c.tie_word_embeddings:
+    shapes["decoder/logits_dense/kernel"] = (c.hidden_size, c.vocab_size)
+  for i in range(c.num_layers):
+    p = f"decoder/layers_{i}"
+    norms = ["pre_attention_norm", "pre_mlp_norm"]
+    if c.gemma_norms:
+      norms += ["post_attention_norm", "post_mlp_norm"]
+    shapes.update({f"{p}/{n}/scale": embed for n in norms})
+    a = f"{p}/attention"
+    shapes[f"{a}/query/kernel"] = (c.hidden_size, c.query_dim)
+    shapes[f"{a}/key/kernel"] = (c.hidden_size, c.kv_dim)
+    shapes[f"{a}/value/kernel"] = (c.hidden_size, c.kv_dim)
+    shapes[f"{a}/out/kernel"] = (c.query_dim, c.hidden_size)
+    if c.qkv_bias:
+      shapes[f"{a}/query/bias"] = (c.query_dim,)
+      shapes[f"{a}/key/bias"] = (c.kv_dim,)
+      shapes[f"{a}/value/bias"] = (c.kv_dim,)
+    if c.qk_norm:
+      shapes[f"{a}/query_norm/scale"] = (c.head_dim,)
+      shapes[f"{a}/key_norm/scale"] = (c.head_dim,)
+    shapes[f"{p}/mlp/wi_0/kernel"] = (c.hidden_size, c.intermediate_size)
+    shapes[f"{p}/mlp/wi_1/kernel"] = (c.hidden_size, c.intermediate_size)
+    shapes[f"{p}/mlp/wo/kernel"] = (c.intermediate_size, c.hidden_size)
+  return shapes

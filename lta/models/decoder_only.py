@@ -1,0 +1,157 @@
+"""Task logic around a decoder-only network: scoring and decoding (the T5X contract).
+
+`DecoderOnlyModel` is to lta.models.decoder.network.DecoderOnly what
+`EncoderDecoderModel` (lta/models/contract.py) is to mT5: it holds the task
+logic and keeps the network plain. `variables` is always the whole dict the
+network applies to: {'params': base} for a base or merged model, plus
+'adapters' when adapters run unmerged.
+
+Batches (all (batch, length) arrays):
+  scoring / training: 'decoder_input_tokens' (targets shifted right),
+    'decoder_target_tokens', optional 'decoder_loss_weights' (default:
+    targets > 0), 'decoder_input_mask' (real tokens; default all),
+    'decoder_positions' and 'decoder_segment_ids' (packing), and
+    'decoder_causal_attention' (T5X's name for the prefix that attends
+    bidirectionally; default: none, fully causal).
+  prediction: 'prompt_tokens', LEFT-padded (`left_pad` converts right-padded
+    rows), with 'prompt_mask' (default: tokens != pad_token_id). Every row
+    needs at least one real token.
+
+predict_batch prefills the prompt minus its last token into the KV cache,
+then decodes with lta.models.decoding starting from each row's last prompt
+token, so the first generated token is the prompt's continuation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lta import errors
+from lta.models import decoding
+from lta.models.contract import DecodingConfig
+from lta.models.decoder.network import DecoderOnly
+
+Array = jax.Array
+Variables = Mapping[str, Any]
+Batch = Mapping[str, Array]
+
+
+def left_pad(tokens: Array, mask: Array) -> tuple[Array, Array]:
+  """Moves each row's real tokens (mask, contiguous from the left) to the
+  right end: right-padded prompts -> left-padded ones."""
+  width = tokens.shape[1]
+  shift = width - mask.astype(jnp.int32).sum(-1, keepdims=True)
+  source = (jnp.arange(width)[None, :] - shift) % width
+  return (jnp.take_along_axis(tokens, source, axis=1),
+          jnp.take_along_axis(mask, source, axis=1))
+
+
+class DecoderOnlyModel:
+  """Wraps a DecoderOnly network with score_batch and predict_batch."""
+
+  def __init__(self, module: DecoderOnly, z_loss: float = 1e-4):
+    self.module = module
+    self.z_loss = z_loss
+
+  @property
+  def config(self):
+    return self.module.config
+
+  def init_variables(self, rng: Array, batch_size: int = 1,
+                     length: int = 8) -> dict[str, Any]:
+    """Boxed variables (with logical axis names) for the given shapes."""
+    tokens = jnp.ones((batch_size, length), jnp.int32)
+    variables = self.module.init({"params": rng}, tokens)
+    adapter = self.module.adapter
+    if adapter is not None and not variables.get("adapters"):
+      raise errors.ConfigError(
+          f"AdapterConfig.targets={adapter.targets!r} matches no kernel; "
+          "kernel paths look like 'decoder/layers_0/attention/query/kernel'.")
+    return variables
+
+  def init_unboxed(self, rng: Array, **shapes) -> dict[str, Any]:
+    return nn.meta.unbox(self.init_variables(rng, **shapes))
+
+  def logits(self, variables: Variables, batch: Batch,
+             dropout_rng: Optional[Array] = None) -> Array:
+    """Float32 logits (batch, length, vocab) of 'decoder_input_tokens'."""
+    rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
+    return self.module.apply(
+        dict(variables), batch["decoder_input_tokens"],
+        input_mask=batch.get("decoder_input_mask"),
+        positions=batch.get("decoder_positions"),
+        segment_ids=batch.get("decoder_segment_ids"),
+        prefix_mask=batch.get("decoder_causal_attention"),
+        enable_dropout=rngs is not None, rngs=rngs)
+
+  # loss_fn(variables, batch, dropout_rng) -> (loss, aux) goes here: the
+  # objectives (prefix LM, prompt -> answer) define which tokens it weighs.
+
+  def score_batch(self, variables: Variables, batch: Batch) -> Array:
+    """Sum of target log-likelihoods per example, weighted."""
+    logits = self.logits(variables, batch)
+    targets = batch["decoder_target_tokens"]
+    weights = batch.get("decoder_loss_weights", targets > 0)
+    log_p = jax.nn.log_softmax(logits)
+    tok = jnp.take_along_axis(log_p, targets[..., None], -1)[..., 0]
+    return (tok * weights).sum(-1)
+
+  def prompt(self, batch: Batch) -> tuple[Array, Array]:
+    tokens = jnp.asarray(batch["prompt_tokens"], jnp.int32)
+    mask = batch.get("prompt_mask")
+    if mask is None:
+      mask = tokens != self.config.pad_token_id
+    return tokens, jnp.asarray(mask, jnp.bool_)
+
+  def initial_cache(self, variables: Variables, prompt_tokens: Array,
+                    prompt_mask: Array, max_decode_length: int) -> Any:
+    """The cache after all but the last prompt column, sized for
+    max_decode_length new tokens."""
+    slots = prompt_tokens.shape[1] - 1 + max_decode_length
+    _, state = self.module.apply(
+        dict(variables), prompt_tokens[:, :-1], input_mask=prompt_mask[:, :-1],
+        decode=True, max_decode_length=slots, mutable=["cache"])
+    return state["cache"]
+
+  def tokens_to_logits_fn(self, variables: Variables):
+
+    def tokens_to_logits(ids, cache, step):
+      del step  # The cache tracks its own position.
+      logits, state = self.module.apply(
+          {**variables, "cache": cache}, ids, decode=True, mutable=["cache"])
+      return logits[:, -1, :], state["cache"]
+
+    return tokens_to_logits
+
+  def predict_batch(self, variables: Variables, batch: Batch,
+                    config: DecodingConfig = DecodingConfig(),
+                    rng: Optional[Array] = None,
+                    progress_fn=None) -> Array:
+    """Generated ids (batch, max_decode_length), prompt excluded, 0 after
+    EOS. The caller jits it (config is static)."""
+    tokens, mask = self.prompt(batch)
+    cache = self.initial_cache(variables, tokens, mask,
+                               config.max_decode_length)
+    common = dict(
+        tokens_to_logits=self.tokens_to_logits_fn(variables),
+        initial_cache=cache, batch_size=tokens.shape[0],
+        max_decode_len=config.max_decode_length,
+        eos_id=self.config.eos_token_id, decoder_start_id=tokens[:, -1],
+        progress_fn=progress_fn)
+    if config.method == "greedy":
+      return decoding.greedy_decode(**common)
+    if config.method == "beam":
+      ids, _ = decoding.beam_search(
+          beam_size=config.beam_size, alpha=config.alpha,
+          finish_at_max_length=config.finish_at_max_length, **common)
+      return ids[:, 0]
+    if rng is None:
+      raise ValueError("DecodingConfig.method='sample' needs an rng.")
+    ids, _ = decoding.temperature_sample(
+        rng=rng, temperature=config.temperature, topk=config.topk,
+        topp=config.topp, **common)
+    return ids
