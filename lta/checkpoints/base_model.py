@@ -4,7 +4,9 @@
 and `lta merge` (run_merge.merge_into_base_path) all read their base here.
 An HF directory (or weights file) carries its architecture, which must agree
 with the gin model config when one is given; a T5X checkpoint does not, so
-it needs the gin config (a gin/models file).
+it needs the gin config (a gin/models file). A decoder-only HF checkpoint
+(Llama, Qwen2/3, Gemma 2/3: lta.checkpoints.hf_decoder) is told apart by
+its config.json; `save_base_model` writes either family back as HF.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any, Optional
 
 from lta import errors
 from lta.checkpoints import hf
+from lta.checkpoints import hf_decoder
 from lta.checkpoints import t5x
+from lta.models import families
 from lta.models.mt5.config import T5Config
 
 _HF_WEIGHTS_SUFFIXES = (".safetensors", ".safetensors.index.json",
@@ -37,10 +41,10 @@ def is_t5x_checkpoint(path: str) -> bool:
           os.path.isdir(os.path.join(path, t5x.ORBAX_STATE_DIR)))
 
 
-def load_base_model(path: str, config: Optional[T5Config] = None,
+def load_base_model(path: str, config: Optional[families.ModelConfig] = None,
                     flag: str = "base checkpoint",
                     config_flag: str = "model_config"
-                    ) -> tuple[T5Config, dict[str, Any]]:
+                    ) -> tuple[families.ModelConfig, dict[str, Any]]:
   """(config, numpy params) of the checkpoint at `path`.
 
   Args:
@@ -54,9 +58,18 @@ def load_base_model(path: str, config: Optional[T5Config] = None,
   if not os.path.exists(path):
     raise errors.MissingFileError(f"{where} does not exist")
   if is_hf_checkpoint(path):
-    hf_config, params = hf.load_hf_checkpoint(path)
+    if hf_decoder.is_decoder_only(hf_decoder.read_hf_config(path)[3]):
+      hf_config, params = hf_decoder.load_hf_decoder(path)
+    else:
+      hf_config, params = hf.load_hf_checkpoint(path)
     if config is None:
       return hf_config, params
+    if type(config) is not type(hf_config):
+      raise errors.ConfigError(
+          f"{where} holds a {type(hf_config).__name__} model ("
+          f"{hf_config.name}) but the gin model config is a "
+          f"{type(config).__name__}; use the gin/models file of this "
+          "checkpoint")
     want, got = config.architecture_dict(), hf_config.architecture_dict()
     differ = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
     if differ:
@@ -78,3 +91,12 @@ def load_base_model(path: str, config: Optional[T5Config] = None,
       f"{hf.SAFETENSORS} or {hf.FLAX_MSGPACK}) nor a T5X checkpoint "
       f"(checkpoint_<step>/ with a '{t5x.MSGPACK_FILE}' file or an orbax "
       f"'{t5x.ORBAX_STATE_DIR}/' directory)")
+
+
+def save_base_model(params: Any, config: families.ModelConfig,
+                    path: str) -> None:
+  """Writes `params` as an HF checkpoint of `config`'s family."""
+  if families.is_decoder_only(config):
+    hf_decoder.save_hf_decoder(params, config, path)
+  else:
+    hf.save_hf_checkpoint(params, config, path)

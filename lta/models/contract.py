@@ -97,6 +97,8 @@ class EncoderDecoderModel:
   adapters run unmerged.
   """
 
+  ARCHITECTURE = "encoder_decoder"  # lta.data.input_pipeline.feature_converter
+
   def __init__(self, module: Transformer, z_loss: float = 1e-4):
     self.module = module
     self.z_loss = z_loss

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 from lta import errors
 from lta.models import decoding
 from lta.models.contract import DecodingConfig
+from lta.models.contract import cross_entropy_with_z_loss
+from lta.models.contract import token_means
 from lta.models.decoder.network import DecoderOnly
 
 Array = jax.Array
@@ -51,7 +53,9 @@ def left_pad(tokens: Array, mask: Array) -> tuple[Array, Array]:
 
 
 class DecoderOnlyModel:
-  """Wraps a DecoderOnly network with score_batch and predict_batch."""
+  """Wraps a DecoderOnly network with loss_fn, score_batch and predict_batch."""
+
+  ARCHITECTURE = "decoder_only"  # lta.data.input_pipeline.feature_converter
 
   def __init__(self, module: DecoderOnly, z_loss: float = 1e-4):
     self.module = module
@@ -88,8 +92,23 @@ class DecoderOnlyModel:
         prefix_mask=batch.get("decoder_causal_attention"),
         enable_dropout=rngs is not None, rngs=rngs)
 
-  # loss_fn(variables, batch, dropout_rng) -> (loss, aux) goes here: the
-  # objectives (prefix LM, prompt -> answer) define which tokens it weighs.
+  def token_sums(self, variables: Variables, batch: Batch,
+                 dropout_rng: Optional[Array]
+                 ) -> tuple[Array, dict[str, Array]]:
+    """(loss, aux) summed over weighted target tokens, as
+    EncoderDecoderModel.token_sums. The objectives (lta.data.decoder_only)
+    weigh the answer only, never the prompt."""
+    logits = self.logits(variables, batch, dropout_rng)
+    targets = batch["decoder_target_tokens"]
+    weights = batch.get("decoder_loss_weights", targets > 0)
+    return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+
+  def loss_fn(self, variables: Variables, batch: Batch,
+              dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:
+    """Mean token loss; aux holds the means of cross entropy and accuracy."""
+    loss, aux = self.token_sums(variables, batch, dropout_rng)
+    means = token_means({"loss": loss, **aux})
+    return means.pop("loss"), means
 
   def score_batch(self, variables: Variables, batch: Batch) -> Array:
     """Sum of target log-likelihoods per example, weighted."""
