@@ -24,11 +24,12 @@ token, so the first generated token is the prompt's continuation.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lta import errors
 from lta.models import decoding
@@ -118,6 +119,24 @@ class DecoderOnlyModel:
     log_p = jax.nn.log_softmax(logits)
     tok = jnp.take_along_axis(log_p, targets[..., None], -1)[..., 0]
     return (tok * weights).sum(-1)
+
+  @property
+  def decoder_start_id(self) -> int:
+    """The token before a sequence's first: training batches shift right
+    with it (lta.data.input_pipeline), and prompts begin with it."""
+    return self.config.bos_token_id
+
+  def prompt_batch(self, rows: Sequence[Any], length: int) -> dict[str, Any]:
+    """Token rows (at most `length` each) -> a predict batch: each row
+    after decoder_start_id, left-padded to length + 1, with its mask."""
+    tokens = np.full((len(rows), length + 1), self.config.pad_token_id,
+                     np.int32)
+    mask = np.zeros(tokens.shape, bool)
+    for i, row in enumerate(rows):
+      row = [self.decoder_start_id] + list(row[:length])
+      tokens[i, -len(row):] = row
+      mask[i, -len(row):] = True
+    return {"prompt_tokens": tokens, "prompt_mask": mask}
 
   def prompt(self, batch: Batch) -> tuple[Array, Array]:
     tokens = jnp.asarray(batch["prompt_tokens"], jnp.int32)
