@@ -1,25 +1,30 @@
 """The frozen base model of a run, from an HF or a T5X checkpoint.
 
+HF checkpoints are mT5 / T5 (lta.checkpoints.hf) or a decoder-only family
+(lta.checkpoints.hf_decoder: Llama, Qwen2, Qwen3, Gemma 2, Gemma 3 text),
+told apart by config.json; the config returned is then a T5Config or a
+DecoderConfig.
+
 `lta train` (INITIAL_CHECKPOINT_PATH), `lta eval` (run_eval.base_checkpoint)
 and `lta merge` (run_merge.merge_into_base_path) all read their base here.
 An HF directory (or weights file) carries its architecture, which must agree
 with the gin model config when one is given; a T5X checkpoint does not, so
-it needs the gin config (a gin/models file). A decoder-only HF checkpoint
-(Llama, Qwen2/3, Gemma 2/3: lta.checkpoints.hf_decoder) is told apart by
-its config.json; `save_base_model` writes either family back as HF.
+it needs the gin config (a gin/models file).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from lta import errors
 from lta.checkpoints import hf
 from lta.checkpoints import hf_decoder
 from lta.checkpoints import t5x
-from lta.models import families
+from lta.models.decoder.config import DecoderConfig
 from lta.models.mt5.config import T5Config
+
+ModelConfig = Union[T5Config, DecoderConfig]
 
 _HF_WEIGHTS_SUFFIXES = (".safetensors", ".safetensors.index.json",
                         ".msgpack", ".msgpack.index.json")
@@ -41,10 +46,17 @@ def is_t5x_checkpoint(path: str) -> bool:
           os.path.isdir(os.path.join(path, t5x.ORBAX_STATE_DIR)))
 
 
-def load_base_model(path: str, config: Optional[families.ModelConfig] = None,
+def _load_hf(path: str) -> tuple[ModelConfig, dict[str, Any]]:
+  hf_config = hf_decoder.read_hf_config(path)[3]
+  if hf_decoder.is_decoder_only(hf_config):
+    return hf_decoder.load_hf_decoder(path)
+  return hf.load_hf_checkpoint(path)
+
+
+def load_base_model(path: str, config: Optional[ModelConfig] = None,
                     flag: str = "base checkpoint",
                     config_flag: str = "model_config"
-                    ) -> tuple[families.ModelConfig, dict[str, Any]]:
+                    ) -> tuple[ModelConfig, dict[str, Any]]:
   """(config, numpy params) of the checkpoint at `path`.
 
   Args:
@@ -58,18 +70,14 @@ def load_base_model(path: str, config: Optional[families.ModelConfig] = None,
   if not os.path.exists(path):
     raise errors.MissingFileError(f"{where} does not exist")
   if is_hf_checkpoint(path):
-    if hf_decoder.is_decoder_only(hf_decoder.read_hf_config(path)[3]):
-      hf_config, params = hf_decoder.load_hf_decoder(path)
-    else:
-      hf_config, params = hf.load_hf_checkpoint(path)
+    hf_config, params = _load_hf(path)
     if config is None:
       return hf_config, params
     if type(config) is not type(hf_config):
       raise errors.ConfigError(
-          f"{where} holds a {type(hf_config).__name__} model ("
-          f"{hf_config.name}) but the gin model config is a "
-          f"{type(config).__name__}; use the gin/models file of this "
-          "checkpoint")
+          f"{where} holds a {type(hf_config).__name__} model, but the model "
+          f"config is a {type(config).__name__}; use the gin/models file of "
+          "this checkpoint")
     want, got = config.architecture_dict(), hf_config.architecture_dict()
     differ = {k: (want[k], got[k]) for k in want if want[k] != got[k]}
     if differ:
@@ -93,10 +101,9 @@ def load_base_model(path: str, config: Optional[families.ModelConfig] = None,
       f"'{t5x.ORBAX_STATE_DIR}/' directory)")
 
 
-def save_base_model(params: Any, config: families.ModelConfig,
-                    path: str) -> None:
+def save_base_model(params: Any, config: ModelConfig, path: str) -> None:
   """Writes `params` as an HF checkpoint of `config`'s family."""
-  if families.is_decoder_only(config):
+  if isinstance(config, DecoderConfig):
     hf_decoder.save_hf_decoder(params, config, path)
   else:
     hf.save_hf_checkpoint(params, config, path)
