@@ -60,9 +60,10 @@ class DecoderObjective:
           f" expected one of {', '.join(map(repr, PREFIX_ATTENTION))}"
           f"{errors.did_you_mean(str(self.prefix_attention), PREFIX_ATTENTION)}")
 
-  def feature_converter(self) -> seqio.FeatureConverter:
+  def feature_converter(self, bos_id: int = 0) -> seqio.FeatureConverter:
+    """Decoder inputs start with `bos_id`, the model's start token."""
     converter = seqio.PrefixLMFeatureConverter(
-        loss_on_targets_only=True, pack=self.pack)
+        loss_on_targets_only=True, pack=self.pack, bos_id=bos_id)
     if self.prefix_attention == "causal":
       return _CausalPrefixLM(converter)
     return converter
@@ -77,7 +78,7 @@ class _CausalPrefixLM(seqio.FeatureConverter):
 
   def __init__(self, prefix_lm: seqio.PrefixLMFeatureConverter):
     self._prefix_lm = prefix_lm
-    super().__init__(pack=prefix_lm.pack)
+    super().__init__(pack=prefix_lm.pack, bos_id=prefix_lm.bos_id)
 
   def _convert_features(self, ds, task_feature_lengths):
     ds = self._prefix_lm(ds, task_feature_lengths)

@@ -29,20 +29,24 @@ from lta import partitioning
 from lta.data import decoder_only
 from lta.data import task_names
 
-# Features lta's models read (lta.models.contract and the decoder-only one).
-MODEL_FEATURES = tuple(dict.fromkeys(
-    ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-     "decoder_loss_weights") + decoder_only.MODEL_FEATURES))
+# Features lta's EncoderDecoderModel reads; packing (segment ids) is not
+# supported by the network, so its batches are never packed.
+MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens",
+                  "decoder_target_tokens", "decoder_loss_weights")
+# ... and those of either architecture (lta.models.decoder_only too).
+ALL_MODEL_FEATURES = tuple(dict.fromkeys(MODEL_FEATURES +
+                                         decoder_only.MODEL_FEATURES))
 ARCHITECTURES = ("encoder_decoder", "decoder_only")
 
 
-def feature_converter(architecture: str = "encoder_decoder"
+def feature_converter(architecture: str = "encoder_decoder", bos_id: int = 0
                       ) -> seqio.FeatureConverter:
-  """The converter from task features to `architecture`'s batches."""
+  """The converter from task features to `architecture`'s batches, which
+  shift decoder inputs right after `bos_id` (the model's start token)."""
   if architecture == "encoder_decoder":
-    return seqio.EncDecFeatureConverter(pack=False)
+    return seqio.EncDecFeatureConverter(pack=False, bos_id=bos_id)
   if architecture == "decoder_only":
-    return decoder_only.DecoderObjective().feature_converter()
+    return decoder_only.DecoderObjective().feature_converter(bos_id)
   raise errors.ConfigError(
       f"unknown model architecture {architecture!r}; expected one of"
       f" {', '.join(map(repr, ARCHITECTURES))}"
@@ -132,7 +136,8 @@ def get_dataset(mixture_or_task_name: str,
                 num_epochs: Optional[int] = None,
                 shard: Optional[tuple[int, int]] = None,
                 data_shards: Optional[int] = None,
-                architecture: str = "encoder_decoder") -> tf.data.Dataset:
+                architecture: str = "encoder_decoder",
+                bos_id: int = 0) -> tf.data.Dataset:
   """This host's batches of `architecture`'s features (`feature_converter`).
 
   `num_epochs=None` repeats forever (training); `shard` defaults to this
@@ -153,7 +158,7 @@ def get_dataset(mixture_or_task_name: str,
   per_host = shards // count
   datasets = [seqio.get_dataset(
       mixture_or_task_name, dict(task_feature_lengths),
-      feature_converter(architecture), dataset_split=split,
+      feature_converter(architecture, bos_id), dataset_split=split,
       shuffle=shuffle, num_epochs=num_epochs,
       shard_info=seqio.ShardInfo(index=i, num_shards=shards), seed=seed,
       batch_size=host_batch_size // per_host, verbose=False)
@@ -172,7 +177,7 @@ def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
 
 
 def _model_features(batch) -> dict[str, np.ndarray]:
-  return {k: batch[k].numpy() for k in MODEL_FEATURES if k in batch}
+  return {k: batch[k].numpy() for k in ALL_MODEL_FEATURES if k in batch}
 
 
 class TrainBatches:

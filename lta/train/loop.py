@@ -250,6 +250,10 @@ def _build_model_and_state(opts: TrainOptions, mesh: jax.sharding.Mesh,
   """
   config, base = opts.model_config or T5Config(), None
   if opts.initial_checkpoint_path:
+    # Without a gin model config an HF base brings its own, of any family.
+    if opts.model_config is None and base_model.is_hf_checkpoint(
+        opts.initial_checkpoint_path):
+      config = None
     config, base = base_model.load_base_model(
         opts.initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
   model = families.build_model(config, opts.adapter)
@@ -322,7 +326,7 @@ def _training_data(opts: TrainOptions, run: _Run):
   return input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
       run.host_batch_size, seed=opts.seed, data_shards=opts.data_shards,
-      architecture=run.model.ARCHITECTURE)
+      architecture=run.model.ARCHITECTURE, bos_id=run.model.decoder_start_id)
 
 
 def _resume(ckpt: orbax_ckpt.TrainCheckpointer, state: TrainState, ds,
@@ -451,7 +455,8 @@ def _evaluate(opts: TrainOptions, run: _Run, p_eval,
   ds = input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
       run.host_batch_size, split=opts.eval_split, shuffle=False,
-      num_epochs=1, architecture=run.model.ARCHITECTURE)
+      num_epochs=1, architecture=run.model.ARCHITECTURE,
+      bos_id=run.model.decoder_start_id)
   totals = None
   for host_batch in input_pipeline.numpy_batches(ds.take(opts.eval_steps)):
     sums = p_eval(state, partitioning.host_batch_to_global(host_batch,
