@@ -39,6 +39,8 @@ ARCHITECTURES = {
     "gemma2": ("Gemma2ForCausalLM", "gemma2"),
     "gemma3": ("Gemma3ForCausalLM", "gemma3_text"),
 }
+# Releases whose text model lta imports once saved on its own.
+_MULTIMODAL = {"Gemma3ForConditionalGeneration": "Gemma3ForCausalLM"}
 EMBEDDING = "model.embed_tokens.weight"
 HEAD = "lm_head.weight"
 _TOP = {EMBEDDING: ("token_embedder/embedding", False),
@@ -105,6 +107,10 @@ def _family_of(hf_config: Mapping[str, Any], source: str) -> str:
                               f"{known_type!r}")
       return family
   known = [a for a, _ in ARCHITECTURES.values()]
+  if arch in _MULTIMODAL:
+    raise CheckpointError(
+        f"{source}: {arch} is {_MULTIMODAL[arch]}'s multimodal model; lta "
+        f"imports its text model: save it as {_MULTIMODAL[arch]} first")
   raise CheckpointError(
       f"{source}: architecture {arch or model_type!r} is not one lta imports "
       f"({', '.join(known)})"
@@ -353,9 +359,9 @@ def is_decoder_only(hf_config: Any) -> bool:
   if not isinstance(hf_config, Mapping):
     return False
   archs = hf_config.get("architectures") or []
-  return (bool(archs) and archs[0] in {a for a, _ in ARCHITECTURES.values()}
-          ) or hf_config.get("model_type") in {
-              t for _, t in ARCHITECTURES.values()}
+  known = {a for a, _ in ARCHITECTURES.values()} | set(_MULTIMODAL)
+  return (bool(archs) and archs[0] in known) or hf_config.get(
+      "model_type") in {t for _, t in ARCHITECTURES.values()}
 
 
 def load_hf_decoder(path: str) -> tuple[DecoderConfig, dict[str, Any]]:

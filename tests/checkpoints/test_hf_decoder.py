@@ -111,6 +111,11 @@ def test_unknown_architecture_is_named_with_a_hint(tmp_path):
   (path / "config.json").write_text(json.dumps(config))
   with pytest.raises(CheckpointError, match="'MistralForCausalLM' is not"):
     hf_decoder.load_hf_decoder(str(path))
+  config["architectures"] = ["Gemma3ForConditionalGeneration"]
+  config["model_type"] = "gemma3"
+  (path / "config.json").write_text(json.dumps(config))
+  with pytest.raises(CheckpointError, match="save it as Gemma3ForCausalLM"):
+    base_model.load_base_model(str(path), None, "flag")
 
 
 def test_missing_and_unknown_tensor_names_are_named(tmp_path):

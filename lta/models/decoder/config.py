@@ -48,6 +48,9 @@ class DecoderConfig:
 
   layer_types: one of LAYER_TYPES per layer, () for all full. A sliding layer
   lets the query at i see keys j with i - sliding_window < j <= i.
+  sliding_window_pattern N (gin shorthand, HF's rule): layers N, 2N, ...
+  (1-based) are full, the rest sliding (Gemma 2: 2, Gemma 3: 6); it is
+  expanded into layer_types and then cleared, so configs compare equal.
   """
   family: str = "llama"
   vocab_size: int = 256
@@ -78,6 +81,7 @@ class DecoderConfig:
   local_rope_theta: Optional[float] = None
   sliding_window: Optional[int] = None
   layer_types: tuple[str, ...] = ()
+  sliding_window_pattern: Optional[int] = None
   max_position_embeddings: int = 8192
   dropout_rate: float = 0.0
   dtype: str = "float32"  # activation dtype
@@ -90,6 +94,7 @@ class DecoderConfig:
   def __post_init__(self):
     if isinstance(self.layer_types, list):
       object.__setattr__(self, "layer_types", tuple(self.layer_types))
+    self._expand_sliding_window_pattern()
     choices = (("family", FAMILIES), ("activation", ACTIVATIONS),
                ("rope_type", ROPE_TYPES))
     for field, allowed in choices:
@@ -108,6 +113,19 @@ class DecoderConfig:
           f"DecoderConfig.num_heads={self.num_heads} must be a multiple of "
           f"num_kv_heads={self.num_kv_heads} (grouped-query attention)")
     self._check_layer_types()
+
+  def _expand_sliding_window_pattern(self):
+    pattern = self.sliding_window_pattern
+    if pattern is None:
+      return
+    if self.layer_types or pattern < 1:
+      raise errors.ConfigError(
+          f"DecoderConfig.sliding_window_pattern={pattern!r} needs a "
+          "positive value and no layer_types (set one or the other)")
+    object.__setattr__(self, "layer_types", tuple(
+        "sliding_attention" if (i + 1) % pattern else "full_attention"
+        for i in range(self.num_layers)))
+    object.__setattr__(self, "sliding_window_pattern", None)
 
   def _check_layer_types(self):
     if not self.layer_types:

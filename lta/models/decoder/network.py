@@ -132,6 +132,9 @@ class Decoder(nn.Module):
       input_mask = jnp.ones(tokens.shape, jnp.bool_)
     input_mask = input_mask.astype(jnp.bool_)
     if decode:
+      if segment_ids is not None or prefix_mask is not None:
+        raise ValueError("Cached decoding takes no segment_ids or "
+                         "prefix_mask: it decodes one left-padded row each.")
       positions, key_real, first = self._advance_cache(input_mask,
                                                        max_decode_length)
       query_slots = first + jnp.arange(length)
@@ -220,7 +223,9 @@ class Decoder(nn.Module):
     positions = next_position.value[:, None] + jnp.maximum(counts - 1, 0)
     key_real.value = jax.lax.dynamic_update_slice(key_real.value, input_mask,
                                                   (0, first))
-    next_position.value = next_position.value + counts[:, -1]
+    # A one-token prompt prefills nothing (length 0): sum, not counts[-1].
+    next_position.value = next_position.value + input_mask.astype(
+        jnp.int32).sum(-1)
     index.value = first + length
     return positions, key_real.value, first
 
