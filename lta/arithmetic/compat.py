@@ -172,7 +172,8 @@ def check_base(adapters: Sequence[Adapter], base_fingerprint: str,
 
 # Manifest tasks of language vectors (lta.train.loop records the task family:
 # 'mc4_prefix_lm.pt' -> task 'mc4_prefix_lm', language 'pt').
-LANGUAGE_OBJECTIVES = ("mc4_prefix_lm", "mc4_denoise")
+LANGUAGE_OBJECTIVES = ("mc4_prefix_lm", "mc4_denoise",
+                       "mc4_decoder_prefix_lm")  # decoder-only bases
 
 
 class MislabelledAdapterError(IncompatibleAdaptersError):

@@ -99,3 +99,11 @@ def load_base_model(path: str, config: Optional[ModelConfig] = None,
       f"{hf.SAFETENSORS} or {hf.FLAX_MSGPACK}) nor a T5X checkpoint "
       f"(checkpoint_<step>/ with a '{t5x.MSGPACK_FILE}' file or an orbax "
       f"'{t5x.ORBAX_STATE_DIR}/' directory)")
+
+
+def save_base_model(params: Any, config: ModelConfig, path: str) -> None:
+  """Writes `params` as an HF checkpoint of `config`'s family."""
+  if isinstance(config, DecoderConfig):
+    hf_decoder.save_hf_decoder(params, config, path)
+  else:
+    hf.save_hf_checkpoint(params, config, path)

@@ -16,6 +16,7 @@ CONFIGURABLE_MODULES = (
     "lta.partitioning",
     "lta.train.loop",
     "lta.data.vocab",
+    "lta.data.decoder_only",
     "lta.jobs.merge",
     "lta.jobs.evaluate",
     "lta.pipeline.run",

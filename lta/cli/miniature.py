@@ -29,12 +29,12 @@ def main(argv: Sequence[str]) -> int:
   # pylint: disable=g-import-not-at-top  (`lta miniature --help` needs no JAX)
   from lta.jobs import miniature
   from lta.pipeline import run as pipeline
-  from lta.models.mt5.config import T5Config
   from lta.adapters.config import AdapterConfig
   argv = gin_cli.with_default_files(argv, DEFAULT_GIN_FILES)
   gin_cli.parse_and_configure(argv)
   miniature.run_miniature(
-      miniature.MiniatureConfig(), pipeline.PipelineConfig(), T5Config(),
+      miniature.MiniatureConfig(), pipeline.PipelineConfig(),
+      pipeline.base_model_config(),
       AdapterConfig(), command=shlex.join(["lta", "miniature", *argv]))
   return 0
 

@@ -34,12 +34,12 @@ def main(argv: Sequence[str]) -> int:
   # pylint: disable=g-import-not-at-top  (`lta pipeline --help` needs no JAX)
   import tensorflow_datasets as tfds
   from lta.pipeline import run as pipeline
-  from lta.models.mt5.config import T5Config
   from lta.adapters.config import AdapterConfig
   argv = gin_cli.with_default_files(argv, DEFAULT_GIN_FILES)
   gin_cli.parse_and_configure(argv)
   tfds.disable_progress_bar()  # the stage banners are the progress display
-  pipeline.run_pipeline(pipeline.PipelineConfig(), T5Config(),
+  pipeline.run_pipeline(pipeline.PipelineConfig(),
+                        pipeline.base_model_config(),
                         AdapterConfig())
   return 0
 

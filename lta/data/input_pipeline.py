@@ -1,4 +1,8 @@
-"""seqio tasks -> per-host numpy batches of the encoder-decoder features.
+"""seqio tasks -> per-host numpy batches of a model's features.
+
+The model's architecture picks the feature converter (`feature_converter`):
+encoder-decoder batches are never packed (the mT5 network has no segment
+ids); decoder-only ones follow `lta.data.decoder_only.DecoderObjective`.
 
 Deterministic given (task, seed, batch size, host count): seqio shuffles and
 preprocesses with `seed`. Each host reads only its own shard (ShardInfo(
@@ -22,12 +26,31 @@ import tensorflow_datasets as tfds
 
 from lta import errors
 from lta import partitioning
+from lta.data import decoder_only
 from lta.data import task_names
 
 # Features lta's EncoderDecoderModel reads; packing (segment ids) is not
-# supported by the network, so batches are never packed.
+# supported by the network, so its batches are never packed.
 MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens",
                   "decoder_target_tokens", "decoder_loss_weights")
+# ... and those of either architecture (lta.models.decoder_only too).
+ALL_MODEL_FEATURES = tuple(dict.fromkeys(MODEL_FEATURES +
+                                         decoder_only.MODEL_FEATURES))
+ARCHITECTURES = ("encoder_decoder", "decoder_only")
+
+
+def feature_converter(architecture: str = "encoder_decoder", bos_id: int = 0
+                      ) -> seqio.FeatureConverter:
+  """The converter from task features to `architecture`'s batches, which
+  shift decoder inputs right after `bos_id` (the model's start token)."""
+  if architecture == "encoder_decoder":
+    return seqio.EncDecFeatureConverter(pack=False, bos_id=bos_id)
+  if architecture == "decoder_only":
+    return decoder_only.DecoderObjective().feature_converter(bos_id)
+  raise errors.ConfigError(
+      f"unknown model architecture {architecture!r}; expected one of"
+      f" {', '.join(map(repr, ARCHITECTURES))}"
+      f"{errors.did_you_mean(str(architecture), ARCHITECTURES)}")
 
 
 def import_task_modules(modules: Optional[Sequence[str] | str],
@@ -112,8 +135,10 @@ def get_dataset(mixture_or_task_name: str,
                 shuffle: bool = True, seed: Optional[int] = 0,
                 num_epochs: Optional[int] = None,
                 shard: Optional[tuple[int, int]] = None,
-                data_shards: Optional[int] = None) -> tf.data.Dataset:
-  """This host's batches.
+                data_shards: Optional[int] = None,
+                architecture: str = "encoder_decoder",
+                bos_id: int = 0) -> tf.data.Dataset:
+  """This host's batches of `architecture`'s features (`feature_converter`).
 
   `num_epochs=None` repeats forever (training); `shard` defaults to this
   host's (index, count). The data is cut into `data_shards` seqio shards
@@ -133,7 +158,7 @@ def get_dataset(mixture_or_task_name: str,
   per_host = shards // count
   datasets = [seqio.get_dataset(
       mixture_or_task_name, dict(task_feature_lengths),
-      seqio.EncDecFeatureConverter(pack=False), dataset_split=split,
+      feature_converter(architecture, bos_id), dataset_split=split,
       shuffle=shuffle, num_epochs=num_epochs,
       shard_info=seqio.ShardInfo(index=i, num_shards=shards), seed=seed,
       batch_size=host_batch_size // per_host, verbose=False)
@@ -152,7 +177,7 @@ def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
 
 
 def _model_features(batch) -> dict[str, np.ndarray]:
-  return {k: batch[k].numpy() for k in MODEL_FEATURES if k in batch}
+  return {k: batch[k].numpy() for k in ALL_MODEL_FEATURES if k in batch}
 
 
 class TrainBatches:
@@ -202,6 +227,10 @@ def unsaveable_reason(ds: tf.data.Dataset) -> Optional[str]:
 
 
 def batch_tokens(batch: Mapping[str, np.ndarray]) -> int:
-  """Non-padding input plus target tokens, for throughput."""
-  return int(np.count_nonzero(batch["encoder_input_tokens"]) +
+  """Non-padding input plus target tokens, for throughput.
+
+  A decoder-only batch holds prompt and answer in its targets.
+  """
+  encoder = batch.get("encoder_input_tokens")
+  return int((0 if encoder is None else np.count_nonzero(encoder)) +
              np.count_nonzero(batch["decoder_target_tokens"]))

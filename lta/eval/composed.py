@@ -28,9 +28,8 @@ from lta.eval import lambda_selection
 from lta.eval import methods
 from lta.eval import scoring
 from lta.eval.results import ResultRecord
-from lta.models.contract import DecodingConfig, EncoderDecoderModel
-from lta.models.mt5.config import T5Config
-from lta.models.mt5.network import Transformer
+from lta.models import families
+from lta.models.contract import DecodingConfig
 
 
 class MergedScorer:
@@ -45,7 +44,7 @@ class MergedScorer:
                batch_size: int, decoding: DecodingConfig,
                max_examples: Optional[int] = None,
                fidelity_fn: Optional[scoring.FidelityFn] = None,
-               model_config: Optional[T5Config] = None,
+               model_config: Optional[families.ModelConfig] = None,
                log: Optional[Callable[[str], None]] = print,
                vocabulary: Optional[str] = None):
     self.base_path = base_path
@@ -54,7 +53,7 @@ class MergedScorer:
         "run_eval.model_config")
     self.fingerprint = fingerprint.base_model_fingerprint(self.config,
                                                           self.params)
-    self.model = EncoderDecoderModel(Transformer(self.config))
+    self.model = families.build_model(self.config)
     self.predict_fn = scoring.make_predict_fn(self.model, decoding)
     self.feature_lengths = dict(feature_lengths)
     self.batch_size = batch_size

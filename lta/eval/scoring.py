@@ -17,7 +17,8 @@ from lta.eval import langid
 from lta.eval import metrics
 from lta.data import vocab
 from lta.data import task_names
-from lta.models.contract import DecodingConfig, EncoderDecoderModel
+from lta.models import families
+from lta.models.contract import DecodingConfig
 # Re-exported: main_metric lives in the light results module.
 from lta.eval.results import main_metric  # pylint: disable=unused-import
 
@@ -46,21 +47,25 @@ def load_examples(task_name: str, split: str,
   return examples
 
 
-def _pad_inputs(examples, length):
-  ids = np.zeros((len(examples), length), np.int32)
-  for i, ex in enumerate(examples):
-    row = ex["inputs"][:length]
-    ids[i, :len(row)] = row
-  return ids
-
-
 def _text(value) -> str:
   return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def make_predict_fn(model: EncoderDecoderModel,
-                    decoding: DecodingConfig) -> Callable:
-  return jax.jit(functools.partial(model.predict_batch, config=decoding))
+class PredictFn:
+  """A model's jitted predict_batch, and how it batches prompts."""
+
+  def __init__(self, model: families.Model, decoding: DecodingConfig):
+    self._predict = jax.jit(functools.partial(model.predict_batch,
+                                              config=decoding))
+    self.prompt_batch = model.prompt_batch
+
+  def __call__(self, variables, batch, **kwargs):
+    return self._predict(variables, batch, **kwargs)
+
+
+def make_predict_fn(model: families.Model,
+                    decoding: DecodingConfig) -> PredictFn:
+  return PredictFn(model, decoding)
 
 
 # progress(batches_done, batches_total, examples_done, examples_total)
@@ -112,7 +117,7 @@ class DecodeProgress:
     self.log(line)
 
 
-def decode_examples(predict_fn: Callable, variables: Mapping[str, Any],
+def decode_examples(predict_fn: PredictFn, variables: Mapping[str, Any],
                     examples: Sequence[Mapping[str, Any]], batch_size: int,
                     input_length: int,
                     progress: Optional[ProgressFn] = None,
@@ -127,8 +132,8 @@ def decode_examples(predict_fn: Callable, variables: Mapping[str, Any],
     chunk = list(examples[start:start + batch_size])
     n = len(chunk)
     chunk += [chunk[-1]] * (batch_size - n)  # fixed shapes: one compile
-    batch = {"encoder_input_tokens": jnp.asarray(
-        _pad_inputs(chunk, input_length))}
+    batch = jax.tree.map(jnp.asarray, predict_fn.prompt_batch(
+        [ex["inputs"] for ex in chunk], input_length))
     extra = ({} if rng is None else
              {"rng": jax.random.fold_in(rng, start // batch_size)})
     ids = np.asarray(predict_fn(variables, batch, **extra))[:n]

@@ -36,7 +36,7 @@ from lta.eval import report as reporting
 from lta.eval import scoring as evaluation
 from lta.languages import related
 from lta.models.contract import DecodingConfig
-from lta.models.mt5.config import T5Config
+from lta.models import families
 from lta.eval.results import ResultRecord
 
 
@@ -60,13 +60,15 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              mixture_or_task_module: str = "lta_tasks",
              allow_extrapolation: bool = False,
              allow_unlabelled: bool = False,
-             model_config: Optional[T5Config] = None) -> dict[str, str]:
+             model_config: Optional[families.ModelConfig] = None
+             ) -> dict[str, str]:
   """Writes results.json, predictions.jsonl, scores.csv/json, table.md (and
   plots); prints the table and every path written.
 
   λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
   vectors whose manifests name no task or language. `model_config`
-  (@T5Config() and a gin/models file) is the architecture of a T5X
+  (@T5Config() or @DecoderConfig() and a gin/models file) is the
+  architecture of a T5X
   base_checkpoint; an HF one brings its own. `baseline` says whether a
   composition is scored next to its task-vector baseline ("include"), alone
   ("exclude"), or the baseline alone ("only"): `lta sweep` scores the

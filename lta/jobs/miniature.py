@@ -30,7 +30,7 @@ from lta import errors
 from lta.eval import methods as method_registry
 from lta.pipeline import run as pipeline
 from lta.eval import report as reporting
-from lta.models.mt5.config import T5Config
+from lta.models import families
 from lta.adapters.config import AdapterConfig
 
 BASELINE = method_registry.label("task_only")
@@ -314,7 +314,7 @@ def plot_lambda(per_seed: Mapping[str, Mapping[str, Any]],
 def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
                  pcfg: pipeline.PipelineConfig, mcfg: MiniatureConfig,
                  seconds: float, command: str,
-                 model_config: Optional[T5Config] = None) -> dict[str, str]:
+                 model_config: Optional[families.ModelConfig] = None) -> dict[str, str]:
   """table.md, miniature.png, lambda_sweep.png and per_seed.json."""
   os.makedirs(out_dir, exist_ok=True)
   targets = list(pcfg.targets)
@@ -362,7 +362,7 @@ def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
 
 
 def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
-                  model_config: T5Config, adapter: AdapterConfig,
+                  model_config: families.ModelConfig, adapter: AdapterConfig,
                   command: str = "lta miniature") -> dict[str, str]:
   """Runs the pipeline for every seed, then writes the aggregate report."""
   t0 = time.time()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lta.models import decoding
 from lta import errors
@@ -97,6 +98,8 @@ class EncoderDecoderModel:
   adapters run unmerged.
   """
 
+  ARCHITECTURE = "encoder_decoder"  # lta.data.input_pipeline.feature_converter
+
   def __init__(self, module: Transformer, z_loss: float = 1e-4):
     self.module = module
     self.z_loss = z_loss
@@ -154,6 +157,18 @@ class EncoderDecoderModel:
     log_p = jax.nn.log_softmax(logits.astype(jnp.float32))
     tok = jnp.take_along_axis(log_p, targets[..., None], -1)[..., 0]
     return (tok * weights).sum(-1)
+
+  @property
+  def decoder_start_id(self) -> int:
+    return self.config.decoder_start_token_id
+
+  def prompt_batch(self, rows: Sequence[Any], length: int) -> dict[str, Any]:
+    """Token rows -> a predict batch: right-padded (cut) to `length`."""
+    tokens = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+      row = row[:length]
+      tokens[i, :len(row)] = row
+    return {"encoder_input_tokens": tokens}
 
   def initial_cache(self, variables: Variables, encoder_tokens: Array,
                     max_decode_length: int) -> Any:

@@ -24,15 +24,18 @@ token, so the first generated token is the prompt's continuation.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lta import errors
 from lta.models import decoding
 from lta.models.contract import DecodingConfig
+from lta.models.contract import cross_entropy_with_z_loss
+from lta.models.contract import token_means
 from lta.models.decoder.network import DecoderOnly
 
 Array = jax.Array
@@ -51,7 +54,9 @@ def left_pad(tokens: Array, mask: Array) -> tuple[Array, Array]:
 
 
 class DecoderOnlyModel:
-  """Wraps a DecoderOnly network with score_batch and predict_batch."""
+  """Wraps a DecoderOnly network with loss_fn, score_batch and predict_batch."""
+
+  ARCHITECTURE = "decoder_only"  # lta.data.input_pipeline.feature_converter
 
   def __init__(self, module: DecoderOnly, z_loss: float = 1e-4):
     self.module = module
@@ -88,8 +93,23 @@ class DecoderOnlyModel:
         prefix_mask=batch.get("decoder_causal_attention"),
         enable_dropout=rngs is not None, rngs=rngs)
 
-  # loss_fn(variables, batch, dropout_rng) -> (loss, aux) goes here: the
-  # objectives (prefix LM, prompt -> answer) define which tokens it weighs.
+  def token_sums(self, variables: Variables, batch: Batch,
+                 dropout_rng: Optional[Array]
+                 ) -> tuple[Array, dict[str, Array]]:
+    """(loss, aux) summed over weighted target tokens, as
+    EncoderDecoderModel.token_sums. The objectives (lta.data.decoder_only)
+    weigh the answer only, never the prompt."""
+    logits = self.logits(variables, batch, dropout_rng)
+    targets = batch["decoder_target_tokens"]
+    weights = batch.get("decoder_loss_weights", targets > 0)
+    return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+
+  def loss_fn(self, variables: Variables, batch: Batch,
+              dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:
+    """Mean token loss; aux holds the means of cross entropy and accuracy."""
+    loss, aux = self.token_sums(variables, batch, dropout_rng)
+    means = token_means({"loss": loss, **aux})
+    return means.pop("loss"), means
 
   def score_batch(self, variables: Variables, batch: Batch) -> Array:
     """Sum of target log-likelihoods per example, weighted."""
@@ -99,6 +119,24 @@ class DecoderOnlyModel:
     log_p = jax.nn.log_softmax(logits)
     tok = jnp.take_along_axis(log_p, targets[..., None], -1)[..., 0]
     return (tok * weights).sum(-1)
+
+  @property
+  def decoder_start_id(self) -> int:
+    """The token before a sequence's first: training batches shift right
+    with it (lta.data.input_pipeline), and prompts begin with it."""
+    return self.config.bos_token_id
+
+  def prompt_batch(self, rows: Sequence[Any], length: int) -> dict[str, Any]:
+    """Token rows (at most `length` each) -> a predict batch: each row
+    after decoder_start_id, left-padded to length + 1, with its mask."""
+    tokens = np.full((len(rows), length + 1), self.config.pad_token_id,
+                     np.int32)
+    mask = np.zeros(tokens.shape, bool)
+    for i, row in enumerate(rows):
+      row = [self.decoder_start_id] + list(row[:length])
+      tokens[i, -len(row):] = row
+      mask[i, -len(row):] = True
+    return {"prompt_tokens": tokens, "prompt_mask": mask}
 
   def prompt(self, batch: Batch) -> tuple[Array, Array]:
     tokens = jnp.asarray(batch["prompt_tokens"], jnp.int32)

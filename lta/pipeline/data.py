@@ -20,7 +20,7 @@ import seqio
 from lta import errors
 from lta.pipeline import stages
 from lta.data import vocab
-from lta.models.mt5.config import T5Config
+from lta.models import families
 
 if TYPE_CHECKING:
   from lta.pipeline.run import PipelineConfig
@@ -46,7 +46,7 @@ def world_config(cfg: PipelineConfig):
   return config
 
 
-def data_stage(cfg: PipelineConfig, model_config: T5Config) -> stages.Stage:
+def data_stage(cfg: PipelineConfig, model_config: families.ModelConfig) -> stages.Stage:
   """What stage 1 writes under `cfg.shared_dir`, and the config it uses."""
   shared = cfg.shared_dir
   spec = {"languages": cfg.languages, "xlsum_manual_dir": cfg.xlsum_manual_dir,
@@ -62,7 +62,7 @@ def data_stage(cfg: PipelineConfig, model_config: T5Config) -> stages.Stage:
                       os.path.join(shared, "data_stage.json"), spec, outputs)
 
 
-def prepare_data(cfg: PipelineConfig, model_config: T5Config) -> Data:
+def prepare_data(cfg: PipelineConfig, model_config: families.ModelConfig) -> Data:
   """Writes or finds the data, trains the vocabulary, builds TFDS XLSum."""
   from lta.synthetic import world as world_lib  # only for synthetic data
   from lta_tasks import xlsum_builder  # pylint: disable=g-import-not-at-top

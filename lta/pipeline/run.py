@@ -48,6 +48,7 @@ from lta.eval import methods
 from lta.eval import scoring as evaluation
 from lta.eval.results import ResultRecord
 from lta.languages import related as related_lib
+from lta.models import families
 from lta.models.contract import DecodingConfig
 from lta.models.mt5.config import T5Config
 from lta.pipeline import data as pipeline_data
@@ -62,6 +63,24 @@ PRETRAIN_OBJECTIVES = ("prefix_lm", "denoise")
 METHODS = ("task_only", "lang_task_add", "lang_task_add_subtract")
 # Run when task vectors exist in several sources (PipelineConfig.task_sources).
 RELATED_METHODS = arithmetic.RELATED
+# (task, language vector task) by whether the base is decoder-only: the
+# prompt -> answer twins of the mT5 tasks (lta_tasks.decoder_only).
+TASKS = {False: ("xlsum.{}", "mc4_prefix_lm.{}"),
+         True: ("xlsum_prompt.{}", "mc4_decoder_prefix_lm.{}")}
+
+
+@gin.configurable
+def base_model_config(
+    config: Optional[families.ModelConfig] = None) -> families.ModelConfig:
+  """The base's architecture: T5Config() unless gin binds `config`
+  (experiments/decoder_only.gin binds @DecoderConfig())."""
+  return config if config is not None else T5Config()
+
+
+def task_name(model_config: families.ModelConfig, lang: str,
+              language_vector: bool = False) -> str:
+  return TASKS[families.is_decoder_only(model_config)][language_vector].format(
+      lang)
 
 
 @gin.configurable
@@ -184,13 +203,18 @@ def say(text: str) -> None:
 
 
 def _pretrain_mixture(languages: Sequence[str],
-                      objectives: Sequence[str] = ("prefix_lm",)) -> str:
+                      objectives: Sequence[str] = ("prefix_lm",),
+                      model_config: Optional[families.ModelConfig] = None
+                      ) -> str:
   from lta.data import denoising  # pylint: disable=g-import-not-at-top
-  tasks = {"prefix_lm": lambda lang: f"mc4_prefix_lm.{lang}",
+  model_config = model_config or T5Config()
+  tasks = {"prefix_lm": lambda lang: task_name(model_config, lang, True),
            "denoise": denoising.register}
   name = "pipeline_pretrain." + "_".join(languages)
   if tuple(objectives) != ("prefix_lm",):
     name += "." + "_".join(objectives)
+  if families.is_decoder_only(model_config):
+    name += ".decoder_only"
   if name not in seqio.MixtureRegistry.names():
     seqio.MixtureRegistry.add(
         name, [tasks[o](lang) for o in objectives for lang in languages],
@@ -199,7 +223,7 @@ def _pretrain_mixture(languages: Sequence[str],
 
 
 def _train(cfg: PipelineConfig, data: Data, model_dir: str, task: str,
-           steps: int, *, model_config: T5Config, base: Optional[str],
+           steps: int, *, model_config: families.ModelConfig, base: Optional[str],
            adapter: Optional[AdapterConfig], learning_rate: float,
            **kwargs) -> trainer.TrainResult:
   with vocab.use_vocabulary(data.vocab_path):
@@ -270,14 +294,15 @@ class Base:
   digest: str  # its stage's, or the configured checkpoint's path
 
 
-def base_model(cfg: PipelineConfig, model_config: T5Config,
+def base_model(cfg: PipelineConfig, model_config: families.ModelConfig,
                data: Data) -> Base:
   """The base checkpoint: the configured one, or a tiny one trained here."""
   if cfg.initial_checkpoint_path:
     say(f"given: {cfg.initial_checkpoint_path}")
     return Base(cfg.initial_checkpoint_path, cfg.initial_checkpoint_path)
   model_dir = cfg.base_dir or os.path.join(cfg.workdir, "base")
-  mixture = _pretrain_mixture(cfg.languages, cfg.pretrain_objectives)
+  mixture = _pretrain_mixture(cfg.languages, cfg.pretrain_objectives,
+                              model_config)
   spec = {**_training_spec(cfg, data, mixture, "pretrain_steps",
                            "pretrain_learning_rate"),
           "model": model_config.to_dict()}
@@ -297,7 +322,7 @@ def base_model(cfg: PipelineConfig, model_config: T5Config,
 
 
 def train_adapter(cfg: PipelineConfig, name: str, task: str,
-                  steps_field: str, base: Base, model_config: T5Config,
+                  steps_field: str, base: Base, model_config: families.ModelConfig,
                   adapter: AdapterConfig, data: Data) -> tuple[Adapter, str]:
   """The adapter trained on `task` (or found cached), and its digest.
 
@@ -338,6 +363,10 @@ class Scorer(composed.MergedScorer):
                      vocabulary=data.vocab_path)
     self.world = data.world
 
+  def task(self, lang: str) -> str:
+    """The XLSum task of `lang` that this base reads."""
+    return task_name(self.config, lang)
+
   def score(self, adapter: Optional[Adapter], task: str,
             split: str) -> evaluation.TaskResult:
     result = super().score(adapter, task, split)
@@ -360,7 +389,7 @@ def related_sources(cfg: PipelineConfig,
   return related_lib.related_by_target(cfg.targets, cfg.sources, selection)
 
 
-def run_pipeline(cfg: PipelineConfig, model_config: T5Config,
+def run_pipeline(cfg: PipelineConfig, model_config: families.ModelConfig,
                  adapter: AdapterConfig) -> dict[str, str]:
   """Runs (or skips, when cached) every stage; returns the result files."""
   t0 = time.time()
@@ -379,12 +408,13 @@ def run_pipeline(cfg: PipelineConfig, model_config: T5Config,
   stage_banner(3)
   for lang in cfg.sources:
     task_vectors[lang], digests[f"task_{lang}"] = train_adapter(
-        cfg, f"task_{lang}", f"xlsum.{lang}", "task_steps", base,
+        cfg, f"task_{lang}", task_name(model_config, lang), "task_steps", base,
         model_config, adapter, data)
   stage_banner(4)
   for lang in cfg.languages:
     language_vectors[lang], digests[f"lang_{lang}"] = train_adapter(
-        cfg, f"lang_{lang}", f"mc4_prefix_lm.{lang}", "language_steps",
+        cfg, f"lang_{lang}", task_name(model_config, lang, True),
+        "language_steps",
         base, model_config, adapter, data)
   paths = score_and_report(cfg, model_config, data, base, task_vectors,
                            language_vectors, digests, t0)
@@ -401,7 +431,7 @@ def use_compilation_cache(directory: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def score_and_report(cfg: PipelineConfig, model_config: T5Config, data: Data,
+def score_and_report(cfg: PipelineConfig, model_config: families.ModelConfig, data: Data,
                      base: Base, task_vectors: Mapping[str, Adapter],
                      language_vectors: Mapping[str, Adapter],
                      digests: Mapping[str, str], t0: float) -> dict[str, str]:
@@ -480,9 +510,9 @@ def sanity_checks(cfg: PipelineConfig, scorer: Scorer,
       histories[name] = _read_history(os.path.join(cfg.workdir, name))
   source_scores = {}
   for lang, vector in task_vectors.items():
-    scores = scorer.score(vector, f"xlsum.{lang}", "test").scores
+    scores = scorer.score(vector, scorer.task(lang), "test").scores
     source_scores[lang] = scores
-    say(f"task vector {lang} on xlsum.{lang} test: ROUGE-2 "
+    say(f"task vector {lang} on {scorer.task(lang)} test: ROUGE-2 "
         f"{scores['rouge2']:.2f}" + (
             f" | exact match {scores['exact_match']:.0f}%"
             if "exact_match" in scores else ""))
@@ -507,7 +537,7 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
   for target in cfg.targets:
     for method in cfg.methods.values():
       record, examples = composed.score_composition(
-          scorer, f"xlsum.{target}", method, task_vectors=task_vectors,
+          scorer, scorer.task(target), method, task_vectors=task_vectors,
           language_vectors=language_vectors,
           sources=(related[target] if method in RELATED_METHODS
                    else [cfg.source]),

@@ -28,13 +28,12 @@ from lta.adapters import trainable as trainable_lib
 from lta.adapters.config import AdapterConfig
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
-from lta.checkpoints import hf
 from lta.checkpoints import orbax_ckpt
 from lta.data import input_pipeline
 from lta.data import task_names
-from lta.models.contract import EncoderDecoderModel, token_means
+from lta.models import families
+from lta.models.contract import token_means
 from lta.models.mt5.config import T5Config
-from lta.models.mt5.network import Transformer
 from lta.train import optimizers
 from lta.train import preemption
 from lta.train import progress as train_progress
@@ -72,7 +71,7 @@ class TrainOptions:
   mixture_or_task_module: Optional[str]
   adapter: Optional[AdapterConfig]
   trainable: str
-  model_config: Optional[T5Config]
+  model_config: Optional[families.ModelConfig]
   batch_size: int
   num_microbatches: int
   optimizer: Optional[optax.GradientTransformation]
@@ -103,7 +102,7 @@ def train(*,
           mixture_or_task_module: Optional[str] = None,
           adapter: Optional[AdapterConfig] = None,
           trainable: str = "adapters",
-          model_config: Optional[T5Config] = None,
+          model_config: Optional[families.ModelConfig] = None,
           batch_size: int = 32,
           num_microbatches: int = 1,
           optimizer: Optional[optax.GradientTransformation] = None,
@@ -137,7 +136,9 @@ def train(*,
     adapter: adapter config; None for a plain model (full fine-tuning).
     trainable: regex over 'collection/path' or a TRAINABLE_PRESETS name.
     model_config: architecture (and dropout) for random or T5X init; an HF
-      checkpoint brings its own architecture.
+      checkpoint brings its own architecture. T5Config (mT5) or
+      DecoderConfig (decoder-only: the tasks are then the prompt -> answer
+      ones of lta_tasks.decoder_only).
     batch_size: global batch size; split over hosts and the data axis.
     num_microbatches: gradient accumulation steps within a batch.
     optimizer: default `optimizers.make_optimizer()`.
@@ -179,8 +180,8 @@ def train(*,
 @dataclasses.dataclass(frozen=True)
 class _Run:
   """What the stages share once the model is built."""
-  config: T5Config
-  model: EncoderDecoderModel
+  config: families.ModelConfig
+  model: families.Model
   optimizer: optax.GradientTransformation
   pattern: str  # the trainable regex
   mesh: jax.sharding.Mesh
@@ -249,9 +250,13 @@ def _build_model_and_state(opts: TrainOptions, mesh: jax.sharding.Mesh,
   """
   config, base = opts.model_config or T5Config(), None
   if opts.initial_checkpoint_path:
+    # Without a gin model config an HF base brings its own, of any family.
+    if opts.model_config is None and base_model.is_hf_checkpoint(
+        opts.initial_checkpoint_path):
+      config = None
     config, base = base_model.load_base_model(
         opts.initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
-  model = EncoderDecoderModel(Transformer(config, opts.adapter))
+  model = families.build_model(config, opts.adapter)
   optimizer = opts.optimizer if opts.optimizer is not None else (
       optimizers.make_optimizer())
   pattern = trainable_lib.resolve_pattern(opts.trainable)
@@ -320,7 +325,8 @@ def _describe_run(opts: TrainOptions, run: _Run,
 def _training_data(opts: TrainOptions, run: _Run):
   return input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
-      run.host_batch_size, seed=opts.seed, data_shards=opts.data_shards)
+      run.host_batch_size, seed=opts.seed, data_shards=opts.data_shards,
+      architecture=run.model.ARCHITECTURE, bos_id=run.model.decoder_start_id)
 
 
 def _resume(ckpt: orbax_ckpt.TrainCheckpointer, state: TrainState, ds,
@@ -449,7 +455,8 @@ def _evaluate(opts: TrainOptions, run: _Run, p_eval,
   ds = input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
       run.host_batch_size, split=opts.eval_split, shuffle=False,
-      num_epochs=1)
+      num_epochs=1, architecture=run.model.ARCHITECTURE,
+      bos_id=run.model.decoder_start_id)
   totals = None
   for host_batch in input_pipeline.numpy_batches(ds.take(opts.eval_steps)):
     sums = p_eval(state, partitioning.host_batch_to_global(host_batch,
@@ -480,7 +487,7 @@ def _export(opts: TrainOptions, run: _Run, state: TrainState,
     params = to_host(state.variables["params"])
     model_export_dir = os.path.join(opts.model_dir, MODEL_EXPORT_DIR)
     if jax.process_index() == 0:
-      hf.save_hf_checkpoint(params, run.config, model_export_dir)
+      base_model.save_base_model(params, run.config, model_export_dir)
   return TrainResult(state=state, step=outcome.step, history=outcome.history,
                      eval_history=outcome.eval_history,
                      preempted=outcome.preempted, adapter_dir=adapter_dir,

@@ -22,7 +22,8 @@ import optax
 from lta import partitioning
 from lta.adapters import trainable as trainable_lib
 from lta.adapters.tree import flatten_tree
-from lta.models.contract import EncoderDecoderModel, token_means
+from lta.models import families
+from lta.models.contract import token_means
 from lta.train import state as train_state_lib
 from lta.train.state import TrainState
 
@@ -30,7 +31,7 @@ Batch = Mapping[str, jax.Array]
 
 
 def token_sums(trainable, frozen, batch: Batch, dropout_rng,
-               model: EncoderDecoderModel
+               model: families.Model
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Loss summed over target tokens, and the sums the metrics are made of.
 
@@ -57,7 +58,7 @@ def split_microbatches(batch: Batch, num_microbatches: int) -> Batch:
 
 
 def accumulate_gradients(state: TrainState, batch: Batch, *,
-                         model: EncoderDecoderModel, num_microbatches: int,
+                         model: families.Model, num_microbatches: int,
                          enable_dropout: bool) -> tuple[Any, dict[str, Any]]:
   """Token-summed gradients of the trainable tree and token sums, over k
   microbatches (a `lax.scan`), each with its own dropout key."""
@@ -88,7 +89,7 @@ def accumulate_gradients(state: TrainState, batch: Batch, *,
 
 
 def train_step(state: TrainState, batch: Batch, *,
-               model: EncoderDecoderModel,
+               model: families.Model,
                optimizer: optax.GradientTransformation,
                num_microbatches: int = 1,
                enable_dropout: bool = True
@@ -117,7 +118,7 @@ def train_step(state: TrainState, batch: Batch, *,
 
 
 def eval_step(state: TrainState, batch: Batch, *,
-              model: EncoderDecoderModel) -> dict[str, jax.Array]:
+              model: families.Model) -> dict[str, jax.Array]:
   """Token sums (loss, cross entropy, accuracy, tokens) without dropout."""
   _, sums = token_sums(state.trainable, state.frozen, batch, None, model)
   return sums
@@ -126,7 +127,7 @@ def eval_step(state: TrainState, batch: Batch, *,
 # --------------------------------------------------------------- sharding --
 
 
-def state_shardings(model: EncoderDecoderModel, pattern: str,
+def state_shardings(model: families.Model, pattern: str,
                     optimizer: optax.GradientTransformation,
                     mesh: jax.sharding.Mesh, rules) -> tuple[Any, TrainState]:
   """(variable shardings, TrainState of shardings) from logical axis names.
@@ -170,7 +171,7 @@ def jit_eval_step(model, shardings: TrainState, mesh):
                  out_shardings=partitioning.replicated(mesh))
 
 
-def init_variables(model: EncoderDecoderModel, var_sh, seed: int,
+def init_variables(model: families.Model, var_sh, seed: int,
                    base: Optional[dict[str, Any]] = None) -> dict[str, Any]:
   """Sharded random variables; `base` (numpy) replaces the random params."""
   init = jax.jit(model.init_unboxed, out_shardings=var_sh)

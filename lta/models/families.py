@@ -1,0 +1,38 @@
+"""A model config -> its model contract: the one place that knows the families.
+
+Jobs and the trainer hold a config (gin binds `T5Config` or `DecoderConfig`)
+and ask for the contract here; the contract's ARCHITECTURE names the batches
+it reads (lta.data.input_pipeline.feature_converter).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from lta import errors
+from lta.adapters.config import AdapterConfig
+from lta.models.contract import EncoderDecoderModel
+from lta.models.decoder.config import DecoderConfig
+from lta.models.decoder.network import DecoderOnly
+from lta.models.decoder_only import DecoderOnlyModel
+from lta.models.mt5.config import T5Config
+from lta.models.mt5.network import Transformer
+
+ModelConfig = Union[T5Config, DecoderConfig]
+Model = Union[EncoderDecoderModel, DecoderOnlyModel]
+
+
+def build_model(config: ModelConfig,
+                adapter: Optional[AdapterConfig] = None) -> Model:
+  """The model contract of `config`'s family, with `adapter` unmerged."""
+  if isinstance(config, DecoderConfig):
+    return DecoderOnlyModel(DecoderOnly(config, adapter))
+  if isinstance(config, T5Config):
+    return EncoderDecoderModel(Transformer(config, adapter))
+  raise errors.ConfigError(
+      f"model config {type(config).__name__} is not a model family's config;"
+      " bind T5Config or DecoderConfig (gin/models)")
+
+
+def is_decoder_only(config: ModelConfig) -> bool:
+  return isinstance(config, DecoderConfig)
