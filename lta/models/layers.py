@@ -249,6 +249,9 @@ class MultiHeadAttention(nn.Module):
   In decode mode self-attention keeps a key/value cache of
   `max_decode_length` positions; cross-attention caches the projected
   encoder keys/values once, at the prefill call.
+
+  use_bias and scale_scores give BART's attention (mBART, NLLB): biased
+  q/k/v/o projections and scores scaled by d_kv**-0.5.
   """
   num_heads: int
   d_kv: int
@@ -256,6 +259,8 @@ class MultiHeadAttention(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  use_bias: bool = False
+  scale_scores: bool = False
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Optional[Array], bias: Array,
@@ -268,11 +273,15 @@ class MultiHeadAttention(nn.Module):
     query_init = nn.initializers.normal((d_model * self.d_kv)**-0.5)
     kv_init = nn.initializers.normal(d_model**-0.5)
     out_init = nn.initializers.normal(inner**-0.5)
+    bias_ = self.use_bias
     query = projection_of(self, inner, (EMBED, JOINED_KV), query_init,
-                          "query")
-    key = projection_of(self, inner, (EMBED, JOINED_KV), kv_init, "key")
-    value = projection_of(self, inner, (EMBED, JOINED_KV), kv_init, "value")
-    out = projection_of(self, d_model, (JOINED_KV, EMBED), out_init, "out")
+                          "query", bias_)
+    key = projection_of(self, inner, (EMBED, JOINED_KV), kv_init, "key",
+                        bias_)
+    value = projection_of(self, inner, (EMBED, JOINED_KV), kv_init, "value",
+                          bias_)
+    out = projection_of(self, d_model, (JOINED_KV, EMBED), out_init, "out",
+                        bias_)
 
     q = query(inputs_q, deterministic)
     if decode and is_cross:
@@ -289,6 +298,8 @@ class MultiHeadAttention(nn.Module):
     k = k.reshape(b, k.shape[1], self.num_heads, self.d_kv)
     v = v.reshape(b, v.shape[1], self.num_heads, self.d_kv)
     scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+    if self.scale_scores:
+      scores = scores * self.d_kv**-0.5
     scores = scores + bias.astype(jnp.float32)
     if mask is not None:
       scores = jnp.where(mask, scores, NEG_INF)
@@ -372,10 +383,13 @@ def causal_mask(q_len: int, k_len: int, offset: Array | int = 0) -> Array:
   return (k <= q)[None, None]
 
 
-def padding_key_mask(tokens: Array) -> Array:
-  """(batch, 1, 1, k_len): attend only to non-pad keys (token id 0 is pad)."""
-  return (tokens > 0)[:, None, None, :]
+def padding_key_mask(tokens: Array, pad_id: int = 0) -> Array:
+  """(batch, 1, 1, k_len): attend only to non-pad keys.
 
+  T5's pad is 0 and its ids are never negative; other families name theirs.
+  """
+  keep = tokens > 0 if pad_id == 0 else tokens != pad_id
+  return keep[:, None, None, :]
 
 
 # ------------------------------------------------- rotary, grouped attention --
@@ -511,3 +525,29 @@ class GroupedQueryAttention(nn.Module):
     ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, index, 0, 0))
     cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, index, 0, 0))
     return ck.value, cv.value
+
+
+def decoding_state(decoder: nn.Module, encoder_tokens: Optional[Array],
+                   q_len: int, max_decode_length: Optional[int],
+                   encoder_mask_fn: Callable[[Array], Array] = padding_key_mask
+                   ) -> tuple[Array, int, Array]:
+  """(step position, key length, cross mask) of a decoder's cached call.
+
+  The prefill call creates the position counter and the encoder mask in
+  `decoder`'s cache; later calls advance the counter by `q_len`. The self-
+  attention cache of `layers_0` gives the key length.
+  """
+  initialized = decoder.has_variable("cache", "position")
+  pos = decoder.variable("cache", "position", jnp.zeros, (), jnp.int32)
+  mask = decoder.variable("cache", "encoder_mask", encoder_mask_fn,
+                          encoder_tokens)
+  if not initialized:
+    if max_decode_length is None:
+      raise ValueError("The prefill call of cached decoding needs "
+                       "max_decode_length.")
+    return jnp.zeros((), jnp.int32), q_len, mask.value
+  position = pos.value
+  pos.value = position + q_len
+  cache = decoder.scope.variables()["cache"]
+  k_len = cache["layers_0"]["self_attention"]["cached_key"].shape[1]
+  return position, k_len, mask.value

@@ -122,8 +122,8 @@ class Decoder(_Parts):
     y = self.embed(decoder_input_tokens, deterministic)
     position = None
     if decode:
-      position, k_len, cross_mask = self._decode_state(encoder_tokens, q_len,
-                                                       max_decode_length)
+      position, k_len, cross_mask = layers.decoding_state(
+          self, encoder_tokens, q_len, max_decode_length)
       q_pos = position + jnp.arange(q_len)
     else:
       k_len, q_pos = q_len, jnp.arange(q_len)
@@ -148,25 +148,6 @@ class Decoder(_Parts):
           adapter=self.adapter, dtype=self.dtype,
           param_dtype=self.param_dtype, name="logits_dense")(y, deterministic)
     return constrain(logits.astype(jnp.float32), (BATCH, LENGTH, VOCAB))
-
-  def _decode_state(self, encoder_tokens, q_len, max_decode_length):
-    """Step position, key length and cross mask for cached decoding."""
-    initialized = self.has_variable("cache", "position")
-    pos = self.variable("cache", "position", jnp.zeros, (), jnp.int32)
-    mask = self.variable("cache", "encoder_mask", layers.padding_key_mask,
-                         encoder_tokens)
-    if not initialized:
-      if max_decode_length is None:
-        raise ValueError("The prefill call of cached decoding needs "
-                         "max_decode_length.")
-      return jnp.zeros((), jnp.int32), q_len, mask.value
-    position = pos.value
-    pos.value = position + q_len
-    return position, self._cache_length(), mask.value
-
-  def _cache_length(self) -> int:
-    cache = self.scope.variables()["cache"]
-    return cache["layers_0"]["self_attention"]["cached_key"].shape[1]
 
 
 class Transformer(nn.Module):
