@@ -13,7 +13,6 @@ import numpy as np
 
 from lta.models import decoding
 from lta import errors
-from lta.models.mt5.network import Transformer
 
 Array = jax.Array
 Variables = Mapping[str, Any]
@@ -31,6 +30,8 @@ class DecodingConfig:
   beam_size, alpha and finish_at_max_length apply to 'beam';
   temperature, topk and topp to 'sample'. finish_at_max_length=False is
   T5X's rule (only EOS finishes a hypothesis); see lta.models.decoding.
+  forced_first_id: a token every output starts with, as HF's
+  forced_bos_token_id (mBART-50 and NLLB-200's target-language code).
   """
   method: str = "greedy"
   max_decode_length: int = 64
@@ -40,6 +41,7 @@ class DecodingConfig:
   temperature: float = 1.0
   topk: int = 0
   topp: float = 0.0
+  forced_first_id: Optional[int] = None
 
   def __post_init__(self):
     if self.method not in DECODING_METHODS:
@@ -52,7 +54,10 @@ class DecodingConfig:
               ("alpha", self.alpha >= 0, ">= 0"),
               ("temperature", self.temperature >= 0, ">= 0"),
               ("topk", self.topk >= 0, ">= 0"),
-              ("topp", 0 <= self.topp <= 1, "in [0, 1]")]
+              ("topp", 0 <= self.topp <= 1, "in [0, 1]"),
+              ("forced_first_id", (self.forced_first_id is None or
+                                   self.forced_first_id >= 0),
+               "None or a token id >= 0")]
     for field, ok, want in bounds:
       if not ok:
         raise errors.ConfigError(
@@ -90,9 +95,28 @@ def token_means(sums: Mapping[str, Array]) -> dict[str, Array]:
   return {k: v if k == "num_tokens" else v / denom for k, v in sums.items()}
 
 
-class EncoderDecoderModel:
-  """Wraps a Transformer with loss_fn, score_batch and predict_batch.
+def force_first_token(logits: Array, step: Array, token_id: int) -> Array:
+  """At step 0 every token but `token_id` gets decoding.NEG_INF (HF's
+  ForcedBOSTokenLogitsProcessor, with a finite minus infinity)."""
+  forced = jnp.where(jnp.arange(logits.shape[-1]) == token_id, 0.0,
+                     decoding.NEG_INF).astype(logits.dtype)
+  return jnp.where(step == 0, jnp.broadcast_to(forced, logits.shape), logits)
 
+
+def pad_after_eos(ids: Array, eos_id: int, pad_id: int) -> Array:
+  """Replaces every id after a row's first EOS with `pad_id`."""
+  is_eos = (ids == eos_id).astype(jnp.int32)
+  after = jnp.cumsum(is_eos, axis=-1) - is_eos > 0
+  return jnp.where(after, pad_id, ids)
+
+
+class EncoderDecoderModel:
+  """Wraps an encoder-decoder network with loss_fn, score_batch and
+  predict_batch.
+
+  The network is mT5's (lta.models.mt5) or mBART / NLLB's (lta.models.bart):
+  both have encode, decode(..., decode=True, max_decode_length) with a
+  'cache' collection, and a config with pad, eos and decoder start ids.
   `variables` is always the whole dict the network applies to:
   {'params': base} for a base or merged model, plus 'adapters' when
   adapters run unmerged.
@@ -100,7 +124,7 @@ class EncoderDecoderModel:
 
   ARCHITECTURE = "encoder_decoder"  # lta.data.input_pipeline.feature_converter
 
-  def __init__(self, module: Transformer, z_loss: float = 1e-4):
+  def __init__(self, module: nn.Module, z_loss: float = 1e-4):
     self.module = module
     self.z_loss = z_loss
 
@@ -138,8 +162,15 @@ class EncoderDecoderModel:
         batch["decoder_input_tokens"], enable_dropout=rngs is not None,
         rngs=rngs)
     targets = batch["decoder_target_tokens"]
-    weights = batch.get("decoder_loss_weights", targets > 0)
+    weights = self._target_weights(batch)
     return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+
+  def _target_weights(self, batch: Batch) -> Array:
+    """decoder_loss_weights, or every non-pad target."""
+    targets = batch["decoder_target_tokens"]
+    pad = self.config.pad_token_id
+    return batch.get("decoder_loss_weights",
+                     targets > 0 if pad == 0 else targets != pad)
 
   def loss_fn(self, variables: Variables, batch: Batch,
               dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:
@@ -153,7 +184,7 @@ class EncoderDecoderModel:
     logits = self.module.apply(dict(variables), batch["encoder_input_tokens"],
                                batch["decoder_input_tokens"])
     targets = batch["decoder_target_tokens"]
-    weights = batch.get("decoder_loss_weights", targets > 0)
+    weights = self._target_weights(batch)
     log_p = jax.nn.log_softmax(logits.astype(jnp.float32))
     tok = jnp.take_along_axis(log_p, targets[..., None], -1)[..., 0]
     return (tok * weights).sum(-1)
@@ -174,23 +205,28 @@ class EncoderDecoderModel:
                     max_decode_length: int) -> Any:
     """Encodes once and prefills the decoder cache (cross-attention k/v)."""
     encoded = self.module.apply(dict(variables), encoder_tokens,
-                                method=Transformer.encode)
+                                method="encode")
     start = jnp.full((encoder_tokens.shape[0], 1),
                      self.config.decoder_start_token_id, jnp.int32)
     _, state = self.module.apply(
         dict(variables), encoded, encoder_tokens, start, decode=True,
         max_decode_length=max_decode_length, mutable=["cache"],
-        method=Transformer.decode)
+        method="decode")
     return state["cache"]
 
-  def tokens_to_logits_fn(self, variables: Variables):
+  def tokens_to_logits_fn(self, variables: Variables,
+                          forced_first_id: Optional[int] = None):
+    """The decoders' step function; the cache tracks its own position, and
+    `step` only decides when `forced_first_id` applies."""
 
     def tokens_to_logits(ids, cache, step):
-      del step  # The cache tracks its own position.
       logits, state = self.module.apply(
           {**variables, "cache": cache}, None, None, ids, decode=True,
-          mutable=["cache"], method=Transformer.decode)
-      return logits[:, -1, :], state["cache"]
+          mutable=["cache"], method="decode")
+      logits = logits[:, -1, :]
+      if forced_first_id is not None:
+        logits = force_first_token(logits, step, forced_first_id)
+      return logits, state["cache"]
 
     return tokens_to_logits
 
@@ -198,11 +234,26 @@ class EncoderDecoderModel:
                     config: DecodingConfig = DecodingConfig(),
                     rng: Optional[Array] = None,
                     progress_fn=None) -> Array:
-    """Decoded ids (batch, max_decode_length), 0 after EOS."""
+    """Decoded ids (batch, max_decode_length), pad after EOS.
+
+    The pad is 0 for mT5; mBART / NLLB's is config.pad_token_id (1).
+    """
+    c = self.config
+    if (config.forced_first_id is not None and
+        config.forced_first_id >= c.vocab_size):
+      raise errors.ConfigError(
+          f"DecodingConfig.forced_first_id={config.forced_first_id} is not "
+          f"a token of {c.name} (vocab_size {c.vocab_size})")
+    ids = self._decode(variables, batch, config, rng, progress_fn)
+    return ids if c.pad_token_id == 0 else pad_after_eos(
+        ids, c.eos_token_id, c.pad_token_id)
+
+  def _decode(self, variables, batch, config, rng, progress_fn) -> Array:
     enc = batch["encoder_input_tokens"]
     cache = self.initial_cache(variables, enc, config.max_decode_length)
     common = dict(
-        tokens_to_logits=self.tokens_to_logits_fn(variables),
+        tokens_to_logits=self.tokens_to_logits_fn(variables,
+                                                  config.forced_first_id),
         initial_cache=cache, batch_size=enc.shape[0],
         max_decode_len=config.max_decode_length,
         eos_id=self.config.eos_token_id,
