@@ -390,6 +390,11 @@ def _weights_file(path: str):
       f"{path}: no {SAFETENSORS}, {SAFETENSORS_INDEX} or {FLAX_MSGPACK}")
 
 
+# Shared with the other families' importers (hf_bart).
+weights_file = _weights_file
+read_json = _read_json
+
+
 # ------------------------------------------------------------- mapping --
 
 

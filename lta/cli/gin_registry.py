@@ -10,6 +10,7 @@ from lta import GIN_DIR  # pylint: disable=unused-import  (re-exported)
 CONFIGURABLE_MODULES = (
     "lta.models.mt5.config",
     "lta.models.decoder.config",
+    "lta.models.bart.config",
     "lta.adapters.config",
     "lta.models.contract",
     "lta.train.optimizers",
