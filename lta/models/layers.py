@@ -376,6 +376,32 @@ class MlpBlock(nn.Module):
     return self._proj(d_model, (MLP, EMBED), self.d_ff, "wo")(h, deterministic)
 
 
+def decoding_state(decoder: nn.Module, encoder_tokens: Optional[Array],
+                   q_len: int, max_decode_length: Optional[int],
+                   encoder_mask_fn: Callable[[Array], Array] = padding_key_mask
+                   ) -> tuple[Array, int, Array]:
+  """(step position, key length, cross mask) of a decoder's cached call.
+
+  The prefill call creates the position counter and the encoder mask in
+  `decoder`'s cache; later calls advance the counter by `q_len`. The self-
+  attention cache of `layers_0` gives the key length.
+  """
+  initialized = decoder.has_variable("cache", "position")
+  pos = decoder.variable("cache", "position", jnp.zeros, (), jnp.int32)
+  mask = decoder.variable("cache", "encoder_mask", encoder_mask_fn,
+                          encoder_tokens)
+  if not initialized:
+    if max_decode_length is None:
+      raise ValueError("The prefill call of cached decoding needs "
+                       "max_decode_length.")
+    return jnp.zeros((), jnp.int32), q_len, mask.value
+  position = pos.value
+  pos.value = position + q_len
+  cache = decoder.scope.variables()["cache"]
+  k_len = cache["layers_0"]["self_attention"]["cached_key"].shape[1]
+  return position, k_len, mask.value
+
+
 def causal_mask(q_len: int, k_len: int, offset: Array | int = 0) -> Array:
   """(1, 1, q_len, k_len) mask letting query i see keys <= i + offset."""
   q = jnp.arange(q_len)[:, None] + offset
@@ -525,29 +551,3 @@ class GroupedQueryAttention(nn.Module):
     ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, index, 0, 0))
     cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, index, 0, 0))
     return ck.value, cv.value
-
-
-def decoding_state(decoder: nn.Module, encoder_tokens: Optional[Array],
-                   q_len: int, max_decode_length: Optional[int],
-                   encoder_mask_fn: Callable[[Array], Array] = padding_key_mask
-                   ) -> tuple[Array, int, Array]:
-  """(step position, key length, cross mask) of a decoder's cached call.
-
-  The prefill call creates the position counter and the encoder mask in
-  `decoder`'s cache; later calls advance the counter by `q_len`. The self-
-  attention cache of `layers_0` gives the key length.
-  """
-  initialized = decoder.has_variable("cache", "position")
-  pos = decoder.variable("cache", "position", jnp.zeros, (), jnp.int32)
-  mask = decoder.variable("cache", "encoder_mask", encoder_mask_fn,
-                          encoder_tokens)
-  if not initialized:
-    if max_decode_length is None:
-      raise ValueError("The prefill call of cached decoding needs "
-                       "max_decode_length.")
-    return jnp.zeros((), jnp.int32), q_len, mask.value
-  position = pos.value
-  pos.value = position + q_len
-  cache = decoder.scope.variables()["cache"]
-  k_len = cache["layers_0"]["self_attention"]["cached_key"].shape[1]
-  return position, k_len, mask.value
