@@ -378,18 +378,19 @@ class MlpBlock(nn.Module):
 
 def decoding_state(decoder: nn.Module, encoder_tokens: Optional[Array],
                    q_len: int, max_decode_length: Optional[int],
-                   encoder_mask_fn: Callable[[Array], Array] = padding_key_mask
+                   encoder_mask_fn: Optional[Callable[[Array], Array]] = None
                    ) -> tuple[Array, int, Array]:
   """(step position, key length, cross mask) of a decoder's cached call.
 
   The prefill call creates the position counter and the encoder mask in
   `decoder`'s cache; later calls advance the counter by `q_len`. The self-
-  attention cache of `layers_0` gives the key length.
+  attention cache of `layers_0` gives the key length. encoder_mask_fn
+  defaults to padding_key_mask (pad 0).
   """
   initialized = decoder.has_variable("cache", "position")
   pos = decoder.variable("cache", "position", jnp.zeros, (), jnp.int32)
-  mask = decoder.variable("cache", "encoder_mask", encoder_mask_fn,
-                          encoder_tokens)
+  mask = decoder.variable("cache", "encoder_mask",
+                          encoder_mask_fn or padding_key_mask, encoder_tokens)
   if not initialized:
     if max_decode_length is None:
       raise ValueError("The prefill call of cached decoding needs "
