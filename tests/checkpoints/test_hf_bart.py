@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 
+import flax.linen as nn
 import gin
 import jax
 import numpy as np
@@ -225,3 +226,17 @@ def test_tiny_gin_model_is_the_fixtures_architecture(name):
   gin.parse_config_file(os.path.join(GIN_DIR, "models", f"{name}_tiny.gin"))
   config, _ = _loaded(name)
   assert BartConfig().architecture_dict() == config.architecture_dict()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_parameter_has_logical_axis_names(name):
+  config, _ = _loaded(name)
+  model = EncoderDecoderModel(Transformer(config, AdapterConfig(rank=2)))
+  boxed = jax.eval_shape(lambda: model.init_variables(
+      jax.random.PRNGKey(0), encoder_length=4, decoder_length=4))
+  leaves = jax.tree_util.tree_leaves_with_path(
+      boxed, is_leaf=lambda x: isinstance(x, nn.Partitioned))
+  assert len(leaves) > 50
+  for path, leaf in leaves:
+    assert isinstance(leaf, nn.Partitioned), jax.tree_util.keystr(path)
+    assert len(leaf.names) == leaf.value.ndim and all(leaf.names), path
