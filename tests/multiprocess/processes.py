@@ -62,13 +62,18 @@ class Process:
   def output(self) -> str:
     return "".join(self.lines)
 
-  def wait_for_line(self, prefix: str, timeout: float = 600) -> None:
+  def wait_for_line(self, prefix: str, after: int = 0,
+                    timeout: float = 600) -> int:
+    """Index of the first line from `after` on that starts with `prefix`."""
     deadline = time.time() + timeout
-    while not any(line.startswith(prefix) for line in self.lines):
-      if time.time() > deadline or (self.proc.poll() is not None and
-                                    not self._reader.is_alive()):
-        raise AssertionError(f"no line starting {prefix!r}:\n{self.output}")
-      time.sleep(0.02)
+    while time.time() < deadline:
+      for i in range(after, len(self.lines)):
+        if self.lines[i].startswith(prefix):
+          return i
+      if self.proc.poll() is not None and not self._reader.is_alive():
+        break
+      time.sleep(0.01)
+    raise AssertionError(f"no line starting {prefix!r}:\n{self.output}")
 
   def wait(self, deadline: float) -> int:
     try:

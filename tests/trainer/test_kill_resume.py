@@ -10,10 +10,7 @@ optimizer state, rng and data record.
 
 import os
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 import jax
@@ -25,6 +22,7 @@ from lta.checkpoints import orbax_ckpt
 from lta.adapters import adapter_io
 from lta.adapters.tree import flatten_tree
 from tests import cli_run
+from tests.multiprocess import processes
 
 TINY_GIN = os.path.join(cli_run.REPO, "tests", "trainer", "tiny_run.gin")
 STEPS = 16
@@ -33,51 +31,19 @@ FLAGS = [f"--gin_file={TINY_GIN}", f"--gin.TRAIN_STEPS={STEPS}",
          "--gin.AdapterConfig.dropout_rate=0.1",
          "--gin.train.checkpoint_period=4"]
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
-# Like the XLA cache (conftest.py), compiled bytecode is shared by the runs.
-PYCACHE = os.path.join(tempfile.gettempdir(), "lta_trainer_tests_pycache")
 
 
-class TrainProcess:
+class TrainProcess(processes.Process):
   """`python -m lta.cli.train` in the background, its output collected."""
 
   def __init__(self, model_dir: str):
     self.model_dir = model_dir
-    env = cli_run.subprocess_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", PYCACHE)
-    self.proc = subprocess.Popen(
-        [sys.executable, "-m", "lta.cli.train", *FLAGS,
-         f'--gin.MODEL_DIR="{model_dir}"'], cwd=cli_run.REPO, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    self.lines: list[str] = []
-    self._reader = threading.Thread(target=self._read, daemon=True)
-    self._reader.start()
-
-  def _read(self):
-    for line in self.proc.stdout:
-      self.lines.append(line)
-
-  @property
-  def output(self) -> str:
-    return "".join(self.lines)
-
-  def wait_for_line(self, prefix: str, after: int = 0,
-                    timeout: float = 600) -> int:
-    """Index of the first line from `after` on that starts with `prefix`."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-      for i in range(after, len(self.lines)):
-        if self.lines[i].startswith(prefix):
-          return i
-      if self.proc.poll() is not None and not self._reader.is_alive():
-        break
-      time.sleep(0.01)
-    raise AssertionError(f"no line starting {prefix!r}:\n{self.output}")
+    super().__init__([sys.executable, "-m", "lta.cli.train", *FLAGS,
+                      f'--gin.MODEL_DIR="{model_dir}"'],
+                     processes.process_env(0, 1, port=0))
 
   def finish(self, returncode: int, timeout: float = 600) -> str:
-    self.proc.wait(timeout=timeout)
-    self._reader.join(timeout=60)
-    assert self.proc.returncode == returncode, self.output
+    assert self.wait(time.time() + timeout) == returncode, self.output
     return self.output
 
   def kill_during_a_save(self, timeout: float = 600) -> list[str]:
