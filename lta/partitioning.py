@@ -18,6 +18,7 @@ import flax.linen as nn
 import gin
 import jax
 from jax.experimental import mesh_utils
+from jax.experimental import multihost_utils
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -195,3 +196,16 @@ def host_batch_to_global(batch: dict[str, np.ndarray],
 def data_shard() -> tuple[int, int]:
   """(index, count) of this host's shard of the input data."""
   return jax.process_index(), jax.process_count()
+
+
+def is_writer() -> bool:
+  """Whether this process writes a job's shared files (process 0 does)."""
+  return jax.process_index() == 0
+
+
+def gather_from_processes(local: np.ndarray) -> np.ndarray:
+  """Every process's `local` (same shape everywhere), stacked in process
+  order: shape (process_count, *local.shape), on every process."""
+  if jax.process_count() == 1:
+    return np.asarray(local)[None]
+  return np.asarray(multihost_utils.process_allgather(local))

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import seqio
 
+from lta import partitioning
 from lta.eval import langid
 from lta.eval import metrics
 from lta.data import vocab
@@ -124,24 +125,34 @@ def decode_examples(predict_fn: PredictFn, variables: Mapping[str, Any],
                     rng: Optional[jax.Array] = None) -> list[np.ndarray]:
   """Decoded ids for each example, batched; the last batch is padded.
 
-  `rng` (sampling) is folded with the batch index, one key per batch.
+  On N processes each decodes a contiguous 1/N of the batches and every
+  process gets all ids back, in order. `rng` (sampling) is folded with the
+  batch index, one key per batch, so the split does not change samples.
   """
-  outputs = []
+  index, count = partitioning.data_shard()
   num_batches = -(-len(examples) // batch_size)
-  for start in range(0, len(examples), batch_size):
+  per_process = -(-num_batches // count)
+  mine = range(index * per_process, (index + 1) * per_process)
+  # Past the end a process decodes the last batch again (and drops it):
+  # every process runs the same steps and gathers the same shape.
+  real = max(0, min(mine.stop, num_batches) - mine.start)
+  examples_mine = (min(len(examples), (mine.start + real) * batch_size) -
+                   mine.start * batch_size) if real else 0
+  outputs = []
+  for done, b in enumerate(mine, 1):
+    start = min(b, num_batches - 1) * batch_size
     chunk = list(examples[start:start + batch_size])
-    n = len(chunk)
-    chunk += [chunk[-1]] * (batch_size - n)  # fixed shapes: one compile
+    chunk += [chunk[-1]] * (batch_size - len(chunk))  # fixed shapes
     batch = jax.tree.map(jnp.asarray, predict_fn.prompt_batch(
         [ex["inputs"] for ex in chunk], input_length))
     extra = ({} if rng is None else
-             {"rng": jax.random.fold_in(rng, start // batch_size)})
-    ids = np.asarray(predict_fn(variables, batch, **extra))[:n]
-    outputs.extend(ids)
-    if progress:
-      progress(start // batch_size + 1, num_batches, len(outputs),
-               len(examples))
-  return outputs
+             {"rng": jax.random.fold_in(rng, min(b, num_batches - 1))})
+    outputs.append(np.asarray(predict_fn(variables, batch, **extra)))
+    if progress and done <= real:
+      progress(done, real, min(done * batch_size, examples_mine),
+               examples_mine)
+  ids = partitioning.gather_from_processes(np.stack(outputs))
+  return list(ids.reshape(-1, ids.shape[-1])[:len(examples)])
 
 
 FidelityFn = Callable[[Sequence[str], str], float]

@@ -24,6 +24,7 @@ import gin
 import seqio
 
 from lta import errors
+from lta import partitioning
 from lta.adapters import adapter_io
 from lta.adapters.manifest import Adapter
 from lta.arithmetic import compositions as arithmetic
@@ -63,7 +64,9 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              model_config: Optional[families.ModelConfig] = None
              ) -> dict[str, str]:
   """Writes results.json, predictions.jsonl, scores.csv/json, table.md (and
-  plots); prints the table and every path written.
+  plots); prints the table and every path written. As N processes (LTA_*
+  environment, lta.partitioning) each decodes 1/N of every task and
+  process 0 writes; the others return {}.
 
   λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
   vectors whose manifests name no task or language. `model_config`
@@ -74,6 +77,7 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   ("exclude"), or the baseline alone ("only"): `lta sweep` scores the
   baseline once for all its λ jobs.
   """
+  partitioning.initialize_distributed()  # before any device is touched
   input_pipeline.import_task_modules(mixture_or_task_module,
                                      "run_eval.mixture_or_task_module")
   if tfds_data_dir:
@@ -131,7 +135,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
             selection_split=selection_split,
             allow_extrapolation=allow_extrapolation,
             allow_unlabelled=allow_unlabelled))
-    plots = _plots([r for r, _ in scored], composition, output_dir)
+    if partitioning.is_writer():
+      plots = _plots([r for r, _ in scored], composition, output_dir)
   records = [r for r, _ in scored]
   counts = sorted({r.num_examples for r in records})
   count = (str(counts[0]) if len(counts) == 1 else
@@ -141,6 +146,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              f"; base {scorer.config.name} ({base_checkpoint}).")
   if any(r.lam is not None for r in records):
     caption += f" λ chosen per target on {selection_split}."
+  if not partitioning.is_writer():  # every process scored the same ids
+    return {}
   paths = reporting.write_results(output_dir, records,
                                   [ex for _, ex in scored], caption)
   paths.update(plots)
