@@ -8,9 +8,15 @@ heads, MLP and vocabulary dimensions over 'model'.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
+import re
+import sys
+import threading
+import time
+import traceback
 from typing import Any, Iterator, Optional, Sequence
 
 from absl import logging
@@ -52,36 +58,187 @@ ENV_NUM_PROCESSES = "LTA_NUM_PROCESSES"
 ENV_PROCESS_ID = "LTA_PROCESS_ID"
 
 
+ENV_COORDINATOR_PORT = "LTA_COORDINATOR_PORT"  # under srun; else from the job id
+
+
+def slurm_environment() -> dict[str, str]:
+  """The LTA_* values of a process started by SLURM's `srun` with several
+  tasks ({} otherwise): SLURM_PROCID of SLURM_NTASKS, and the coordinator
+  on the step's first node, at LTA_COORDINATOR_PORT or a port in
+  61440..65535 chosen by SLURM_JOB_ID (the same in every task).
+  """
+  env = os.environ
+  names = ("SLURM_STEP_NODELIST", "SLURM_NTASKS", "SLURM_PROCID",
+           "SLURM_JOB_ID")
+  if not all(n in env for n in names) or env["SLURM_NTASKS"] == "1":
+    return {}
+  port = env.get(ENV_COORDINATOR_PORT) or str(
+      61440 + _slurm_int("SLURM_JOB_ID") % 4096)
+  return {ENV_COORDINATOR: f"{first_slurm_node(env['SLURM_STEP_NODELIST'])}"
+                           f":{port}",
+          ENV_NUM_PROCESSES: str(_slurm_int("SLURM_NTASKS")),
+          ENV_PROCESS_ID: str(_slurm_int("SLURM_PROCID"))}
+
+
+def first_slurm_node(nodelist: str) -> str:
+  """'gpu[003-010,012],cpu1' -> 'gpu003'; 'a1,b2' -> 'a1'."""
+  first = re.match(r"([^,\[]*)(?:\[([^\],-]*))?", nodelist.strip())
+  return first.group(1) + (first.group(2) or "")
+
+
+def _slurm_int(name: str) -> int:
+  try:
+    return int(os.environ[name])
+  except ValueError:
+    raise errors.ConfigError(
+        f"{name}={os.environ[name]!r} must be an integer") from None
+
+
+# A process whose peer died exits with this (sysexits.h EX_UNAVAILABLE):
+# the job failed, and rerunning all of it resumes from the last checkpoint.
+EXIT_PEER_LOST = 69
+_WATCH_PERIOD_S = 1.0
+_watchdog: Optional["_PeerWatchdog"] = None
+_BEATS, _FINISHED = "lta/heartbeat", "lta/finished"  # key-value directories
+
+
 @gin.configurable
 def initialize_distributed(enabled: bool = False,
                            coordinator_address: Optional[str] = None,
                            num_processes: Optional[int] = None,
-                           process_id: Optional[int] = None) -> None:
+                           process_id: Optional[int] = None,
+                           heartbeat_timeout_seconds: int = 30) -> None:
   """Joins a multi-process job (TPU VM pod slice, GPU nodes, CPU processes).
 
   Off by default. On TPU VMs the arguments may stay None: JAX discovers the
   slice from the environment. Multi-node GPU and CPU jobs need all three,
   from gin or from LTA_COORDINATOR_ADDRESS, LTA_NUM_PROCESSES and
-  LTA_PROCESS_ID (any of which turns it on). Call before anything touches
-  a device.
+  LTA_PROCESS_ID (any of which turns it on), or from SLURM's srun
+  variables. Call before anything touches a device.
+
+  A process that stops sending heartbeats for `heartbeat_timeout_seconds`
+  (killed, crashed, its host gone) stops the whole job: every other process
+  prints one line naming it and exits with EXIT_PEER_LOST, instead of
+  hanging in a collective.
   """
-  coordinator_address = coordinator_address or os.environ.get(ENV_COORDINATOR)
-  num_processes = num_processes or _env_int(ENV_NUM_PROCESSES)
-  process_id = process_id if process_id is not None else _env_int(
-      ENV_PROCESS_ID)
-  enabled = enabled or any(v is not None for v in (
+  slurm = slurm_environment()
+  coordinator_address = (coordinator_address or
+                         os.environ.get(ENV_COORDINATOR) or
+                         slurm.get(ENV_COORDINATOR))
+  num_processes = num_processes or _env_int(ENV_NUM_PROCESSES) or (
+      _int_or_none(slurm.get(ENV_NUM_PROCESSES)))
+  if process_id is None:
+    process_id = _env_int(ENV_PROCESS_ID)
+  if process_id is None:
+    process_id = _int_or_none(slurm.get(ENV_PROCESS_ID))
+  enabled = enabled or bool(slurm) or any(v is not None for v in (
       os.environ.get(ENV_COORDINATOR), os.environ.get(ENV_NUM_PROCESSES),
       os.environ.get(ENV_PROCESS_ID)))
   if not enabled or jax.distributed.is_initialized():
     return
   # CPU processes exchange collectives over gloo; other backends ignore it.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(coordinator_address=coordinator_address,
-                             num_processes=num_processes,
-                             process_id=process_id)
+  # JAX's own heartbeat timeout aborts every process with a stack trace;
+  # lta's shorter one stops them first, with one line naming the dead one.
+  jax.distributed.initialize(
+      coordinator_address=coordinator_address, num_processes=num_processes,
+      process_id=process_id,
+      heartbeat_timeout_seconds=max(100, 3 * heartbeat_timeout_seconds))
   logging.info("Process %d of %d; %d local / %d global devices",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
+  if jax.process_count() > 1:
+    global _watchdog
+    _watchdog = _PeerWatchdog(heartbeat_timeout_seconds)
+    _watchdog.start()
+
+
+class _PeerWatchdog(threading.Thread):
+  """Stops this process once another process of the job is gone.
+
+  Every process bumps its counter in the coordination service's key-value
+  store (in process 0) each second and reads the others'; one whose counter
+  stands still for the timeout is gone, and so is process 0 when the store
+  cannot be reached. This process cannot finish its collectives then, so
+  it says which process is gone and exits at once. A process that ends
+  normally marks itself finished (atexit, before JAX's shutdown barrier).
+  """
+
+  def __init__(self, heartbeat_timeout_s: int):
+    super().__init__(name="lta-peer-watchdog", daemon=True)
+    from jax._src import distributed  # pylint: disable=g-import-not-at-top
+    self.client = distributed.global_state.client
+    self.address = distributed.global_state.coordinator_address
+    self.timeout_s = heartbeat_timeout_s
+    self.stopped = threading.Event()
+    atexit.register(self.finish)  # runs before JAX's shutdown (LIFO)
+
+  def run(self):
+    me, count = jax.process_index(), jax.process_count()
+    last_seen = {i: (None, time.monotonic()) for i in range(count) if i != me}
+    beat = 0
+    while not self.stopped.wait(_WATCH_PERIOD_S):
+      beat += 1
+      try:
+        self.client.key_value_set(f"{_BEATS}/{me}", str(beat),
+                                  allow_overwrite=True)
+        beats = dict(self.client.key_value_dir_get(_BEATS))
+        finished = dict(self.client.key_value_dir_get(_FINISHED))
+      except Exception as e:  # pylint: disable=broad-except
+        if self.stopped.is_set():
+          return
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        self.stop_job(f"process 0 (the coordinator, {self.address}) is "
+                      f"unreachable ({first[:160]})")
+      now, gone = time.monotonic(), []
+      for i, (value, since) in last_seen.items():
+        new = beats.get(f"{_BEATS}/{i}")
+        if new != value:
+          last_seen[i] = (new, now)
+        elif now - since > self.timeout_s and (
+            f"{_FINISHED}/{i}" not in finished):
+          gone.append(i)
+      if gone and not self.stopped.is_set():
+        self.stop_job(
+            f"process {', '.join(map(str, gone))} of {count} sent no "
+            f"heartbeat for {self.timeout_s} s (killed or crashed?)")
+
+  def finish(self):
+    """This process ends normally: its peers must not take it for dead."""
+    self.stopped.set()
+    try:
+      self.client.key_value_set(f"{_FINISHED}/{jax.process_index()}", "1",
+                                allow_overwrite=True)
+    except Exception:  # pylint: disable=broad-except
+      pass  # the coordinator is gone, and with it every peer
+
+  def stop_job(self, reason: str):
+    os.write(2, (f"lta: {reason}; stopping process {jax.process_index()} "
+                 f"too (exit {EXIT_PEER_LOST}). Rerun the job to resume "
+                 "from its last checkpoint.\n").encode())
+    os._exit(EXIT_PEER_LOST)  # pylint: disable=protected-access
+
+
+def leave_job_after_failure(exit_code: int, unexpected: bool) -> None:
+  """Ends a failed process of a multi-process job now.
+
+  It skips JAX's shutdown barrier, where it would wait for peers stuck in a
+  collective with it; their watchdogs then stop them. An `unexpected`
+  failure (a collective's connection reset, say) may come from a dead
+  peer: the watchdog gets a heartbeat timeout to name it first.
+  """
+  if not exit_code or _watchdog is None:
+    return
+  if unexpected:
+    _watchdog.join(_watchdog.timeout_s + 3 * _WATCH_PERIOD_S)
+    traceback.print_exc()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(exit_code)  # pylint: disable=protected-access
+
+
+def _int_or_none(value: Optional[str]) -> Optional[int]:
+  return None if value is None else int(value)
 
 
 def _env_int(name: str) -> Optional[int]:

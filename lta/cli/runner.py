@@ -146,17 +146,30 @@ def run(command: str, module: types.ModuleType, argv: Sequence[str]) -> int:
   if getattr(module, "USES_TENSORFLOW", False) and not wants_help:
     import_tensorflow_for_data(show_noise=debug)
   try:
-    return module.main(argv)
+    code = module.main(argv)
   except errors.LtaError as e:
     if debug:
       raise
     print(f"lta {command}: {_one_line(e)}", file=sys.stderr, flush=True)
-    return EXIT_USER_ERROR
+    code = EXIT_USER_ERROR
   except SystemExit as e:  # argparse: after --help, or a usage error
     if e.code is None or isinstance(e.code, int):
       return e.code or 0
     print(e.code, file=sys.stderr)
     return 1
+  except BaseException:
+    _leave_job(1, unexpected=True)
+    raise
+  _leave_job(code, unexpected=False)
+  return code
+
+
+def _leave_job(exit_code: int, unexpected: bool) -> None:
+  """A failed process of a multi-process job exits without waiting for
+  its peers (lta.partitioning.leave_job_after_failure)."""
+  if exit_code and "lta.partitioning" in sys.modules:
+    from lta import partitioning  # pylint: disable=g-import-not-at-top
+    partitioning.leave_job_after_failure(exit_code, unexpected)
 
 
 def run_as_script(module: types.ModuleType) -> NoReturn:

@@ -1,7 +1,8 @@
 """2-process `lta train`: SIGKILL one process mid-run, restart both.
 
-The survivor cannot go on without its peer: it fails in a collective, or
-is killed once its peer is gone, as a scheduler would. The restarted job
+The survivor cannot go on without its peer: its watchdog stops it
+(lta.partitioning.EXIT_PEER_LOST), as tests/multiprocess/test_peer_lost.py
+checks in detail. The restarted job
 resumes from the last committed checkpoint and ends with the adapter of
 an uninterrupted run (the 1-process run with data_shards=2, up to the
 order of float sums).
@@ -12,6 +13,7 @@ import signal
 
 import pytest
 
+from lta import partitioning
 from lta.adapters import adapter_io
 from lta.adapters.tree import flatten_tree
 from tests.multiprocess import test_train
@@ -23,15 +25,18 @@ STEPS = 8
 def test_sigkill_one_process_then_restart_both(tmp_path):
   model_dir, reference_dir = str(tmp_path / "two"), str(tmp_path / "one")
   reference = test_train.train(reference_dir, 1, STEPS)
-  jobs = [reference, test_train.train(model_dir, 2, STEPS)]
+  jobs = [reference, test_train.train(
+      model_dir, 2, STEPS,
+      "--gin.initialize_distributed.heartbeat_timeout_seconds=5")]
   try:
     survivor, victim = jobs[1].processes
     # Steps 2 and 4 were saved; a multi-process save commits once every
     # process has written it, so step 2 at least is committed by now.
     survivor.wait_for_line(f"step 5/{STEPS}")
     victim.proc.send_signal(signal.SIGKILL)
-    codes = jobs[1].wait(timeout=30)  # the survivor is killed if it hangs
-    assert codes[1] == -signal.SIGKILL and codes[0] != 0, jobs[1].output
+    codes = jobs[1].wait(timeout=60)  # the survivor is killed if it hangs
+    assert codes == [partitioning.EXIT_PEER_LOST, -signal.SIGKILL], (
+        jobs[1].output)
     assert not os.path.exists(os.path.join(model_dir, "adapter"))
 
     jobs.append(test_train.train(model_dir, 2, STEPS))

@@ -22,13 +22,13 @@ TINY_GIN = os.path.join(processes.cli_run.REPO, "tests", "trainer",
 STEPS = 6
 
 
-def train(model_dir: str, num_processes: int,
-          steps: int = STEPS) -> processes.Job:
+def train(model_dir: str, num_processes: int, steps: int = STEPS,
+          *flags: str) -> processes.Job:
   """The tiny run, its data cut into 2 shards, as `num_processes`."""
   return processes.Job("lta.cli.train", [
       f"--gin_file={TINY_GIN}", f"--gin.TRAIN_STEPS={steps}",
       "--gin.train.checkpoint_period=2", "--gin.train.data_shards=2",
-      f'--gin.MODEL_DIR="{model_dir}"'], num_processes)
+      f'--gin.MODEL_DIR="{model_dir}"', *flags], num_processes)
 
 
 def _last_checkpoint(model_dir: str):
