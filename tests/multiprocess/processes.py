@@ -37,6 +37,10 @@ def process_env(process_id: int, num_processes: int, port: int,
     env["XLA_FLAGS"] = ("--xla_force_host_platform_device_count="
                         f"{devices_per_process}")
   if num_processes > 1:
+    # Without the shared XLA cache: a process loading its programs from it
+    # while a peer compiles can outrun gloo's fixed 30 s first-collective
+    # wait on a loaded machine.
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
     env.update({partitioning.ENV_COORDINATOR: f"127.0.0.1:{port}",
                 partitioning.ENV_NUM_PROCESSES: str(num_processes),
                 partitioning.ENV_PROCESS_ID: str(process_id)})

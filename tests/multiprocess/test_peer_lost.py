@@ -20,13 +20,9 @@ HEARTBEAT_S = 5
 STOPS_WITHIN_S = HEARTBEAT_S + 40
 
 
-def _kill_one(tmp_path, monkeypatch, victim: int) -> tuple[int, str]:
+def _kill_one(tmp_path, victim: int) -> tuple[int, str]:
   """A 2-process run; `victim` is SIGKILLed at step 2: (the survivor's
   exit code, its output)."""
-  # Without the shared XLA cache: a process loading every program from it
-  # while its peer compiles can outrun gloo's 30 s first-collective wait on
-  # a loaded machine.
-  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
   # test_train's run (its compiled programs are cached), stopped at step 2
   # of 6: its next step needs the victim.
   job = test_train.train(
@@ -42,9 +38,8 @@ def _kill_one(tmp_path, monkeypatch, victim: int) -> tuple[int, str]:
   return code, survivor.output
 
 
-def test_a_killed_process_stops_the_others_with_one_line(tmp_path,
-                                                       monkeypatch):
-  code, output = _kill_one(tmp_path, monkeypatch, victim=1)
+def test_a_killed_process_stops_the_others_with_one_line(tmp_path):
+  code, output = _kill_one(tmp_path, victim=1)
   assert code == partitioning.EXIT_PEER_LOST, output
   lines = [l for l in output.splitlines() if l.startswith("lta: ")]
   assert len(lines) == 1, output
