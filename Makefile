@@ -22,11 +22,14 @@ $(STAMP): $(LOCK) pyproject.toml setup.py
 demo: $(STAMP)
 	$(PY) -m lta.cli.pipeline
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist); a file's
+# tests share one process, so its module fixtures are built once.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Re-resolves the lock from pyproject.toml (needs uv: pip install uv).
 lock:
