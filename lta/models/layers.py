@@ -69,6 +69,60 @@ class RMSNorm(nn.Module):
     return (y * (1.0 + scale if self.plus_one else scale)).astype(self.dtype)
 
 
+def dropout_keep_threshold(rate: float, bits: int) -> int:
+  """The keep threshold t: a `bits`-bit uniform u is kept when u < t."""
+  return int(round((1.0 - rate) * 2**bits))
+
+
+def low_bit_keep_mask(rng: Array, shape: tuple[int, ...], rate: float,
+                      bits: int) -> Array:
+  """Boolean keep mask from `bits`-bit uniforms, 32 // bits per threefry word.
+
+  P(keep) = dropout_keep_threshold(rate, bits) / 2**bits. jax.random.bits at
+  8 or 16 bits would still run threefry once per element (the partitionable
+  threefry, jax's default), so the words are drawn here and sliced.
+  """
+  per_word = 32 // bits
+  last = shape[-1] if shape else 1
+  words = jax.random.bits(rng, tuple(shape[:-1]) + (-(-last // per_word),),
+                          jnp.uint32)
+  shifts = jnp.arange(per_word, dtype=jnp.uint32) * bits
+  slices = (words[..., None] >> shifts) & jnp.uint32(2**bits - 1)
+  slices = slices.reshape(words.shape[:-1] + (-1,))[..., :last]
+  keep = slices < jnp.uint32(dropout_keep_threshold(rate, bits))
+  return keep.reshape(shape)
+
+
+class LowBitDropout(nn.Module):
+  """Dropout whose mask comes from 8- or 16-bit uniforms (see ExecutionConfig).
+
+  Kept values are scaled by 2**bits / threshold, the inverse of the actual
+  keep probability, so E[output] = input exactly.
+  """
+  rate: float
+  bits: int = 8
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    threshold = dropout_keep_threshold(self.rate, self.bits)
+    if threshold == 0:
+      return jnp.zeros_like(x)
+    keep = low_bit_keep_mask(self.make_rng("dropout"), x.shape, self.rate,
+                             self.bits)
+    scale = jnp.asarray(2**self.bits / threshold, x.dtype)
+    return jax.lax.select(keep, x * scale, jnp.zeros_like(x))
+
+
+def dropout(rate: float, bits: int = 32,
+            name: Optional[str] = None) -> nn.Module:
+  """flax's nn.Dropout (the reference) at 32 bits, else LowBitDropout."""
+  if bits == 32:
+    return nn.Dropout(rate, name=name)
+  return LowBitDropout(rate, bits, name=name)
+
+
 def lora_delta(a: Array, b: Array, scale: float) -> Array:
   return scale * (a @ b)
 
@@ -92,6 +146,7 @@ class Projection(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   use_bias: bool = False
+  dropout_mask_bits: int = 32
 
   def kernel_path(self) -> str:
     return "/".join(self.scope.path) + "/kernel"
@@ -132,8 +187,8 @@ class Projection(nn.Module):
     cfg = self.adapter
     in_axis, out_axis = self.kernel_axes
     if cfg.dropout_rate > 0.0:
-      x = nn.Dropout(cfg.dropout_rate, name="adapter_dropout")(
-          x, deterministic=deterministic)
+      x = dropout(cfg.dropout_rate, self.dropout_mask_bits,
+                  name="adapter_dropout")(x, deterministic=deterministic)
     if cfg.kind == "lora":
       check_lora_rank(cfg.rank, in_features, self.features, self.kernel_path())
       a = self._adapter_variable(
@@ -240,6 +295,7 @@ def projection_of(block: nn.Module, features: int, axes: tuple[str, str],
   return Projection(features, axes, kernel_init=kernel_init,
                     adapter=block.adapter, dtype=block.dtype,
                     param_dtype=block.param_dtype, use_bias=use_bias,
+                    dropout_mask_bits=getattr(block, "dropout_mask_bits", 32),
                     name=name)
 
 
@@ -261,6 +317,7 @@ class MultiHeadAttention(nn.Module):
   param_dtype: Any = jnp.float32
   use_bias: bool = False
   scale_scores: bool = False
+  dropout_mask_bits: int = 32
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Optional[Array], bias: Array,
@@ -304,8 +361,8 @@ class MultiHeadAttention(nn.Module):
     if mask is not None:
       scores = jnp.where(mask, scores, NEG_INF)
     weights = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-    weights = nn.Dropout(self.dropout_rate)(weights,
-                                            deterministic=deterministic)
+    weights = dropout(self.dropout_rate, self.dropout_mask_bits)(
+        weights, deterministic=deterministic)
     ctx = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, ql, inner)
     ctx = constrain(ctx, (BATCH, LENGTH, JOINED_KV))
     return out(ctx, deterministic)
@@ -353,6 +410,7 @@ class MlpBlock(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  dropout_mask_bits: int = 32
 
   def _proj(self, features, axes, fan_in, name):
     return projection_of(self, features, axes,
@@ -372,7 +430,8 @@ class MlpBlock(nn.Module):
       h = act(self._proj(self.d_ff, (EMBED, MLP), d_model, "wi")(
           x, deterministic))
     h = constrain(h, (BATCH, LENGTH, MLP))
-    h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    h = dropout(self.dropout_rate, self.dropout_mask_bits)(
+        h, deterministic=deterministic)
     return self._proj(d_model, (MLP, EMBED), self.d_ff, "wo")(h, deterministic)
 
 
