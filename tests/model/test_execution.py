@@ -15,7 +15,7 @@ import pytest
 from lta import errors
 from lta import partitioning
 from lta.adapters import trainable as trainable_lib
-from lta.models import layers
+from lta.models import dropout as layers
 from lta.models.contract import EncoderDecoderModel
 from lta.models.execution import ExecutionConfig
 from lta.models.mt5.network import Transformer
