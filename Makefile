@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lta-installed
 LOCK := requirements/lock.txt
 
-.PHONY: demo test test-all install lock hf-env
+.PHONY: demo test test-all install lock hf-env bench-train bench-decode
 
 install: $(STAMP)
 
@@ -45,3 +45,13 @@ $(HF_VENV)/.installed: requirements/hf-peer.txt
 	$(PYTHON) -m venv $(HF_VENV)
 	$(HF_VENV)/bin/python -m pip install --quiet -r requirements/hf-peer.txt
 	touch $@
+
+# The fair side-by-side benches (bench/README.md): lta and the HF peer in
+# interleaved rounds, load recorded, loaded rounds repeated. Add
+# BENCH_ARGS="--pin_cpu 1" for the 1-pinned-core variant.
+BENCH_ARGS ?=
+bench-train: $(STAMP) $(HF_VENV)/.installed
+	$(PY) bench/bench_train.py $(BENCH_ARGS)
+
+bench-decode: $(STAMP) $(HF_VENV)/.installed
+	$(PY) bench/bench_decode.py $(BENCH_ARGS)

@@ -17,14 +17,16 @@ Variants:
                  (default: the repository's .venv-hf; `make hf-env`).
 
 Each timed call is the whole predict_batch / generate: encoder, cache prefill
-and --decode greedy steps; tokens/s = batch * decode / seconds. The lta
-variants are compiled once, warmed up, then timed round-robin (one call of
-each per round, rotating the order) so load from other processes hits
-them alike; HF is timed in its own process after them. Reported: median,
-min and max of --runs calls, and throughput relative to lta base: as a
-ratio of medians; (lta variants) as the median over rounds of the
-per-round ratio, which is steadier when the load changes mid-run; and as a
-ratio of the fastest calls, the least disturbed by other processes.
+and --decode greedy steps; tokens/s = batch * decode / seconds. lta and HF
+each run in a fresh worker process per round, interleaved in rounds
+(bench/fair_rounds.py: alternating order, load recorded, loaded rounds
+thrown away and repeated; --pin_cpu for the 1-core variant). Within the
+lta worker the lta variants are compiled once, warmed up, then timed
+round-robin (one call of each per pass, rotating the order). Reported:
+the median over rounds of each round's median of --runs calls, and
+throughput relative to lta base: as a ratio of medians; paired (the
+median over rounds of the per-round ratio of medians, which cancels load
+that changes between rounds); and as a ratio of the fastest calls.
 
 Full length: the column of the output kernel for EOS (id 1) is zeroed, so
 its logit is exactly 0 while the largest of the other (random, roughly
@@ -33,13 +35,11 @@ that no lta row emitted it. HF additionally gets min_new_tokens =
 max_new_tokens, which masks EOS. With EOS absent both sides decode the same
 sequences; the match rate is printed as a correctness check.
 
-Threads: XLA uses every core; torch gets --threads (default: every core).
-torch's OpenMP workers spin-wait by default, which on a machine shared with
-other busy processes makes a 2-thread generate 10-20x slower than 1 thread
-(measured here: 8.7 s vs 0.37 s for the --quick shape). The HF process
-therefore runs with OMP_WAIT_POLICY=PASSIVE (--omp_wait_policy), which
-restores the 1-thread speed or better; pass --omp_wait_policy= on a quiet,
-dedicated machine to get torch's default.
+Threads: see bench/fair_rounds.py. torch's OpenMP workers spin-wait by
+default (its best on an idle machine, the default here); on a machine shared
+with other busy processes that makes a 2-thread generate 10-20x slower than
+1 thread (8.7 s vs 0.37 s for the --quick shape, measured under load), so
+pass --omp_wait_policy=PASSIVE there, and say so.
 """
 
 from __future__ import annotations
@@ -51,14 +51,14 @@ import platform
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-import hf_peer  # bench/, next to this file
+import fair_rounds  # bench/, next to this file
+import hf_peer
 import host_info
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +74,8 @@ from lta.adapters.config import AdapterConfig  # noqa: E402
 from lta.adapters.deltas import merge_into_base  # noqa: E402
 
 VARIANTS = ("base", "merged", "unmerged", "hf")
-QUICK = dict(vocab=4096, layers=2, batch=2, inputs=64, decode=16, runs=3)
+QUICK = dict(vocab=4096, layers=2, batch=2, inputs=64, decode=16, runs=3,
+             rounds=2)
 
 
 def _flags(argv=None) -> argparse.Namespace:
@@ -97,13 +98,10 @@ def _flags(argv=None) -> argparse.Namespace:
   p.add_argument("--runs", type=int, default=5, help="timed calls each")
   p.add_argument("--warmup", type=int, default=1,
                  help="untimed calls after compilation")
-  p.add_argument("--threads", type=int, default=os.cpu_count(),
-                 help="torch threads (XLA uses every core)")
-  p.add_argument("--omp_wait_policy", default="PASSIVE",
-                 help="OMP_WAIT_POLICY for torch ('' = torch's default); "
-                 "see the module docstring")
+  fair_rounds.add_flags(p, rounds=3)
   hf_peer.add_flag(p)
   p.add_argument("--json_out", help="also write the results here")
+  p.add_argument("--worker", help=argparse.SUPPRESS)  # a directory
   flags = p.parse_args(argv)
   if flags.quick:
     p.set_defaults(**QUICK)
@@ -114,8 +112,9 @@ def _flags(argv=None) -> argparse.Namespace:
     raise ValueError(f"--variants={flags.variants!r}: unknown {unknown}; "
                      f"choose from {VARIANTS}")
   flags.variants = names
-  if "hf" in names:  # fail now, not after the lta variants ran
+  if "hf" in names and not flags.worker:  # fail now, before any timing
     hf_peer.check_python(flags.hf_python)
+  fair_rounds.check_flags(flags)
   return flags
 
 
@@ -184,26 +183,38 @@ def _time_lta(flags, config, adapter, enc, names):
   return times, ids, all_vars["base"]["params"]
 
 
-def _time_hf(flags, config, params, enc, tmp):
-  model_dir = os.path.join(tmp, "hf")
-  save_hf_checkpoint(params, config, model_dir)
-  np.save(os.path.join(tmp, "inputs.npy"), enc)
-  out = os.path.join(tmp, "hf_ids.npy")
-  cmd = [flags.hf_python, os.path.join(REPO, "bench", "hf_decode.py"),
-         f"--model_dir={model_dir}", f"--inputs={tmp}/inputs.npy",
-         f"--decode={flags.decode}", f"--runs={flags.runs}",
-         f"--warmup={flags.warmup}", f"--threads={flags.threads}",
-         f"--out={out}"]
-  env = dict(os.environ)
-  if flags.omp_wait_policy:
-    env["OMP_WAIT_POLICY"] = flags.omp_wait_policy
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                        env=env)
-  for line in proc.stdout.splitlines():
-    if line.startswith("RESULT "):
-      return json.loads(line[len("RESULT "):]), np.load(out)
-  raise RuntimeError(f"HF generate failed (exit {proc.returncode}):\n"
-                     f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+def _hf_command(flags, tmp: str) -> list[str]:
+  return [flags.hf_python, os.path.join(REPO, "bench", "hf_decode.py"),
+          f"--model_dir={tmp}/hf", f"--inputs={tmp}/inputs.npy",
+          f"--decode={flags.decode}", f"--runs={flags.runs}",
+          f"--warmup={flags.warmup}", f"--threads={flags.threads}",
+          f"--out={tmp}/hf_ids.npy"]
+
+
+def _lta_worker(flags) -> None:
+  """One round's lta side: every lta variant, timed round-robin."""
+  config, adapter, enc = _setup(flags)
+  names = ["base"] + [n for n in flags.variants if n not in ("base", "hf")]
+  times, ids, _ = _time_lta(flags, config, adapter, enc, names)
+  np.savez(os.path.join(flags.worker, "lta_ids.npz"), **ids)
+  print("RESULT " + json.dumps({
+      "times": times,
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      "backend": f"jax {jax.__version__} {jax.default_backend()}, XLA_FLAGS="
+                 f"'{os.environ.get('XLA_FLAGS', '')}'"}), flush=True)
+
+
+def _setup(flags):
+  config = T5Config(vocab_size=flags.vocab, d_model=flags.d_model,
+                    d_ff=flags.d_ff, num_heads=flags.heads, d_kv=flags.d_kv,
+                    num_encoder_layers=flags.layers,
+                    num_decoder_layers=flags.layers, dropout_rate=0.0,
+                    name="mt5-bench")
+  adapter = AdapterConfig(kind="lora", rank=flags.rank,
+                          alpha=float(flags.rank))
+  enc = np.random.default_rng(0).integers(
+      2, flags.vocab, (flags.batch, flags.inputs)).astype(np.int32)
+  return config, adapter, enc
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> str:
@@ -215,86 +226,114 @@ def _match(a: np.ndarray, b: np.ndarray) -> str:
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   flags = _flags(argv)
+  if flags.worker:
+    _lta_worker(flags)
+    return 0
   command = shlex.join([os.path.relpath(sys.executable, REPO),
                         os.path.relpath(os.path.abspath(__file__), REPO),
                         *argv])
-  config = T5Config(vocab_size=flags.vocab, d_model=flags.d_model,
-                    d_ff=flags.d_ff, num_heads=flags.heads, d_kv=flags.d_kv,
-                    num_encoder_layers=flags.layers,
-                    num_decoder_layers=flags.layers, dropout_rate=0.0,
-                    name="mt5-bench")
-  adapter = AdapterConfig(kind="lora", rank=flags.rank,
-                          alpha=float(flags.rank))
-  enc = np.random.default_rng(0).integers(
-      2, flags.vocab, (flags.batch, flags.inputs)).astype(np.int32)
+  config, adapter, enc = _setup(flags)
   tokens = flags.batch * flags.decode
   print(f"command: {command}")
+  print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
   print(f"model: mT5-shaped d_model={flags.d_model} d_ff={flags.d_ff} "
         f"heads={flags.heads} d_kv={flags.d_kv} layers={flags.layers}+"
         f"{flags.layers} vocab={flags.vocab}, random weights, float32; LoRA "
         f"r={flags.rank} on q,k,v,o of every attention")
   print(f"work: batch {flags.batch}, inputs {flags.inputs}, greedy decode "
         f"{flags.decode} tokens per row (EOS never argmax); each call = "
-        f"encode + prefill + decode; median of {flags.runs} after "
-        f"{flags.warmup} warm-up")
-  print(f"machine: {os.cpu_count()} CPUs ({host_info.cpu_name()}), jax "
-        f"{jax.__version__} {jax.default_backend()}, python "
-        f"{platform.python_version()}; load avg {host_info.load()} at start",
-        flush=True)
+        f"encode + prefill + decode; per round and side the median of "
+        f"{flags.runs} after {flags.warmup} warm-up, in a fresh process; "
+        f"{flags.rounds} rounds ({flags.order})")
+  print(f"machine: {os.cpu_count()} CPUs ({host_info.cpu_name()}), python "
+        f"{platform.python_version()}; {fair_rounds.settings(flags)}; load "
+        f"avg {host_info.load()} at start", flush=True)
+  sides = ["lta"] + (["hf"] if "hf" in flags.variants else [])
+  with tempfile.TemporaryDirectory() as tmp:
+    if "hf" in sides:
+      all_vars, _ = _variables(config, adapter)
+      save_hf_checkpoint(all_vars["base"]["params"], config,
+                         os.path.join(tmp, "hf"))
+      del all_vars
+      np.save(os.path.join(tmp, "inputs.npy"), enc)
 
-  # lta base is always timed: it is what every ratio is against.
-  lta_names = ["base"] + [n for n in flags.variants if n not in ("base", "hf")]
-  hf_backend = load_hf = None
-  times, ids, params = _time_lta(flags, config, adapter, enc, lta_names)
-  load_lta = host_info.load()
-  if "hf" in flags.variants:
-    with tempfile.TemporaryDirectory() as tmp:
-      result, ids["hf"] = _time_hf(flags, config, params, enc, tmp)
-      times["hf"] = result["times"]
-      hf_backend = result["backend"]
-      load_hf = host_info.load()
+    def run_one(side):
+      torch_side = side == "hf"
+      cmd = (_hf_command(flags, tmp) if torch_side else
+             [sys.executable, os.path.abspath(__file__), *argv,
+              f"--worker={tmp}"])
+      return fair_rounds.run_worker(fair_rounds.worker_command(flags, cmd),
+                                    fair_rounds.worker_env(flags, torch_side),
+                                    REPO)
 
-  base = statistics.median(times["base"])
-  labels = {"base": "lta base", "merged": "lta merged LoRA",
-            "unmerged": "lta unmerged LoRA", "hf": "HF generate"}
-  rows = []
-  print("\n| variant | median s (min-max) | tokens/s | x lta base (medians) "
-        "| x lta base (paired) | x lta base (best) |")
-  print("|---|---|---|---|---|---|")
-  for name in [n for n in VARIANTS if n in times]:
-    t = times[name]
-    med = statistics.median(t)
-    # lta variants ran in the same rounds as base: the median of per-round
-    # ratios cancels load that changes between rounds.
-    paired = (statistics.median(b / x for b, x in zip(times["base"], t))
-              if name != "hf" else None)
-    rows.append({"variant": name, "median_s": med, "min_s": min(t),
-                 "max_s": max(t), "tokens_per_s": tokens / med,
-                 "vs_lta_base": base / med, "vs_lta_base_paired": paired,
-                 "vs_lta_base_best": min(times["base"]) / min(t), "times": t})
-    print(f"| {labels[name]} | {med:.3f} ({min(t):.3f}-{max(t):.3f}) | "
-          f"{tokens / med:,.1f} | {base / med:.3f} | "
-          f"{'n/a' if paired is None else f'{paired:.3f}'} | "
-          f"{min(times['base']) / min(t):.3f} |")
-  prefill = statistics.median(times["prefill"])
-  print(f"\nlta base encode + prefill alone: {prefill:.3f} s median "
-        f"({prefill / base:.0%} of a base call)")
-  if "merged" in ids and "unmerged" in ids:
-    print(f"merged vs unmerged ids: {_match(ids['merged'], ids['unmerged'])}")
-  if "hf" in ids:
-    print(f"lta base vs HF ids: {_match(ids['base'], ids['hf'])}")
-    print(f"HF: {hf_backend}, OMP_WAIT_POLICY="
-          f"{flags.omp_wait_policy or '(torch default)'}")
-  print(f"load avg after lta {load_lta}, after HF {load_hf}; peak RSS of "
-        "this process "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    rounds, thrown = fair_rounds.run_rounds(sides, run_one, flags)
+    lta_ids = dict(np.load(os.path.join(tmp, "lta_ids.npz")))
+    hf_ids = (np.load(os.path.join(tmp, "hf_ids.npy")) if "hf" in sides
+              else None)
+  rows = _report(flags, rounds, tokens)
+  if "merged" in lta_ids and "unmerged" in lta_ids:
+    print(f"merged vs unmerged ids: "
+          f"{_match(lta_ids['merged'], lta_ids['unmerged'])}")
+  if hf_ids is not None:
+    print(f"lta base vs HF ids: {_match(lta_ids['base'], hf_ids)}")
+    print(f"HF: {rounds[0].results['hf']['backend']}")
+  print(f"lta: {rounds[0].results['lta']['backend']}")
+  print(f"rounds thrown away for load > {flags.max_load}: {thrown} (cap "
+        f"{flags.max_retries}); kept despite load: "
+        f"{sum(r.kept_despite_load for r in rounds)}; load avg at end "
+        f"{host_info.load()}")
   if flags.json_out:
     with open(flags.json_out, "w") as f:
       json.dump({"command": command, "flags": vars(flags), "rows": rows,
-                 "prefill_s": times["prefill"], "cpus": os.cpu_count(),
-                 "jax": jax.__version__, "hf_backend": hf_backend}, f,
-                indent=2)
+                 "cpus": os.cpu_count(), "settings": fair_rounds.settings(
+                     flags), **fair_rounds.rounds_record(rounds, thrown)},
+                f, indent=2)
   return 0
+
+
+def _report(flags, rounds, tokens) -> list[dict]:
+  """The table: per variant, medians over rounds and ratios to lta base."""
+  def per_round(name):  # each round's median seconds per call
+    side = "hf" if name == "hf" else "lta"
+    return [statistics.median(r.results[side]["times"] if side == "hf" else
+                              r.results[side]["times"][name]) for r in rounds]
+
+  def fastest(name):
+    side = "hf" if name == "hf" else "lta"
+    return min(min(r.results[side]["times"] if side == "hf" else
+                   r.results[side]["times"][name]) for r in rounds)
+
+  names = [n for n in ("base", "merged", "unmerged", "hf")
+           if n == "base" or n in flags.variants]
+  base = per_round("base")
+  labels = {"base": "lta base", "merged": "lta merged LoRA",
+            "unmerged": "lta unmerged LoRA", "hf": "HF generate"}
+  rows = []
+  print("\n| variant | s per call, median of rounds (min-max) | tokens/s | "
+        "x lta base (medians) | x lta base (paired over rounds) | "
+        "x lta base (fastest calls) |")
+  print("|---|---|---|---|---|---|")
+  for name in names:
+    t = per_round(name)
+    med = statistics.median(t)
+    paired = statistics.median(b / x for b, x in zip(base, t))
+    best = fastest("base") / fastest(name)
+    rows.append({"variant": name, "round_medians_s": t, "median_s": med,
+                 "tokens_per_s": tokens / med,
+                 "vs_lta_base": statistics.median(base) / med,
+                 "vs_lta_base_paired": paired, "vs_lta_base_best": best})
+    print(f"| {labels[name]} | {med:.3f} ({min(t):.3f}-{max(t):.3f}) | "
+          f"{tokens / med:,.1f} | {statistics.median(base) / med:.3f} | "
+          f"{paired:.3f} | {best:.3f} |")
+  prefill = statistics.median(statistics.median(r.results["lta"]["times"][
+      "prefill"]) for r in rounds)
+  print(f"\nlta base encode + prefill alone: {prefill:.3f} s median "
+        f"({prefill / statistics.median(base):.0%} of a base call); peak RSS "
+        "lta worker "
+        f"{max(r.results['lta']['peak_rss_mb'] for r in rounds):,.0f} MB" +
+        ("" if "hf" not in names else ", HF worker "
+         f"{max(r.results['hf']['peak_rss_mb'] for r in rounds):,.0f} MB"))
+  return rows
 
 
 if __name__ == "__main__":

@@ -1,18 +1,27 @@
-"""Training-step speed, peak memory and matmul share: lta LoRA, full, HF peft.
+"""Training-step speed, peak memory and matmul share: lta vs HF peft, paired.
 
-Same mT5-small-shaped model (random weights), same batch, AdamW, one CPU
-process per configuration (so each peak RSS is its own), all in one run:
+Same mT5-small-shaped model (random weights), same batch, AdamW. Every
+configuration runs in a fresh worker process (so each peak RSS is its own),
+and the configurations are interleaved in rounds (bench/fair_rounds.py:
+alternating order, load recorded, loaded rounds thrown away and repeated):
 
-  .venv/bin/python bench/bench_train.py                      # mT5-small shape
+  make bench-train                                   # 2 threads each
+  make bench-train BENCH_ARGS="--pin_cpu 1"          # 1 pinned core each
   .venv/bin/python bench/bench_train.py --vocab 32128 --layers 4 --steps 3
+  .venv/bin/python bench/bench_train.py --configs lta_lora,lta_lora@dropout8
+
+Configurations: lta_lora, lta_full, hf_lora, and lta_lora@V / lta_full@V
+for each optimisation V in VARIANTS (an ExecutionConfig or a compute dtype):
+each V is reported against its plain configuration in the same rounds
+(tokens/s and peak memory, before/after, paired).
 
 The HF side (torch + transformers + peft) runs under --hf_python, a separate
 environment (default: the repository's .venv-hf, built by `make hf-env`).
-Reported per configuration: median step time over --steps timed steps
-(after --warmup steps; lta compiles before them), tokens/s = batch *
-(inputs + targets) / step time, and peak RSS of the process; for lta also
-XLA's own accounting of the compiled step (memory_analysis: arguments,
-temporaries; cost_analysis: FLOPs).
+Reported per configuration: the median over rounds of each round's median
+step time over --steps timed steps (after --warmup steps; lta compiles
+before them), tokens/s = batch * (inputs + targets) / step time, and peak
+RSS of the process; for lta also XLA's own accounting of the compiled step
+(memory_analysis: arguments, temporaries; cost_analysis: FLOPs).
 
 Matmul share: each worker also times a float32 matmul (bench/matmul_rate.py:
 2048^3 and the step's (tokens x d_model) @ (d_model x d_ff)) on its own
@@ -20,13 +29,6 @@ framework and threads, after its steps. The machine's dense matmul rate is
 the best median rate any worker reached; a step's achieved rate is its
 model matmul FLOPs (an analytic count, the same for lta and HF: see
 model_matmul_flops) over its median step time.
-
-Threads: XLA uses every core; torch gets --threads (default: every core).
-torch's OpenMP workers spin-wait by default, which on a machine shared with
-other busy processes makes multi-threaded torch many times slower (see
-bench_decode.py). The HF worker therefore runs with OMP_WAIT_POLICY=PASSIVE
-(--omp_wait_policy); pass --omp_wait_policy= on a quiet, dedicated machine
-to get torch's default.
 """
 
 from __future__ import annotations
@@ -38,17 +40,39 @@ import platform
 import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 
-import hf_peer  # bench/, next to this file
+import fair_rounds  # bench/, next to this file
+import hf_peer
 import host_info
 import matmul_rate
 
 CONFIGS = ("lta_lora", "lta_full", "hf_lora")
 LABELS = {"lta_lora": "lta LoRA", "lta_full": "lta full FT",
           "hf_lora": "HF peft LoRA"}
+# Optimisations of the lta step: ExecutionConfig fields, or 'dtype' (the
+# compute dtype; parameters stay float32).
+VARIANTS = {
+    "dropout8": {"dropout_mask_bits": 8},
+    "dropout16": {"dropout_mask_bits": 16},
+    "chunked_ce": {"loss_chunk_length": 16},
+    "remat_dots": {"remat_policy": "dots"},
+    "remat_full": {"remat_policy": "full"},
+    "bf16": {"dtype": "bfloat16"},
+    "fast": {"dropout_mask_bits": 8, "loss_chunk_length": 16},
+}
+
+
+def split_config(name: str) -> tuple[str, str]:
+  """'lta_lora@dropout8' -> ('lta_lora', 'dropout8'); no variant: ''."""
+  base, _, variant = name.partition("@")
+  return base, variant
+
+
+def label(name: str) -> str:
+  base, variant = split_config(name)
+  return LABELS[base] + (f" @{variant}" if variant else "")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -70,17 +94,13 @@ def _flags(argv=None) -> argparse.Namespace:
   p.add_argument("--rank", type=int, default=4)
   p.add_argument("--dropout", type=float, default=0.1)
   p.add_argument("--lr", type=float, default=2e-4)
-  p.add_argument("--threads", type=int, default=os.cpu_count(),
-                 help="torch threads (XLA uses every core)")
-  p.add_argument("--omp_wait_policy", default="PASSIVE",
-                 help="OMP_WAIT_POLICY for torch ('' = torch's default); "
-                 "see the module docstring")
+  fair_rounds.add_flags(p, rounds=5)
   p.add_argument("--matmul_shapes", default=None,
                  help="MxKxN,...; default 2048^3 and tokens x d_model x d_ff")
   p.add_argument("--matmul_runs", type=int, default=7)
   hf_peer.add_flag(p)
   p.add_argument("--json_out", help="also write the results here")
-  p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+  p.add_argument("--worker", help=argparse.SUPPRESS)
   flags = p.parse_args(argv)
   if flags.matmul_shapes is None:
     flags.matmul_shapes = (f"2048x2048x2048,{flags.batch * flags.inputs}x"
@@ -142,7 +162,7 @@ def _timed(step_fn, flags) -> list[float]:
   return times
 
 
-def _lta_worker(flags, full: bool) -> dict:
+def _lta_worker(flags, full: bool, variant: str) -> dict:
   import functools  # pylint: disable=g-import-not-at-top
   import flax
   import jax
@@ -153,16 +173,20 @@ def _lta_worker(flags, full: bool) -> dict:
   from lta.models.mt5.config import T5Config
   from lta.models.mt5.network import Transformer
   from lta.models.contract import EncoderDecoderModel
+  from lta.models.execution import ExecutionConfig
   from lta.adapters.config import AdapterConfig
 
+  options = dict(VARIANTS.get(variant, {}))
+  dtype = options.pop("dtype", "float32")
   config = T5Config(vocab_size=flags.vocab, d_model=flags.d_model,
                     d_ff=flags.d_ff, num_heads=flags.heads, d_kv=flags.d_kv,
                     num_encoder_layers=flags.layers,
                     num_decoder_layers=flags.layers,
-                    dropout_rate=flags.dropout)
+                    dropout_rate=flags.dropout, dtype=dtype)
   adapter = None if full else AdapterConfig(kind="lora", rank=flags.rank,
                                             alpha=float(flags.rank))
-  model = EncoderDecoderModel(Transformer(config, adapter))
+  execution = ExecutionConfig(**options)
+  model = EncoderDecoderModel(Transformer(config, adapter, execution))
   optimizer = optax.adamw(flags.lr)
   variables = jax.jit(model.init_unboxed)(jax.random.PRNGKey(0))
   state = jax.jit(functools.partial(
@@ -205,7 +229,8 @@ def _lta_worker(flags, full: bool) -> dict:
                                         flags.matmul_runs),
           "backend": f"jax {jax.__version__} {jax.default_backend()}, flax "
           f"{flax.__version__}, optax {optax.__version__}, dropout PRNG "
-          f"{jax.config.jax_default_prng_impl}"}
+          f"{jax.config.jax_default_prng_impl}, {execution}, compute dtype "
+          f"{dtype}, XLA_FLAGS='{os.environ.get('XLA_FLAGS', '')}'"}
 
 
 def _hf_worker(flags) -> dict:
@@ -213,7 +238,8 @@ def _hf_worker(flags) -> dict:
   import torch
   import transformers
 
-  torch.set_num_threads(flags.threads)
+  torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS",
+                                          flags.threads)))
   torch.manual_seed(0)
   config = transformers.MT5Config(
       vocab_size=flags.vocab, d_model=flags.d_model, d_ff=flags.d_ff,
@@ -254,36 +280,36 @@ def _hf_worker(flags) -> dict:
 
 
 def _worker(flags) -> None:
-  if flags.worker == "hf_lora":
+  base, variant = split_config(flags.worker)
+  if base == "hf_lora":
     result = _hf_worker(flags)
   else:
-    result = _lta_worker(flags, full=flags.worker == "lta_full")
+    result = _lta_worker(flags, full=base == "lta_full", variant=variant)
   result["peak_rss_mb"] = _peak_rss_mb()
   result["load"] = host_info.load()
   print("RESULT " + json.dumps(result), flush=True)
 
 
 def _run_config(name: str, flags, argv: list[str]) -> dict:
-  python = flags.hf_python if name == "hf_lora" else sys.executable
-  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu",
-             TF_CPP_MIN_LOG_LEVEL="2")
-  env.pop("XLA_FLAGS", None)  # one device, like the torch side
-  if name == "hf_lora" and flags.omp_wait_policy:
-    env["OMP_WAIT_POLICY"] = flags.omp_wait_policy
-  proc = subprocess.run([python, os.path.abspath(__file__), *argv,
-                         f"--worker={name}"], env=env, cwd=REPO,
-                        capture_output=True, text=True, check=False)
-  for line in proc.stdout.splitlines():
-    if line.startswith("RESULT "):
-      return json.loads(line[len("RESULT "):])
-  raise RuntimeError(f"{name} failed (exit {proc.returncode}):\n"
-                     f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+  torch_side = name == "hf_lora"
+  python = flags.hf_python if torch_side else sys.executable
+  env = fair_rounds.worker_env(flags, torch_side)
+  env["PYTHONPATH"] = REPO
+  r = fair_rounds.run_worker(fair_rounds.worker_command(
+      flags, [python, os.path.abspath(__file__), *argv, f"--worker={name}"]),
+      env, REPO)
+  r["median_s"] = statistics.median(r["times"])
+  return r
 
 
-def _ratio(rows: dict, a: str, b: str, key: str) -> str:
-  if a not in rows or b not in rows:
-    return "n/a"
-  return f"{rows[a][key] / rows[b][key]:.2f}"
+def _check_configs(names: list[str]) -> None:
+  bad = [n for n in names if split_config(n)[0] not in CONFIGS or
+         (split_config(n)[1] and (split_config(n)[1] not in VARIANTS or
+                                  split_config(n)[0] == "hf_lora"))]
+  if bad or not names:
+    raise SystemExit(
+        f"--configs: unknown {bad}; choose from {CONFIGS}, optionally "
+        f"lta_lora@V or lta_full@V with V in {sorted(VARIANTS)}")
 
 
 def main(argv=None) -> int:
@@ -292,11 +318,9 @@ def main(argv=None) -> int:
   if flags.worker:
     _worker(flags)
     return 0
+  fair_rounds.check_flags(flags)
   names = [n for n in flags.configs.split(",") if n]
-  unknown = sorted(set(names) - set(CONFIGS))
-  if unknown or not names:
-    raise ValueError(f"--configs={flags.configs!r}: unknown {unknown}; "
-                     f"choose from {CONFIGS}")
+  _check_configs(names)
   if "hf_lora" in names:  # fail now, not after the lta configs ran
     hf_peer.check_python(flags.hf_python)
   for shape in flags.matmul_shapes.split(","):
@@ -306,92 +330,115 @@ def main(argv=None) -> int:
                         *argv])
   tokens = flags.batch * (flags.inputs + flags.targets)
   print(f"command: {command}")
+  print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
   print(f"model: mT5-shaped d_model={flags.d_model} d_ff={flags.d_ff} "
         f"heads={flags.heads} d_kv={flags.d_kv} layers={flags.layers}+"
         f"{flags.layers} vocab={flags.vocab}, random weights, float32; LoRA "
         f"r={flags.rank} on q,k,v,o of every attention; AdamW; dropout "
         f"{flags.dropout}")
   print(f"work: batch {flags.batch} x (inputs {flags.inputs} + targets "
-        f"{flags.targets}) = {tokens:,} tokens/step; median of {flags.steps} "
-        f"steps after {flags.warmup} warm-up; one process per config")
+        f"{flags.targets}) = {tokens:,} tokens/step; per round and config "
+        f"the median of {flags.steps} steps after {flags.warmup} warm-up, "
+        f"in a fresh process; {flags.rounds} rounds ({flags.order})")
   print(f"machine: {os.cpu_count()} CPUs ({host_info.cpu_name()}), python "
-        f"{platform.python_version()}; XLA on every core, torch "
-        f"{flags.threads} threads with OMP_WAIT_POLICY="
-        f"{flags.omp_wait_policy or '(torch default)'}; load avg "
-        f"{host_info.load()} at start", flush=True)
-  results = {}
-  for name in names:
-    results[name] = r = _run_config(name, flags, argv)
-    r["median_s"] = statistics.median(r["times"])
-    r["tokens_per_s"] = tokens / r["median_s"]
-    r["model_flops"] = model_matmul_flops(flags, full=name == "lta_full")
-    r["achieved_gflops"] = r["model_flops"] / r["median_s"] / 1e9
-    print(f"  done {name}: {r['median_s']:.3f} s/step; load avg {r['load']}",
-          flush=True)
-  machine = max(rate for r in results.values() for rate in
-                r["matmul"].values())
-
-  header = ("config", "trainable params", "step s median (min-max)",
-            "tokens/s", "peak RSS MB", "model GFLOP/step",
-            "achieved GFLOP/s", "matmul GFLOP/s (own)",
-            "share of machine matmul rate")
-  print("\n| " + " | ".join(header) + " |")
-  print("|" + "---|" * len(header))
-  for name, r in results.items():
-    t = r["times"]
-    r["share"] = r["achieved_gflops"] / machine
-    own = max(r["matmul"].values())
-    print(f"| {LABELS[name]} | {r['trainable']:,} | {r['median_s']:.2f} "
-          f"({min(t):.2f}-{max(t):.2f}) | {r['tokens_per_s']:,.0f} | "
-          f"{r['steps_peak_rss_mb']:,.0f} | {r['model_flops'] / 1e9:,.1f} | "
-          f"{r['achieved_gflops']:,.1f} | {own:,.1f} | {r['share']:.1%} |")
-
-  print(f"\nmachine dense matmul rate: {machine:,.1f} GFLOP/s (best median; "
-        "float32; per worker, after its steps):")
-  for name, r in results.items():
-    rates = ", ".join(f"{s} {v:,.1f}" for s, v in r["matmul"].items())
-    print(f"  {LABELS[name]} ({'torch' if name == 'hf_lora' else 'jax'}): "
-          f"{rates}")
-  print("\nmemory (RSS: the process's high-water mark, after set-up and at "
-        "the end; XLA: memory_analysis of the compiled lta step) and XLA's "
-        "FLOP count (cost_analysis):")
-  print("| config | peak RSS after set-up MB | peak RSS MB | XLA arguments MB "
-        "| XLA temporaries MB | XLA arguments + temps MB | XLA GFLOP/step | "
-        "compile s |")
-  print("|---|---|---|---|---|---|---|---|")
-  for name, r in results.items():
-    if name == "hf_lora":
-      xla = "n/a | n/a | n/a | n/a | n/a"
-    else:
-      mb = r["xla_mb"]
-      r["xla_total_mb"] = mb["argument"] + mb["temp"]
-      xla = (f"{mb['argument']:,.0f} | {mb['temp']:,.0f} | "
-             f"{r['xla_total_mb']:,.0f} | {r['xla_flops'] / 1e9:,.1f} | "
-             f"{r['compile_s']:.1f}")
-    print(f"| {LABELS[name]} | {r['setup_rss_mb']:,.0f} | "
-          f"{r['steps_peak_rss_mb']:,.0f} | {xla} |")
-  rss = "steps_peak_rss_mb"
-  print("\nratios (this run):")
-  print("  lta LoRA / HF LoRA tokens/s: "
-        f"{_ratio(results, 'lta_lora', 'hf_lora', 'tokens_per_s')} "
-        "(goal >= 1.5)")
-  print("  lta LoRA / lta full peak RSS: "
-        f"{_ratio(results, 'lta_lora', 'lta_full', rss)} (goal <= 0.6); "
-        "XLA arguments + temps: "
-        f"{_ratio(results, 'lta_lora', 'lta_full', 'xla_total_mb')}")
-  print("  lta LoRA / HF LoRA peak RSS: "
-        f"{_ratio(results, 'lta_lora', 'hf_lora', rss)}")
-  for name, r in results.items():
-    print(f"{LABELS[name]}: {r['backend']}")
-
+        f"{platform.python_version()}; {fair_rounds.settings(flags)}; load "
+        f"avg {host_info.load()} at start", flush=True)
+  rounds, thrown = fair_rounds.run_rounds(
+      names, lambda name: _run_config(name, flags, argv), flags)
+  rows = _summarise(rounds, names, flags, tokens)
+  _print_tables(rounds, rows, names, flags)
+  print(f"rounds thrown away for load > {flags.max_load}: {thrown} (cap "
+        f"{flags.max_retries}); kept despite load: "
+        f"{sum(r.kept_despite_load for r in rounds)}")
   print(f"load avg at end {host_info.load()}")
   if flags.json_out:
     with open(flags.json_out, "w") as f:
       json.dump({"command": command, "flags": vars(flags),
                  "cpus": os.cpu_count(), "cpu": host_info.cpu_name(),
-                 "machine_matmul_gflops": machine, "results": results}, f,
-                indent=2)
+                 "settings": fair_rounds.settings(flags), "summary": rows,
+                 **fair_rounds.rounds_record(rounds, thrown)}, f, indent=2)
   return 0
+
+
+def _summarise(rounds, names, flags, tokens) -> dict:
+  """Per config: medians over rounds, memory, achieved matmul rate."""
+  machine = max(rate for r in rounds for res in r.results.values()
+                for rate in res["matmul"].values())
+  rows = {}
+  for name in names:
+    per_round = [r.results[name] for r in rounds]
+    median_s = statistics.median(x["median_s"] for x in per_round)
+    flops = model_matmul_flops(flags, full=name.startswith("lta_full"))
+    row = {"median_s": median_s, "tokens_per_s": tokens / median_s,
+           "round_medians_s": [x["median_s"] for x in per_round],
+           "trainable": per_round[0]["trainable"],
+           "peak_rss_mb": statistics.median(
+               x["steps_peak_rss_mb"] for x in per_round),
+           "model_gflops": flops / 1e9,
+           "achieved_gflops": flops / median_s / 1e9,
+           "own_matmul_gflops": max(v for x in per_round
+                                    for v in x["matmul"].values()),
+           "backend": per_round[0]["backend"]}
+    row["share"] = row["achieved_gflops"] / machine
+    if "xla_mb" in per_round[0]:
+      mb = per_round[0]["xla_mb"]
+      row["xla_temp_mb"] = mb["temp"]
+      row["xla_total_mb"] = mb["argument"] + mb["temp"]
+      row["xla_gflops"] = per_round[0]["xla_flops"] / 1e9
+      row["compile_s"] = statistics.median(x["compile_s"] for x in per_round)
+    rows[name] = row
+  rows["machine_matmul_gflops"] = machine
+  return rows
+
+
+def _paired(rounds, a, b, key):
+  ratios = fair_rounds.paired_ratios(rounds, a, b, key)
+  return "n/a" if ratios is None else fair_rounds.summary(ratios)
+
+
+def _print_tables(rounds, rows, names, flags) -> None:
+  header = ("config", "trainable params", "step s, median of rounds "
+            "(min-max)", "tokens/s", "peak RSS MB", "XLA args + temps MB",
+            "achieved GFLOP/s", "share of machine matmul rate")
+  print("\n| " + " | ".join(header) + " |")
+  print("|" + "---|" * len(header))
+  for name in names:
+    r = rows[name]
+    t = r["round_medians_s"]
+    xla = f"{r['xla_total_mb']:,.0f}" if "xla_total_mb" in r else "n/a"
+    print(f"| {label(name)} | {r['trainable']:,} | {r['median_s']:.2f} "
+          f"({min(t):.2f}-{max(t):.2f}) | {r['tokens_per_s']:,.0f} | "
+          f"{r['peak_rss_mb']:,.0f} | {xla} | {r['achieved_gflops']:,.1f} | "
+          f"{r['share']:.1%} |")
+  print(f"\nmachine dense matmul rate: {rows['machine_matmul_gflops']:,.1f} "
+        "GFLOP/s (best median of any worker, float32)")
+  speed = lambda x: 1.0 / x["median_s"]  # pylint: disable=unnecessary-lambda-assignment
+  rss = lambda x: x["steps_peak_rss_mb"]  # pylint: disable=unnecessary-lambda-assignment
+  print("\npaired ratios (median over rounds, min-max):")
+  print(f"  lta LoRA / HF LoRA tokens/s: "
+        f"{_paired(rounds, 'lta_lora', 'hf_lora', speed)} (goal >= 1.5)")
+  print(f"  lta LoRA / lta full peak RSS: "
+        f"{_paired(rounds, 'lta_lora', 'lta_full', rss)} (goal <= 0.6)")
+  print(f"  lta LoRA / HF LoRA peak RSS: "
+        f"{_paired(rounds, 'lta_lora', 'hf_lora', rss)} (goal <= 1.0)")
+  variants = [n for n in names if split_config(n)[1]]
+  if variants:
+    print("\neach optimisation against its plain config, same rounds "
+          "(after / before):")
+    print("| optimisation | tokens/s, paired | peak RSS, paired | "
+          "XLA temporaries MB (before -> after) |")
+    print("|---|---|---|---|")
+  for name in variants:
+    base = split_config(name)[0]
+    if base not in names:
+      print(f"| {label(name)} | add {base} to --configs to pair it | | |")
+      continue
+    temps = (f"{rows[base].get('xla_temp_mb', 0):,.0f} -> "
+             f"{rows[name].get('xla_temp_mb', 0):,.0f}")
+    print(f"| {label(name)} | {_paired(rounds, name, base, speed)} | "
+          f"{_paired(rounds, name, base, rss)} | {temps} |")
+  for name in names:
+    print(f"{label(name)}: {rows[name]['backend']}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ CONFIGURABLE_MODULES = (
     "lta.models.mt5.config",
     "lta.models.decoder.config",
     "lta.models.bart.config",
+    "lta.models.execution",
     "lta.adapters.config",
     "lta.models.contract",
     "lta.train.optimizers",

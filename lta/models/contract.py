@@ -65,6 +65,28 @@ class DecodingConfig:
             f"{want}")
 
 
+def _token_terms(logits: Array, targets: Array
+                 ) -> tuple[Array, Array, Array]:
+  """Per-token (nll, log_z, correct) of float32 logits."""
+  logits = logits.astype(jnp.float32)
+  log_z = jax.nn.logsumexp(logits, axis=-1)
+  target_logits = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return log_z - target_logits, log_z, correct
+
+
+def _weighted_sums(nll: Array, log_z: Array, correct: Array, weights: Array,
+                   z_loss: float) -> tuple[Array, dict[str, Array]]:
+  weights = weights.astype(jnp.float32)
+  per_token = nll + z_loss * jnp.square(log_z)
+  aux = {
+      "cross_entropy": (nll * weights).sum(),
+      "accuracy": (correct * weights).sum(),
+      "num_tokens": weights.sum(),
+  }
+  return (per_token * weights).sum(), aux
+
+
 def cross_entropy_with_z_loss(logits: Array, targets: Array, weights: Array,
                               z_loss: float) -> tuple[Array, dict[str, Array]]:
   """Cross entropy plus T5X's z-loss, summed over target tokens, in float32.
@@ -74,19 +96,47 @@ def cross_entropy_with_z_loss(logits: Array, targets: Array, weights: Array,
   the token count ('num_tokens'). Sums add up exactly over microbatches and
   batches; `token_means` divides by the count once.
   """
-  logits = logits.astype(jnp.float32)
-  log_z = jax.nn.logsumexp(logits, axis=-1)
-  target_logits = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
-  nll = log_z - target_logits
-  per_token = nll + z_loss * jnp.square(log_z)
-  weights = weights.astype(jnp.float32)
-  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
-  aux = {
-      "cross_entropy": (nll * weights).sum(),
-      "accuracy": (correct * weights).sum(),
-      "num_tokens": weights.sum(),
-  }
-  return (per_token * weights).sum(), aux
+  return _weighted_sums(*_token_terms(logits, targets), weights, z_loss)
+
+
+def chunked_cross_entropy_with_z_loss(
+    logits_fn, hidden: Array, targets: Array, weights: Array, z_loss: float,
+    chunk_length: int, dropout_rng: Optional[Array] = None
+) -> tuple[Array, dict[str, Array]]:
+  """cross_entropy_with_z_loss of logits_fn(hidden), `chunk_length` target
+  positions at a time.
+
+  logits_fn(hidden_chunk, rng) -> float32 logits is the output layer. Each
+  chunk is rematerialised (jax.checkpoint) in the backward pass, so only one
+  chunk's (batch, chunk_length, vocab) logits and gradient exist at a time;
+  the forward keeps the per-token terms. Chunks run over the length axis so
+  the batch axis keeps its sharding. `dropout_rng` (if any) is folded with
+  the chunk index, so chunks draw independent masks.
+  """
+  batch, length = targets.shape
+  if length % chunk_length:
+    raise errors.ConfigError(
+        f"ExecutionConfig.loss_chunk_length={chunk_length} does not divide "
+        f"the target length {length}")
+  n = length // chunk_length
+
+  def chunks(x):  # (batch, length, ...) -> (n, batch, chunk_length, ...)
+    x = x.reshape((batch, n, chunk_length) + x.shape[2:])
+    return jnp.moveaxis(x, 1, 0)
+
+  @jax.checkpoint
+  def chunk_terms(h, t, i):
+    rng = None if dropout_rng is None else jax.random.fold_in(dropout_rng, i)
+    return _token_terms(logits_fn(h, rng), t)
+
+  def body(_, xs):
+    return None, chunk_terms(*xs)
+
+  _, terms = jax.lax.scan(body, None,
+                          (chunks(hidden), chunks(targets), jnp.arange(n)))
+  nll, log_z, correct = (jnp.moveaxis(x, 0, 1).reshape(batch, length)
+                         for x in terms)
+  return _weighted_sums(nll, log_z, correct, weights, z_loss)
 
 
 def token_means(sums: Mapping[str, Array]) -> dict[str, Array]:
@@ -154,16 +204,34 @@ class EncoderDecoderModel:
                  ) -> tuple[Array, dict[str, Array]]:
     """(loss, aux) summed over target tokens: see cross_entropy_with_z_loss.
 
-    Dropout is on when dropout_rng is given.
+    Dropout is on when dropout_rng is given. With
+    ExecutionConfig.loss_chunk_length the output layer runs inside the
+    chunked loss (see chunked_cross_entropy_with_z_loss).
     """
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
-    logits = self.module.apply(
-        dict(variables), batch["encoder_input_tokens"],
-        batch["decoder_input_tokens"], enable_dropout=rngs is not None,
-        rngs=rngs)
     targets = batch["decoder_target_tokens"]
     weights = self._target_weights(batch)
-    return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+    execution = getattr(self.module, "execution", None)
+    chunk_length = execution.loss_chunk_length if execution else 0
+    args = (dict(variables), batch["encoder_input_tokens"],
+            batch["decoder_input_tokens"])
+    if not chunk_length:
+      logits = self.module.apply(*args, enable_dropout=rngs is not None,
+                                 rngs=rngs)
+      return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+    # The same key as the plain path: the same dropout masks below the head.
+    hidden = self.module.apply(*args, enable_dropout=rngs is not None,
+                               output="hidden", rngs=rngs)
+
+    def logits_fn(h, rng):
+      return self.module.apply(
+          dict(variables), h, enable_dropout=rng is not None,
+          rngs=None if rng is None else {"dropout": rng},
+          method="head")
+
+    return chunked_cross_entropy_with_z_loss(
+        logits_fn, hidden, targets, weights, self.z_loss, chunk_length,
+        dropout_rng)
 
   def _target_weights(self, batch: Batch) -> Array:
     """decoder_loss_weights, or every non-pad target."""

@@ -15,6 +15,7 @@ from lta.models.contract import EncoderDecoderModel
 from lta.models.decoder.config import DecoderConfig
 from lta.models.decoder.network import DecoderOnly
 from lta.models.decoder_only import DecoderOnlyModel
+from lta.models.execution import ExecutionConfig
 from lta.models.mt5.config import T5Config
 from lta.models.mt5.network import Transformer
 
@@ -23,12 +24,21 @@ Model = Union[EncoderDecoderModel, DecoderOnlyModel]
 
 
 def build_model(config: ModelConfig,
-                adapter: Optional[AdapterConfig] = None) -> Model:
-  """The model contract of `config`'s family, with `adapter` unmerged."""
+                adapter: Optional[AdapterConfig] = None,
+                execution: Optional[ExecutionConfig] = None) -> Model:
+  """The model contract of `config`'s family, with `adapter` unmerged.
+
+  `execution` (speed and memory options) applies to mT5 only so far.
+  """
   if isinstance(config, DecoderConfig):
+    if execution not in (None, ExecutionConfig()):
+      raise errors.ConfigError(
+          f"{execution} applies to mT5 (T5Config) only; the decoder-only "
+          "family runs the plain step: drop the ExecutionConfig bindings")
     return DecoderOnlyModel(DecoderOnly(config, adapter))
   if isinstance(config, T5Config):
-    return EncoderDecoderModel(Transformer(config, adapter))
+    return EncoderDecoderModel(Transformer(config, adapter,
+                                           execution or ExecutionConfig()))
   raise errors.ConfigError(
       f"model config {type(config).__name__} is not a model family's config;"
       " bind T5Config or DecoderConfig (gin/models)")

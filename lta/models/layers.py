@@ -19,6 +19,7 @@ import numpy as np
 from lta.errors import ConfigError
 from lta.adapters import deltas
 from lta.adapters.config import AdapterConfig
+from lta.models.dropout import dropout
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -92,6 +93,7 @@ class Projection(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   use_bias: bool = False
+  dropout_mask_bits: int = 32
 
   def kernel_path(self) -> str:
     return "/".join(self.scope.path) + "/kernel"
@@ -132,8 +134,8 @@ class Projection(nn.Module):
     cfg = self.adapter
     in_axis, out_axis = self.kernel_axes
     if cfg.dropout_rate > 0.0:
-      x = nn.Dropout(cfg.dropout_rate, name="adapter_dropout")(
-          x, deterministic=deterministic)
+      x = dropout(cfg.dropout_rate, self.dropout_mask_bits,
+                  name="adapter_dropout")(x, deterministic=deterministic)
     if cfg.kind == "lora":
       check_lora_rank(cfg.rank, in_features, self.features, self.kernel_path())
       a = self._adapter_variable(
@@ -240,6 +242,7 @@ def projection_of(block: nn.Module, features: int, axes: tuple[str, str],
   return Projection(features, axes, kernel_init=kernel_init,
                     adapter=block.adapter, dtype=block.dtype,
                     param_dtype=block.param_dtype, use_bias=use_bias,
+                    dropout_mask_bits=getattr(block, "dropout_mask_bits", 32),
                     name=name)
 
 
@@ -261,6 +264,7 @@ class MultiHeadAttention(nn.Module):
   param_dtype: Any = jnp.float32
   use_bias: bool = False
   scale_scores: bool = False
+  dropout_mask_bits: int = 32
 
   @nn.compact
   def __call__(self, inputs_q: Array, inputs_kv: Optional[Array], bias: Array,
@@ -304,8 +308,8 @@ class MultiHeadAttention(nn.Module):
     if mask is not None:
       scores = jnp.where(mask, scores, NEG_INF)
     weights = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-    weights = nn.Dropout(self.dropout_rate)(weights,
-                                            deterministic=deterministic)
+    weights = dropout(self.dropout_rate, self.dropout_mask_bits)(
+        weights, deterministic=deterministic)
     ctx = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, ql, inner)
     ctx = constrain(ctx, (BATCH, LENGTH, JOINED_KV))
     return out(ctx, deterministic)
@@ -353,6 +357,7 @@ class MlpBlock(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  dropout_mask_bits: int = 32
 
   def _proj(self, features, axes, fan_in, name):
     return projection_of(self, features, axes,
@@ -372,7 +377,8 @@ class MlpBlock(nn.Module):
       h = act(self._proj(self.d_ff, (EMBED, MLP), d_model, "wi")(
           x, deterministic))
     h = constrain(h, (BATCH, LENGTH, MLP))
-    h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    h = dropout(self.dropout_rate, self.dropout_mask_bits)(
+        h, deterministic=deterministic)
     return self._proj(d_model, (MLP, EMBED), self.d_ff, "wo")(h, deterministic)
 
 

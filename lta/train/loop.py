@@ -33,6 +33,7 @@ from lta.data import input_pipeline
 from lta.data import task_names
 from lta.models import families
 from lta.models.contract import token_means
+from lta.models.execution import ExecutionConfig
 from lta.models.mt5.config import T5Config
 from lta.train import optimizers
 from lta.train import preemption
@@ -72,6 +73,7 @@ class TrainOptions:
   adapter: Optional[AdapterConfig]
   trainable: str
   model_config: Optional[families.ModelConfig]
+  execution: Optional[ExecutionConfig]
   batch_size: int
   num_microbatches: int
   optimizer: Optional[optax.GradientTransformation]
@@ -103,6 +105,7 @@ def train(*,
           adapter: Optional[AdapterConfig] = None,
           trainable: str = "adapters",
           model_config: Optional[families.ModelConfig] = None,
+          execution: Optional[ExecutionConfig] = None,
           batch_size: int = 32,
           num_microbatches: int = 1,
           optimizer: Optional[optax.GradientTransformation] = None,
@@ -139,6 +142,8 @@ def train(*,
       checkpoint brings its own architecture. T5Config (mT5) or
       DecoderConfig (decoder-only: the tasks are then the prompt -> answer
       ones of lta_tasks.decoder_only).
+    execution: dropout masks, remat and the chunked loss (speed and memory
+      only; mT5); default ExecutionConfig() with its gin bindings.
     batch_size: global batch size; split over hosts and the data axis.
     num_microbatches: gradient accumulation steps within a batch.
     optimizer: default `optimizers.make_optimizer()`.
@@ -225,6 +230,12 @@ def _check_options(opts: TrainOptions) -> None:
     if not isinstance(value, int) or value <= 0:
       raise errors.ConfigError(
           f"train.{name} must be a positive int, got {value!r}")
+  chunk = (opts.execution or ExecutionConfig()).loss_chunk_length
+  targets = opts.task_feature_lengths.get("targets")
+  if chunk and targets and targets % chunk:
+    raise errors.ConfigError(
+        f"ExecutionConfig.loss_chunk_length={chunk} does not divide "
+        f"TASK_FEATURE_LENGTHS['targets']={targets}")
 
 
 def _make_mesh(opts: TrainOptions) -> tuple[jax.sharding.Mesh, Any, int]:
@@ -256,7 +267,8 @@ def _build_model_and_state(opts: TrainOptions, mesh: jax.sharding.Mesh,
       config = None
     config, base = base_model.load_base_model(
         opts.initial_checkpoint_path, config, "INITIAL_CHECKPOINT_PATH")
-  model = families.build_model(config, opts.adapter)
+  model = families.build_model(config, opts.adapter,
+                               opts.execution or ExecutionConfig())
   optimizer = opts.optimizer if opts.optimizer is not None else (
       optimizers.make_optimizer())
   pattern = trainable_lib.resolve_pattern(opts.trainable)

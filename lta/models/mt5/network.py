@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from lta.models import layers
+from lta.models.execution import ExecutionConfig
 from lta.models.mt5.config import T5Config
 from lta.models.layers import BATCH, EMBED, LENGTH, VOCAB, constrain
 from lta.adapters.config import AdapterConfig
@@ -21,6 +22,7 @@ class _Parts(nn.Module):
   config: T5Config
   adapter: Optional[AdapterConfig]
   shared_embedding: nn.Module
+  execution: ExecutionConfig = ExecutionConfig()
 
   @property
   def dtype(self):
@@ -36,19 +38,32 @@ class _Parts(nn.Module):
 
   def attention(self, name):
     c = self.config
-    return layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate,
-                                     self.adapter, self.dtype,
-                                     self.param_dtype, name=name)
+    return layers.MultiHeadAttention(
+        c.num_heads, c.d_kv, c.dropout_rate, self.adapter, self.dtype,
+        self.param_dtype,
+        dropout_mask_bits=self.execution.dropout_mask_bits, name=name)
 
   def mlp(self):
     c = self.config
     return layers.MlpBlock(c.d_ff, c.is_gated,
                            "gelu" if "gelu" in c.feed_forward_proj else "relu",
                            c.dropout_rate, self.adapter, self.dtype,
-                           self.param_dtype, name="mlp")
+                           self.param_dtype,
+                           dropout_mask_bits=self.execution.dropout_mask_bits,
+                           name="mlp")
 
   def dropout(self, x, deterministic):
-    return nn.Dropout(self.config.dropout_rate)(x, deterministic=deterministic)
+    return layers.dropout(self.config.dropout_rate,
+                          self.execution.dropout_mask_bits)(
+                              x, deterministic=deterministic)
+
+  def layer_class(self, cls, static_argnums, decode=False):
+    """`cls`, wrapped in nn.remat with the configured policy when training."""
+    if self.execution.remat_policy == "none" or decode:
+      return cls
+    # static_argnums count `self` as 0.
+    return nn.remat(cls, policy=self.execution.remat,
+                    static_argnums=static_argnums)
 
   def relpos(self, bidirectional):
     c = self.config
@@ -103,9 +118,11 @@ class Encoder(_Parts):
     positions = jnp.arange(tokens.shape[1])
     bias = self.relpos(bidirectional=True)(positions, positions)
     mask = layers.padding_key_mask(tokens)
+    layer = self.layer_class(EncoderLayer, static_argnums=(4,))
     for i in range(self.config.num_encoder_layers):
-      x = EncoderLayer(self.config, self.adapter, self.shared_embedding,
-                       name=f"layers_{i}")(x, bias, mask, deterministic)
+      x = layer(self.config, self.adapter, self.shared_embedding,
+                self.execution, name=f"layers_{i}")(x, bias, mask,
+                                                    deterministic)
     x = self.norm("encoder_norm")(x)
     return self.dropout(x, deterministic)
 
@@ -114,9 +131,15 @@ class Decoder(_Parts):
 
   @nn.compact
   def __call__(self, encoded: Optional[Array], encoder_tokens: Optional[Array],
-               decoder_input_tokens: Array, deterministic: bool = True,
-               decode: bool = False,
-               max_decode_length: Optional[int] = None) -> Array:
+               decoder_input_tokens: Optional[Array],
+               deterministic: bool = True, decode: bool = False,
+               max_decode_length: Optional[int] = None,
+               output: str = "logits",
+               hidden: Optional[Array] = None) -> Array:
+    """Logits; or the final hidden states ('hidden'), or only the output
+    layer applied to given hidden states ('head'), for a chunked loss."""
+    if output == "head":
+      return self._head(hidden, deterministic)
     c = self.config
     q_len = decoder_input_tokens.shape[1]
     y = self.embed(decoder_input_tokens, deterministic)
@@ -131,13 +154,19 @@ class Decoder(_Parts):
     k_pos = jnp.arange(k_len)
     self_mask = (k_pos[None, :] <= q_pos[:, None])[None, None]
     bias = self.relpos(bidirectional=False)(q_pos, k_pos)
+    layer = self.layer_class(DecoderLayer, static_argnums=(6, 7, 9),
+                             decode=decode)
     for i in range(c.num_decoder_layers):
-      y = DecoderLayer(c, self.adapter, self.shared_embedding,
-                       name=f"layers_{i}")(y, encoded, bias, self_mask,
-                                           cross_mask, deterministic, decode,
-                                           position, max_decode_length)
+      y = layer(c, self.adapter, self.shared_embedding, self.execution,
+                name=f"layers_{i}")(y, encoded, bias, self_mask, cross_mask,
+                                    deterministic, decode, position,
+                                    max_decode_length)
     y = self.norm("decoder_norm")(y)
     y = self.dropout(y, deterministic)
+    return y if output == "hidden" else self._head(y, deterministic)
+
+  def _head(self, y, deterministic):
+    c = self.config
     if c.tie_word_embeddings:
       # T5 v1.0 rescales before the tied head.
       logits = self.shared_embedding.attend(y * c.d_model**-0.5)
@@ -146,7 +175,9 @@ class Decoder(_Parts):
           c.vocab_size, (EMBED, VOCAB),
           kernel_init=nn.initializers.normal(c.d_model**-0.5),
           adapter=self.adapter, dtype=self.dtype,
-          param_dtype=self.param_dtype, name="logits_dense")(y, deterministic)
+          param_dtype=self.param_dtype,
+          dropout_mask_bits=self.execution.dropout_mask_bits,
+          name="logits_dense")(y, deterministic)
     return constrain(logits.astype(jnp.float32), (BATCH, LENGTH, VOCAB))
 
 
@@ -154,6 +185,7 @@ class Transformer(nn.Module):
   """mT5 encoder-decoder. Variables: 'params' (base), optional 'adapters'."""
   config: T5Config
   adapter: Optional[AdapterConfig] = None
+  execution: ExecutionConfig = ExecutionConfig()
 
   def setup(self):
     c = self.config
@@ -162,8 +194,10 @@ class Transformer(nn.Module):
         param_dtype=jnp.dtype(c.param_dtype),
         embedding_init=nn.with_logical_partitioning(
             nn.initializers.normal(1.0), (VOCAB, EMBED)))
-    self.encoder = Encoder(c, self.adapter, self.token_embedder)
-    self.decoder = Decoder(c, self.adapter, self.token_embedder)
+    self.encoder = Encoder(c, self.adapter, self.token_embedder,
+                           self.execution)
+    self.decoder = Decoder(c, self.adapter, self.token_embedder,
+                           self.execution)
 
   def encode(self, encoder_input_tokens: Array,
              enable_dropout: bool = False) -> Array:
@@ -179,7 +213,14 @@ class Transformer(nn.Module):
                         max_decode_length=max_decode_length)
 
   def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
-               enable_dropout: bool = False) -> Array:
+               enable_dropout: bool = False, output: str = "logits") -> Array:
+    """Logits (batch, length, vocab); output='hidden': the decoder's final
+    hidden states, before the output layer (see `head`)."""
     encoded = self.encode(encoder_input_tokens, enable_dropout)
-    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
-                       enable_dropout)
+    return self.decoder(encoded, encoder_input_tokens, decoder_input_tokens,
+                        deterministic=not enable_dropout, output=output)
+
+  def head(self, hidden: Array, enable_dropout: bool = False) -> Array:
+    """The output layer alone: float32 logits of decoder hidden states."""
+    return self.decoder(None, None, None, deterministic=not enable_dropout,
+                        output="head", hidden=hidden)
