@@ -180,16 +180,4 @@ class DecoderOnlyModel:
         max_decode_len=config.max_decode_length,
         eos_id=self.config.eos_token_id, decoder_start_id=tokens[:, -1],
         progress_fn=progress_fn)
-    if config.method == "greedy":
-      return decoding.greedy_decode(**common)
-    if config.method == "beam":
-      ids, _ = decoding.beam_search(
-          beam_size=config.beam_size, alpha=config.alpha,
-          finish_at_max_length=config.finish_at_max_length, **common)
-      return ids[:, 0]
-    if rng is None:
-      raise ValueError("DecodingConfig.method='sample' needs an rng.")
-    ids, _ = decoding.temperature_sample(
-        rng=rng, temperature=config.temperature, topk=config.topk,
-        topp=config.topp, **common)
-    return ids
+    return decoding.decode_by_method(config, rng, **common)

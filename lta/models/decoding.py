@@ -483,3 +483,21 @@ def beam_search(tokens_to_logits: TokensToLogits,
   if not finish_at_max_length:
     return _live_where_none_finished(final, best_possible_penalty)
   return final.finished_seqs, final.finished_scores
+
+
+def decode_by_method(config, rng: Optional[jax.Array], **common) -> jax.Array:
+  """Ids [batch, max_decode_len] by `config.method` (a DecodingConfig):
+  greedy, the top beam, or a sample; `common` is what every method takes."""
+  if config.method == "greedy":
+    return greedy_decode(**common)
+  if config.method == "beam":
+    ids, _ = beam_search(
+        beam_size=config.beam_size, alpha=config.alpha,
+        finish_at_max_length=config.finish_at_max_length, **common)
+    return ids[:, 0]
+  if rng is None:
+    raise ValueError("DecodingConfig.method='sample' needs an rng.")
+  ids, _ = temperature_sample(
+      rng=rng, temperature=config.temperature, topk=config.topk,
+      topp=config.topp, **common)
+  return ids

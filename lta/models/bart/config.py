@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any
 
 import gin
 
 from lta import errors
+from lta.models.config_record import ConfigRecord
 
 # HF model_type -> how the two variants differ; everything else is shared.
 MBART, M2M100 = "mbart", "m2m_100"
@@ -18,7 +17,7 @@ ACTIVATIONS = ("gelu", "relu")
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class BartConfig:
+class BartConfig(ConfigRecord):
   """Hyper-parameters of a pre-LayerNorm BART-family encoder-decoder.
 
   model_type 'mbart' (mBART-50): learned positions read at position + 2, a
@@ -94,27 +93,5 @@ class BartConfig:
   def embedding_scale(self) -> float:
     return self.d_model**0.5 if self.scale_embedding else 1.0
 
-  def replace(self, **changes: Any) -> "BartConfig":
-    return dataclasses.replace(self, **changes)
-
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  def architecture_dict(self) -> dict[str, Any]:
-    """The fields that decide parameter shapes and values' meaning."""
-    d = self.to_dict()
-    for transient in ("dropout_rate", "attention_dropout_rate",
-                      "activation_dropout_rate", "dtype", "name"):
-      d.pop(transient)
-    return d
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "BartConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-      raise errors.ConfigError(f"Unknown BartConfig fields: {sorted(unknown)}")
-    return cls(**d)
+  TRANSIENT_FIELDS = ("dropout_rate", "attention_dropout_rate",
+                      "activation_dropout_rate", "dtype", "name")

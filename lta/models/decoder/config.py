@@ -17,12 +17,12 @@ dataclass (gin/models/{llama,qwen,gemma}*.gin).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Optional
 
 import gin
 
 from lta import errors
+from lta.models.config_record import ConfigRecord
 
 FAMILIES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3")
 ACTIVATIONS = ("silu", "gelu_tanh")
@@ -32,7 +32,7 @@ LAYER_TYPES = ("full_attention", "sliding_attention")
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class DecoderConfig:
+class DecoderConfig(ConfigRecord):
   """Hyper-parameters of a decoder-only transformer. Defaults: a tiny Llama.
 
   Attention: num_heads query heads of head_dim share num_kv_heads key/value
@@ -156,29 +156,7 @@ class DecoderConfig:
   def kv_dim(self) -> int:
     return self.num_kv_heads * self.head_dim
 
-  def replace(self, **changes: Any) -> "DecoderConfig":
-    return dataclasses.replace(self, **changes)
-
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
     d["layer_types"] = list(self.layer_types)
     return d
-
-  def architecture_dict(self) -> dict[str, Any]:
-    """The fields that decide parameter shapes and values' meaning."""
-    d = self.to_dict()
-    for transient in ("dropout_rate", "dtype", "name"):
-      d.pop(transient)
-    return d
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "DecoderConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-      raise errors.ConfigError(
-          f"Unknown DecoderConfig fields: {sorted(unknown)}")
-    return cls(**d)

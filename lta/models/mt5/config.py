@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any
 
 import gin
 
 from lta import errors
+from lta.models.config_record import ConfigRecord
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class T5Config:
+class T5Config(ConfigRecord):
   """Hyper-parameters of a T5.1.1 / mT5 encoder-decoder.
 
   Defaults are mT5-small. Attention projections are (d_model, num_heads*d_kv),
@@ -59,26 +58,3 @@ class T5Config:
   def is_gated(self) -> bool:
     return self.feed_forward_proj.startswith("gated")
 
-  def replace(self, **changes: Any) -> "T5Config":
-    return dataclasses.replace(self, **changes)
-
-  def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  def architecture_dict(self) -> dict[str, Any]:
-    """The fields that decide parameter shapes and values' meaning."""
-    d = self.to_dict()
-    for transient in ("dropout_rate", "dtype", "name"):
-      d.pop(transient)
-    return d
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), sort_keys=True)
-
-  @classmethod
-  def from_dict(cls, d: dict[str, Any]) -> "T5Config":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-      raise errors.ConfigError(f"Unknown T5Config fields: {sorted(unknown)}")
-    return cls(**d)
