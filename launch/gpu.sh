@@ -6,7 +6,13 @@
 #   launch/gpu.sh --num_nodes 2 --node_rank 0 --coordinator host0:1234 \
 #     [--dry-run] -- <lta command and gin flags>      # on node 0
 #   ... the same with --node_rank 1 on node 1.
-# Every GPU of a node is used by its one process; MODEL_DIR must be shared
+#   srun --nodes=2 --ntasks=16 --gpus-per-task=1 launch/gpu.sh \
+#     [--dry-run] -- <lta command and gin flags>      # under SLURM
+# Under srun with several tasks there is one process per task, and
+# lta.partitioning reads SLURM_STEP_NODELIST, SLURM_NTASKS and SLURM_PROCID
+# itself (docs/scale.md); gpu.sh passes them on unchanged, and --num_nodes
+# is refused there.
+# Otherwise every GPU of a node is used by its one process. MODEL_DIR must be shared
 # by all nodes (a network filesystem or gs://). Install once per node, then
 # activate the venv (`lta` must be on PATH):
 #   make install && .venv/bin/python -m pip install -e '.[gpu]'
@@ -36,6 +42,9 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $# -ge 1 ]] || { echo "gpu.sh: give the lta command after --" >&2; exit 2; }
 
+if [[ ${SLURM_NTASKS:-1} != 1 && $NUM_NODES != 1 ]]; then
+  echo "gpu.sh: under srun (SLURM_NTASKS=$SLURM_NTASKS) each task finds its place from SLURM; drop --num_nodes" >&2; exit 2
+fi
 DIST=()
 if [[ $NUM_NODES -gt 1 ]]; then
   [[ -n $COORDINATOR ]] || { echo "gpu.sh: --coordinator host:port is required with --num_nodes > 1" >&2; exit 2; }

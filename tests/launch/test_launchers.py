@@ -160,3 +160,90 @@ def test_a_launcher_mistake_prints_help_on_stderr():
   assert proc.returncode == 2 and proc.stdout == ""
   assert proc.stderr.startswith("gpu.sh: unknown flag --bogus")
   assert "GPU launcher" in proc.stderr
+
+
+# A stand-in for `lta` on PATH: prints its place in the job; process
+# $FAIL_ID exits 3 once the others have each started a child (its pid in
+# $CHILDREN/<process id>) and wait for it.
+STAND_IN = """#!/usr/bin/env bash
+echo "$LTA_PROCESS_ID $LTA_NUM_PROCESSES $LTA_COORDINATOR_ADDRESS \
+$JAX_PLATFORMS ${SLURM_PROCID:-} $*"
+if [[ $LTA_PROCESS_ID == "${FAIL_ID:-}" ]]; then
+  until [[ $(ls "$CHILDREN" | grep -c '^[0-9]*$') -ge $((LTA_NUM_PROCESSES - 1)) ]]
+  do sleep 0.05; done
+  exit 3
+fi
+if [[ -n ${FAIL_ID:-} ]]; then
+  sleep 30 & echo $! > "$CHILDREN/tmp$LTA_PROCESS_ID"
+  mv "$CHILDREN/tmp$LTA_PROCESS_ID" "$CHILDREN/$LTA_PROCESS_ID"; wait
+fi
+"""
+
+
+def _stand_in_env(tmp_path, **extra):
+  (tmp_path / "lta").write_text(STAND_IN)
+  (tmp_path / "lta").chmod(0o755)
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(("LTA_", "SLURM_"))}
+  env.update(PATH=f"{tmp_path}:{env['PATH']}", CHILDREN=str(tmp_path),
+             **extra)
+  return env
+
+
+def _run(script, *args, env):
+  return subprocess.run([os.path.join(REPO, "launch", script), *args],
+                        capture_output=True, text=True, timeout=20, env=env)
+
+
+def test_local_processes_dry_run_gives_each_its_place_in_the_job():
+  lines = _launch("local.sh", "--processes", "2", "--dry-run", "--",
+                  *LTA_ARGS).stdout.splitlines()
+  argvs = [_argv(line) for line in lines]
+  address = argvs[0][1]
+  assert address.startswith("LTA_COORDINATOR_ADDRESS=127.0.0.1:")
+  assert argvs == [["env", address, "LTA_NUM_PROCESSES=2",
+                    f"LTA_PROCESS_ID={i}", "JAX_PLATFORMS=cpu", "lta",
+                    *LTA_ARGS] for i in range(2)]
+
+
+def test_local_processes_run_together_and_all_finish(tmp_path):
+  proc = _run("local.sh", "--processes", "3", "--", "train", "--x=a b",
+              env=_stand_in_env(tmp_path))
+  assert proc.returncode == 0, proc.stderr
+  lines = sorted(proc.stdout.splitlines())
+  port = lines[0].split()[2].split(":")[1]
+  assert int(port) > 0
+  assert lines == [f"{i} 3 127.0.0.1:{port} cpu  train --x=a b"
+                   for i in range(3)]
+
+
+def test_local_processes_one_failure_kills_the_others(tmp_path):
+  proc = _run("local.sh", "--processes", "3", "--", "train",
+              env=_stand_in_env(tmp_path, FAIL_ID="1"))
+  assert proc.returncode == 3
+  assert proc.stderr.splitlines()[0] == (
+      "local.sh: process 1 of 3 exited with 3; killing the others")
+  for i in (0, 2):  # their children too: each process is its own group
+    child = (tmp_path / str(i)).read_text().strip()
+    stat = f"/proc/{child}/stat"
+    assert (not os.path.exists(stat)
+            or open(stat).read().split(") ")[1][0] == "Z"), child
+
+
+def test_local_processes_must_be_a_positive_integer():
+  assert "--processes 'two'" in _launch("local.sh", "--processes", "two",
+                                        "--", "train", ok=False).stderr
+
+
+def test_gpu_under_srun_passes_slurm_on_unchanged(tmp_path):
+  srun = {"SLURM_STEP_NODELIST": "gpu[003-004]", "SLURM_NTASKS": "4",
+          "SLURM_PROCID": "2", "SLURM_JOB_ID": "12345"}
+  env = _stand_in_env(tmp_path, **srun)
+  argv = _argv(_run("gpu.sh", "--dry-run", "--", *LTA_ARGS, env=env).stdout)
+  assert argv == ["env", "JAX_PLATFORMS=cuda", "lta", *LTA_ARGS]
+  proc = _run("gpu.sh", "--", "train", env=env)
+  assert proc.stdout == "   cuda 2 train\n", proc.stderr
+  refused = _run("gpu.sh", "--num_nodes", "2", "--coordinator", "h:1",
+                 "--", "train", env=env)
+  assert refused.returncode == 2
+  assert "under srun (SLURM_NTASKS=4)" in refused.stderr
