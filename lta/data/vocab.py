@@ -299,11 +299,25 @@ def _gin_bindings(path: str, wanted: Sequence[str], seen=()) -> dict:
     for statement in parser:
       if isinstance(statement, config_parser.IncludeStatement):
         found.update(_gin_bindings(statement.filename, wanted, seen + (path,)))
-      elif (isinstance(statement, config_parser.BindingStatement) and
-            statement.selector.split(".")[-1] == "T5Config" and
+      elif not isinstance(statement, config_parser.BindingStatement):
+        continue
+      elif not statement.arg_name and not statement.scope:
+        found["%" + statement.selector] = statement.value  # a macro
+      elif (statement.selector.split(".")[-1] == "T5Config" and
             not statement.scope and statement.arg_name in wanted):
         found[statement.arg_name] = statement.value
   return found
+
+
+def _with_macros(found: dict) -> dict:
+  """`found`'s values with each %MACRO reference replaced by its value."""
+  resolved = {}
+  for name, value in found.items():
+    selector = getattr(value, "scoped_selector", "")
+    if selector.endswith("/gin.macro"):
+      value = found.get("%" + selector[:-len("/gin.macro")], value)
+    resolved[name] = value
+  return resolved
 
 
 def model_vocabulary(gin_file: Optional[str] = None,
@@ -328,7 +342,8 @@ def model_vocabulary(gin_file: Optional[str] = None,
     with tf.io.gfile.GFile(config_file) as f:
       values, source = json.load(f), config_file
   elif gin_file:
-    values, source = _gin_bindings(gin_file, fields), gin_file
+    values = _with_macros(_gin_bindings(gin_file, fields))
+    source = gin_file
   else:
     values, source = {}, "T5Config's defaults (mT5)"
   try:

@@ -66,7 +66,7 @@ def test_logical_rules_cover_every_axis_name():
   names = {getattr(layers, n) for n in (
       "BATCH", "LENGTH", "EMBED", "JOINED_KV", "MLP", "VOCAB", "HEADS",
       "KV_LENGTH", "RELPOS_BUCKETS", "ADAPTER_RANK", "KRON_OUTER_IN",
-      "KRON_OUTER_OUT")}
+      "KRON_OUTER_OUT", "KV_HEADS", "HEAD_DIM")}
   assert names == {name for name, _ in partitioning.LOGICAL_AXIS_RULES}
 
 
