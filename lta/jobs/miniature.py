@@ -27,7 +27,11 @@ import jax
 import numpy as np
 
 from lta import errors
+from lta.eval import effect_heatmap
 from lta.eval import methods as method_registry
+from lta.eval import paired_bootstrap
+from lta.pipeline import paired_results
+from lta.pipeline import rescoring
 from lta.pipeline import run as pipeline
 from lta.eval import report as reporting
 from lta.models import families
@@ -60,8 +64,21 @@ class MiniatureConfig:
   # Persist XLA compilations under <workdir>/jax_cache: every seed trains
   # the same shapes, so later seeds skip compiling.
   compilation_cache: bool = True
+  # The paired bootstrap of every method's difference to the baseline
+  # (lta.eval.paired_bootstrap): replicates and interval level.
+  bootstrap_samples: int = paired_bootstrap.NUM_SAMPLES
+  confidence: float = paired_bootstrap.CONFIDENCE
+  # Figure 2: add and subtract against the task vector of every source
+  # with task data (PipelineConfig.task_sources), to every target.
+  by_source: bool = False
+  # Ablations of add and subtract, each one PipelineConfig field changed
+  # (lta.pipeline.rescoring.ABLATABLE): "space=delta",
+  # "language_steps=1000", "lambdas=0.3/0.5/0.7".
+  ablations: tuple[str, ...] = ()
 
   def __post_init__(self):
+    for text in self.ablations:
+      rescoring.parse_ablation(text)
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
       raise errors.ConfigError(f"MiniatureConfig.seeds must be distinct and "
                                f"non-empty, got {self.seeds}")
@@ -174,6 +191,41 @@ def verdict(per_seed: Mapping[str, Mapping[str, Any]],
           "seeds_better": seeds_better, "n_seeds": n_seeds,
           "delta_avg": avg, "delta_per_target": per_target,
           "sentence": sentence}
+
+
+# --- paired statistics over examples and seeds (lta.pipeline.paired_results)
+
+def _effect(record: Mapping[str, Any]) -> paired_bootstrap.PairedEffect:
+  fields = {f.name for f in dataclasses.fields(paired_bootstrap.PairedEffect)}
+  return paired_bootstrap.PairedEffect(
+      **{k: v for k, v in record.items() if k in fields})
+
+
+def paired_verdicts(effects: Mapping[str, Any], method: str = METHOD
+                    ) -> list[str]:
+  """Per metric, one sentence worded from `method`'s interval (target avg)."""
+  return [paired_bootstrap.verdict_sentence(
+      _effect(by_method[method][AVG]), method, METRIC_NAMES.get(k, k))
+          for k, by_method in effects.items() if method in by_method]
+
+
+def paired_table(effects: Mapping[str, Any], targets: Sequence[str],
+                 metric: str) -> str:
+  """Δ over the baseline: mean [CI] per method and target; ▲/▼ = excludes 0."""
+  by_method = effects[metric]
+  cols = list(targets) + [AVG]
+  first = _effect(next(iter(by_method.values()))[AVG])
+  lines = [f"### Δ {METRIC_NAMES.get(metric, metric)} over the baseline, "
+           f"paired over {first.n_seeds} seeds × {first.n_examples} test "
+           f"examples: mean [{first.confidence:.0%} CI]; ▲ above 0, ▼ "
+           "below\n",
+           "| Method | " + " | ".join(t.capitalize() for t in cols) + " |",
+           "|---|" + "---:|" * len(cols)]
+  for method, by_target in by_method.items():
+    lines.append(f"| {method} | " + " | ".join(
+        paired_bootstrap.effect_cell(_effect(by_target[t])) for t in cols)
+                 + " |")
+  return "\n".join(lines) + "\n"
 
 
 # --- report -----------------------------------------------------------------
@@ -314,8 +366,17 @@ def plot_lambda(per_seed: Mapping[str, Mapping[str, Any]],
 def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
                  pcfg: pipeline.PipelineConfig, mcfg: MiniatureConfig,
                  seconds: float, command: str,
-                 model_config: Optional[families.ModelConfig] = None) -> dict[str, str]:
-  """table.md, miniature.png, lambda_sweep.png and per_seed.json."""
+                 model_config: Optional[families.ModelConfig] = None,
+                 effects: Optional[Mapping[str, Any]] = None,
+                 figure2: Optional[Mapping[str, Any]] = None,
+                 ablations: Optional[Mapping[str, Any]] = None
+                 ) -> dict[str, str]:
+  """table.md, miniature.png, lambda_sweep.png and per_seed.json.
+
+  `effects` (paired_effects) adds the paired intervals and the verdict
+  worded from them; `figure2` (by_source_effects) the per-source grid and
+  figure2.png; `ablations` (ablation_effects) a table per metric.
+  """
   os.makedirs(out_dir, exist_ok=True)
   targets = list(pcfg.targets)
   methods = list(pcfg.methods)
@@ -337,17 +398,29 @@ def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
       + f"; {pcfg.eval_examples} test examples per target; λ from "
       f"{', '.join(map(str, pcfg.lambdas))} chosen per target and seed on "
       f"validation {pcfg.selection_metric}. Runtime {seconds / 60:.1f} min.\n",
-      "**Verdict**\n",
+      *(_paired_sections(effects, targets, mcfg) if effects else []),
+      "**Verdict**" + (" from the per-seed means (no interval)"
+                       if effects else "") + "\n",
       "\n".join(f"* {v['sentence']}" for v in verdicts) + "\n",
       markdown_tables(summary, targets, metrics, n),
       "\n\n".join(delta_table(per_seed, methods, targets, k)
                   for k in metrics[:2]),
+      *(_figure2_sections(figure2, pcfg) if figure2 else []),
+      *([ablation_table(effects[k][METHOD], ablations[k], targets, k, pcfg)
+         for k in ablations] if ablations and effects else []),
       "### Sanity: were the parts trained well enough?\n",
       sanity_table(per_seed)]
   with open(paths["table.md"], "w", encoding="utf-8") as f:
     f.write("\n".join(text))
   plot_bars(summary, targets, metrics, paths["miniature.png"], n)
   plot_lambda(per_seed, targets, paths["lambda_sweep.png"])
+  if figure2:
+    paths["figure2.png"] = effect_heatmap.plot(
+        figure2[metrics[0]], pcfg.sources, targets,
+        os.path.join(out_dir, "figure2.png"),
+        f"Δ {METRIC_NAMES.get(metrics[0], metrics[0])}: add and subtract "
+        f"minus the task vector, mean [{mcfg.confidence:.0%} CI]",
+        "task vector trained in", "target")
   with open(paths["per_seed.json"], "w", encoding="utf-8") as f:
     json.dump({"command": command, "seconds": seconds,
                "seeds": [int(s) for s in per_seed],
@@ -357,8 +430,58 @@ def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
                                 if model_config is not None else None),
                "targets": targets, "methods": methods, "metrics": metrics,
                "per_seed": per_seed, "summary": summary,
-               "verdicts": verdicts}, f, indent=2, sort_keys=False)
+               "verdicts": verdicts, "paired": effects or {},
+               "by_source": figure2 or {}, "ablations": ablations or {},
+               "paired_verdicts": (paired_verdicts(effects) if effects
+                                   else [])},
+              f, indent=2, sort_keys=False)
   return paths
+
+
+def ablation_table(main: Mapping[str, Any], ablations: Mapping[str, Any],
+                   targets: Sequence[str], metric: str,
+                   pcfg: pipeline.PipelineConfig) -> str:
+  """Add and subtract over the baseline, main setting against each
+  ablation; the last column says whether the ablation flips the sign."""
+  cols = list(targets) + [AVG]
+  main_label = (f"main ({pcfg.space} space, language_steps "
+                f"{pcfg.language_steps}, λ {'/'.join(map(str, pcfg.lambdas))})")
+  lines = [f"### Ablations: Δ {METRIC_NAMES.get(metric, metric)} of "
+           f"{METHOD} over the baseline, paired mean [CI]\n",
+           "| Setting | " + " | ".join(t.capitalize() for t in cols)
+           + " | sign of Avg vs main |", "|---|" + "---:|" * len(cols) + "---|"]
+  rows = [(main_label, main)] + list(ablations.items())
+  for label, by_target in rows:
+    sign = ""
+    if by_target is not main:
+      a, m = by_target[AVG], main[AVG]
+      sign = ("flipped" if np.sign(a["mean"]) != np.sign(m["mean"])
+              else "same") + (f"; interval {a['outcome']}"
+                              if a["outcome"] != m["outcome"] else "")
+    lines.append(f"| {label} | " + " | ".join(
+        paired_bootstrap.effect_cell(_effect(by_target[t])) for t in cols)
+                 + f" | {sign} |")
+  return "\n".join(lines) + "\n"
+
+
+def _figure2_sections(figure2: Mapping[str, Any],
+                      pcfg: pipeline.PipelineConfig) -> list[str]:
+  return [f"### Figure 2: Δ {METRIC_NAMES.get(k, k)} of add and subtract "
+          "over the task vector of each source (paired, mean [CI]; ▲ above "
+          "0, ▼ below)\n\n" + effect_heatmap.markdown(
+              grid, pcfg.sources, pcfg.targets, "task vector in")
+          for k, grid in figure2.items()]
+
+
+def _paired_sections(effects: Mapping[str, Any], targets: Sequence[str],
+                     mcfg: MiniatureConfig) -> list[str]:
+  return [
+      f"**Verdict from the paired {mcfg.confidence:.0%} interval** "
+      f"(two-stage bootstrap, {mcfg.bootstrap_samples} replicates: seeds "
+      "drawn with replacement, then test examples within each drawn seed "
+      "and target; lta.eval.paired_bootstrap)\n",
+      "\n".join(f"* {s}" for s in paired_verdicts(effects)) + "\n",
+      "\n".join(paired_table(effects, targets, k) for k in effects)]
 
 
 def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
@@ -376,10 +499,22 @@ def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
     pipeline.banner(f"seed {seed} ({i + 1}/{len(mcfg.seeds)})")
     cfg = seed_config(mcfg, pcfg, seed)
     pipeline.run_pipeline(cfg, model_config, adapter)
+    if mcfg.by_source:
+      rescoring.score_by_source(cfg, model_config, adapter)
+    if mcfg.ablations:
+      rescoring.score_ablations(cfg, model_config, adapter, mcfg.ablations)
     per_seed[str(seed)] = collect_seed(cfg.workdir)
+  bootstrap = (mcfg.workdir, mcfg.seeds, pcfg, mcfg.metrics)
+  resampling = (mcfg.bootstrap_samples, mcfg.confidence)
+  effects = paired_results.paired_effects(*bootstrap, BASELINE, *resampling)
+  ablations = (paired_results.ablation_effects(*bootstrap, *resampling)
+               if mcfg.ablations else None)
+  figure2 = (paired_results.by_source_effects(*bootstrap, *resampling)
+             if mcfg.by_source else None)
   seconds = time.time() - t0
   paths = write_report(os.path.join(mcfg.workdir, "results"), per_seed, pcfg,
-                       mcfg, seconds, command, model_config)
+                       mcfg, seconds, command, model_config, effects, figure2,
+                       ablations)
   with open(paths["table.md"], encoding="utf-8") as f:
     print(f.read())
   print(f"Wrote {', '.join(sorted(paths.values()))}")

@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import gin
 import seqio
 
+from lta import errors
 from lta.adapters import adapter_io
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter
@@ -63,6 +64,7 @@ PRETRAIN_OBJECTIVES = ("prefix_lm", "denoise")
 METHODS = ("task_only", "lang_task_add", "lang_task_add_subtract")
 # Run when task vectors exist in several sources (PipelineConfig.task_sources).
 RELATED_METHODS = arithmetic.RELATED
+ADD_ALL = "task_only_add_all"  # over every source with task data
 # (task, language vector task) by whether the base is decoder-only: the
 # prompt -> answer twins of the mT5 tasks (lta_tasks.decoder_only).
 TASKS = {False: ("xlsum.{}", "mc4_prefix_lm.{}"),
@@ -130,6 +132,9 @@ class PipelineConfig:
   # More source languages with task data: their task and language vectors
   # are trained too, and RELATED_METHODS are run.
   task_sources: tuple[str, ...] = ()
+  # Compositions scored after METHODS (and RELATED_METHODS), e.g.
+  # ("task_only_add_all",): the mean of every source's task vector.
+  extra_methods: tuple[str, ...] = ()
   seed: int = 0
   # A task vector scoring below this ROUGE-2 on its own language's test set
   # has not learned the task (real XLSum task vectors score 10-25): the
@@ -157,6 +162,12 @@ class PipelineConfig:
       raise ValueError(f"PipelineConfig.pretrain_objectives "
                        f"{self.pretrain_objectives}: choose from "
                        f"{sorted(PRETRAIN_OBJECTIVES)}.")
+    unknown = [m for m in self.extra_methods
+               if m not in arithmetic.COMPOSITIONS]
+    if unknown:
+      raise errors.ConfigError(
+          f"PipelineConfig.extra_methods: unknown composition {unknown[0]!r}"
+          + errors.did_you_mean(unknown[0], arithmetic.COMPOSITIONS))
     lambda_selection.check_lambdas(
         self.lambdas, allow_extrapolation=self.allow_extrapolation,
         name="PipelineConfig.lambdas",
@@ -175,6 +186,7 @@ class PipelineConfig:
   def methods(self) -> dict[str, str]:
     """Table row label -> composition name."""
     names = METHODS + (RELATED_METHODS if self.task_sources else ())
+    names += tuple(m for m in self.extra_methods if m not in names)
     return {methods.label(name): name for name in names}
 
   @property
@@ -540,6 +552,7 @@ def compose_and_score(cfg: PipelineConfig, scorer: Scorer,
           scorer, scorer.task(target), method, task_vectors=task_vectors,
           language_vectors=language_vectors,
           sources=(related[target] if method in RELATED_METHODS
+                   else list(cfg.sources) if method == ADD_ALL
                    else [cfg.source]),
           grid=cfg.lambdas, space=cfg.space, split="test",
           selection_split="validation",

@@ -136,6 +136,9 @@ PRESETS = {
         mc4_validation=16),
     # The miniature reproduction (sized for a ~15 minute run on 2 CPU cores).
     "mini": WorldConfig(),
+    # The larger miniature (experiments/miniature_large.gin): 256 test
+    # documents per target, for paired intervals over examples.
+    "mini_large": WorldConfig(xlsum_test=256),
 }
 
 
