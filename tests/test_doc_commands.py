@@ -68,6 +68,15 @@ NOT_RUN = {
     "docs/miniature.md: pytest tests/test_miniature.py -m \"slow or not "
     "slow\"":
         "runs tests (the slow tier's tests/test_miniature.py)",
+    "docs/miniature.md: lta miniature "
+    "--gin_file=experiments/miniature_large.gin":
+        "a 30-minute experiment; tests/test_miniature_large.py (slow) runs "
+        "it with its options on the tiny world",
+    "docs/miniature.md: lta miniature "
+    "--gin_file=experiments/miniature_large.gin "
+    "--gin_file=experiments/miniature_related.gin":
+        "the larger miniature with Table 2 and Figure 2, longer still; "
+        "tests/test_miniature_large.py (slow) runs it on the tiny world",
 }
 
 

@@ -4,9 +4,11 @@ Runs the paper's pipeline (`lta.pipeline.run`) from nothing for several seeds on
 a synthetic world and aggregates the seeds into a table, plots, a JSON of
 every number and a verdict (docs/miniature.md):
 
-  lta miniature --gin_file=experiments/miniature.gin
+  lta miniature --gin_file=experiments/miniature_large.gin
 
-With no --gin_file, experiments/miniature.gin is used. Gin flags override it,
+With no --gin_file, experiments/miniature_large.gin is used (four targets,
+five seeds with their own bases, paired intervals); experiments/miniature.gin
+is the first, smaller miniature. Gin flags override it,
 e.g. --gin.MiniatureConfig.seeds="(0, 1, 2, 3, 4)". Also
 `python -m lta.cli.miniature`.
 """
@@ -20,7 +22,7 @@ from typing import Sequence
 from lta.cli import gin_flags as gin_cli
 from lta.cli import runner
 
-DEFAULT_GIN_FILES = ("experiments/miniature.gin",)
+DEFAULT_GIN_FILES = ("experiments/miniature_large.gin",)
 RUN_FILES = DEFAULT_GIN_FILES
 USES_TENSORFLOW = True
 
