@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from lta import errors
 from lta.adapters.config import AdapterConfig
@@ -51,9 +51,11 @@ class Parts:
 
 def load_parts(cfg: pipeline.PipelineConfig,
                model_config: families.ModelConfig, adapter: AdapterConfig,
-               suffix: str = "") -> Parts:
-  """The run's base, adapters and scorer (language vectors named
-  lang_<x><suffix>, trained if missing: the language-steps ablation)."""
+               suffix: str = "",
+               languages: Optional[Sequence[str]] = None) -> Parts:
+  """The run's base, adapters and scorer: the language vectors of
+  `languages` (default: all of the run's), named lang_<x><suffix> and
+  trained if missing (the language-steps ablation)."""
   data = pipeline_data.prepare_data(cfg, model_config)
   base = pipeline.base_model(cfg, model_config, data)
   task_vectors, language_vectors = {}, {}
@@ -61,7 +63,7 @@ def load_parts(cfg: pipeline.PipelineConfig,
     task_vectors[lang], _ = pipeline.train_adapter(
         cfg, f"task_{lang}", pipeline.task_name(model_config, lang),
         "task_steps", base, model_config, adapter, data)
-  for lang in cfg.languages:
+  for lang in languages or cfg.languages:
     language_vectors[lang], _ = pipeline.train_adapter(
         cfg, f"lang_{lang}{suffix}", pipeline.task_name(model_config, lang,
                                                         True),
@@ -137,7 +139,8 @@ def score_ablations(cfg: pipeline.PipelineConfig,
     pipeline.banner(f"ablation {text}: {METHOD}")
     variant = dataclasses.replace(cfg, **{field: value})
     suffix = f"_steps{value}" if field == "language_steps" else ""
-    parts = load_parts(variant, model_config, adapter, suffix)
+    parts = load_parts(variant, model_config, adapter, suffix,
+                       (cfg.source,) + tuple(cfg.targets))
     out[text] = {t: score_cell(variant, parts, cfg.source, t, (METHOD,))
                  for t in cfg.targets}
   return _write(cfg, ABLATIONS_FILE, out)
