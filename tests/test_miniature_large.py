@@ -112,3 +112,39 @@ def test_each_seed_pretrains_its_own_base(workdir):
     fingerprints.add(manifest.base_model_fingerprint)
     assert (workdir / f"seed_{seed}" / "lang_pt_steps3" / "adapter").exists()
   assert len(fingerprints) == len(SEEDS)
+
+
+def _constant_effect(value, n_seeds=2, n_targets=1):
+  return paired_bootstrap.paired_effect(
+      np.full((n_seeds, n_targets, 4), value), num_samples=20).to_dict()
+
+
+def test_ablation_table_says_which_ablation_flips_the_sign():
+  targets = ("pt",)
+  main = {"pt": _constant_effect(2.0), miniature.AVG: _constant_effect(2.0)}
+  ablations = {
+      "space=delta": {"pt": _constant_effect(1.0),
+                      miniature.AVG: _constant_effect(1.0)},
+      "language_steps=1000": {"pt": _constant_effect(-0.5),
+                              miniature.AVG: _constant_effect(-0.5)}}
+  pcfg = miniature.pipeline.PipelineConfig(targets=targets)
+  table = miniature.ablation_table(main, ablations, targets, "rouge2", pcfg)
+  rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()
+          if line.startswith("| ")}
+  assert rows["space=delta"].endswith("| same |")
+  assert rows["language_steps=1000"].endswith(
+      "| flipped; interval worse |")
+  assert "+2.0 [+2.0, +2.0] ▲" in rows[next(r for r in rows
+                                              if r.startswith("main"))]
+
+
+def test_paired_verdict_is_worded_from_the_interval():
+  method = miniature.METHOD
+  effects = {"rouge2": {method: {miniature.AVG: _constant_effect(0.0)}},
+             "language_fidelity": {method: {
+                 miniature.AVG: _constant_effect(5.0)}}}
+  rouge, fidelity = miniature.paired_verdicts(effects)
+  assert rouge.startswith(f"ROUGE-2 (spm): {method} is not "
+                          "distinguishable from the baseline")
+  assert fidelity.startswith(f"target-language fidelity (%): {method} "
+                             "beats the baseline")
