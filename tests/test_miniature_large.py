@@ -5,7 +5,8 @@ its Table 2 / Figure 2 option on the `tiny` world for a few steps, two
 seeds, with three ablations, then checks that every output is well formed
 and that the paired statistics are those of the per-example scores. The
 statistics themselves are tested on constructed cases in
-tests/test_paired_bootstrap.py (default tier).
+tests/test_paired_bootstrap.py; the ablation table and the verdict wording
+below (both default tier).
 """
 
 import json
