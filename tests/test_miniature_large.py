@@ -127,7 +127,9 @@ def test_ablation_table_says_which_ablation_flips_the_sign():
       "space=delta": {"pt": _constant_effect(1.0),
                       miniature.AVG: _constant_effect(1.0)},
       "language_steps=1000": {"pt": _constant_effect(-0.5),
-                              miniature.AVG: _constant_effect(-0.5)}}
+                              miniature.AVG: _constant_effect(-0.5)},
+      "lambdas=0.3": {"pt": _constant_effect(0.0),
+                      miniature.AVG: _constant_effect(0.0)}}
   pcfg = miniature.pipeline.PipelineConfig(targets=targets)
   table = miniature.ablation_table(main, ablations, targets, "rouge2", pcfg)
   rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()
@@ -135,6 +137,8 @@ def test_ablation_table_says_which_ablation_flips_the_sign():
   assert rows["space=delta"].endswith("| same |")
   assert rows["language_steps=1000"].endswith(
       "| flipped; interval worse |")
+  assert rows["lambdas=0.3"].endswith(
+      "| zero on one side; interval inconclusive |")
   assert "+2.0 [+2.0, +2.0] ▲" in rows[next(r for r in rows
                                               if r.startswith("main"))]
 

@@ -455,9 +455,11 @@ def ablation_table(main: Mapping[str, Any], ablations: Mapping[str, Any],
     sign = ""
     if by_target is not main:
       a, m = by_target[AVG], main[AVG]
-      sign = ("flipped" if np.sign(a["mean"]) != np.sign(m["mean"])
-              else "same") + (f"; interval {a['outcome']}"
-                              if a["outcome"] != m["outcome"] else "")
+      product = a["mean"] * m["mean"]
+      sign = ("flipped" if product < 0 else "same" if product > 0 or
+              a["mean"] == m["mean"] else "zero on one side") + (
+                  f"; interval {a['outcome']}"
+                  if a["outcome"] != m["outcome"] else "")
     lines.append(f"| {label} | " + " | ".join(
         paired_bootstrap.effect_cell(_effect(by_target[t])) for t in cols)
                  + f" | {sign} |")
