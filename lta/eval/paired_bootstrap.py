@@ -130,8 +130,12 @@ def verdict_sentence(effect: PairedEffect, method: str, metric_name: str,
   }[effect.outcome]
   return (f"{metric_name}: {method} {claim}; better in "
           f"{effect.pairs_better} of {effect.n_pairs} (seed, target) pairs, "
-          f"worse in {effect.pairs_worse} ({effect.n_seeds} seeds, "
-          f"{effect.n_examples} test examples per target).")
+          f"worse in {effect.pairs_worse} ({_count(effect.n_seeds, 'seed')}"
+          f", {_count(effect.n_examples, 'test example')} per target).")
+
+
+def _count(n: int, noun: str) -> str:
+  return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def effect_cell(effect: PairedEffect) -> str:

@@ -216,7 +216,7 @@ def paired_table(effects: Mapping[str, Any], targets: Sequence[str],
   cols = list(targets) + [AVG]
   first = _effect(next(iter(by_method.values()))[AVG])
   lines = [f"### Δ {METRIC_NAMES.get(metric, metric)} over the baseline, "
-           f"paired over {first.n_seeds} seeds × {first.n_examples} test "
+           f"paired over {first.n_seeds} seed(s) × {first.n_examples} test "
            f"examples: mean [{first.confidence:.0%} CI]; ▲ above 0, ▼ "
            "below\n",
            "| Method | " + " | ".join(t.capitalize() for t in cols) + " |",
