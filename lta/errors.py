@@ -33,6 +33,18 @@ class MissingFileError(LtaError, FileNotFoundError):
   """A path the user gave does not exist."""
 
 
+# sysexits.h EX_TEMPFAIL: "a temporary failure ... the user is invited to
+# retry". Schedulers can requeue on it (Slurm's --requeue scripts,
+# Kubernetes podFailurePolicy onExitCodes, systemd RestartForceExitStatus),
+# and it differs from 0 (finished), 1 (crashed) and 128+N (killed by N).
+EXIT_PREEMPTED = 75
+
+
+class Preempted(LtaError):
+  """A run stopped on a signal after saving a checkpoint; rerunning resumes."""
+  exit_code = EXIT_PREEMPTED
+
+
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
   """' (did you mean 'a', 'b'?)' for the closest candidates, or ''."""
   close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)

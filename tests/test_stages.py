@@ -71,3 +71,22 @@ def test_differences_are_what_the_new_spec_asks_for():
   assert stages.differences({"a": 1, "b": {"c": None}},
                             {"a": 1, "b": {"c": 0}, "d": 2}) == [
                                 "b.c: null -> 0", "d: unset -> 2"]
+
+
+def _result(preempted, step):
+  from lta.train.loop import TrainResult  # pylint: disable=g-import-not-at-top
+  return TrainResult(state=None, step=step, history=[], eval_history=[],
+                     preempted=preempted, adapter_dir=None, model_dir=None)
+
+
+def test_a_preempted_training_leaves_its_stage_to_resume(tmp_path):
+  from lta.pipeline import run  # pylint: disable=g-import-not-at-top
+  stage = _stage(tmp_path)
+  with pytest.raises(errors.Preempted, match="step 40 .* rerun") as caught:
+    run._run_stage(stage, "task_en adapter",
+                   lambda: _result(preempted=True, step=40))
+  assert caught.value.exit_code == 75
+  assert stages.check(stage) == stages.RESUME  # not marked finished
+  run._run_stage(stage, "task_en adapter",
+                 lambda: _result(preempted=False, step=150))
+  assert stages.check(stage) == stages.CACHED

@@ -151,7 +151,7 @@ def run(command: str, module: types.ModuleType, argv: Sequence[str]) -> int:
     if debug:
       raise
     print(f"lta {command}: {_one_line(e)}", file=sys.stderr, flush=True)
-    code = EXIT_USER_ERROR
+    code = getattr(e, "exit_code", EXIT_USER_ERROR)
   except SystemExit as e:  # argparse: after --help, or a usage error
     if e.code is None or isinstance(e.code, int):
       return e.code or 0

@@ -296,6 +296,10 @@ def _run_stage(stage: stages.Stage, label: str,
   say(label + (" (resuming)" if state == stages.RESUME else ""))
   stages.start(stage)
   result = train()
+  if result.preempted:  # checkpointed, not finished: the rerun resumes it
+    raise errors.Preempted(
+        f"{label}: stopped at step {result.step} after saving a checkpoint; "
+        "rerun the same command to resume")
   _write_history(os.path.dirname(stage.record_path), result)
   stages.finish(stage)
 

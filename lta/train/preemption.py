@@ -16,11 +16,9 @@ from typing import Optional
 
 import jax
 
-# sysexits.h EX_TEMPFAIL: "a temporary failure ... the user is invited to
-# retry". Schedulers can requeue on it (Slurm's --requeue scripts,
-# Kubernetes podFailurePolicy onExitCodes, systemd RestartForceExitStatus),
-# and it differs from 0 (finished), 1 (crashed) and 128+N (killed by N).
-EXIT_PREEMPTED = 75
+from lta import errors
+
+EXIT_PREEMPTED = errors.EXIT_PREEMPTED  # 75: checkpointed, rerun to resume
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
