@@ -89,19 +89,30 @@ def _check_tfds_prepared(task: seqio.Task) -> None:
   loader = task.source.tfds_dataset
   if loader.name is None:  # Splits from several datasets: not checked.
     return
-  data_dir = loader.data_dir
+  check_tfds_prepared(task.name, loader.name, loader.data_dir)
+
+
+def check_tfds_prepared(what: str, tfds_name: str, data_dir: Optional[str],
+                        tfds_split: Optional[str] = None) -> None:
+  """DataError naming `what` unless TFDS `tfds_name` (and `tfds_split` of
+  it, if given) is prepared in `data_dir`."""
   try:
-    builder = tfds.builder(loader.name, data_dir=data_dir)
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
     prepared = builder.is_prepared()
   except Exception as e:  # pylint: disable=broad-except
     raise errors.DataError(
-        f"{task.name}: TFDS dataset {loader.name} cannot be opened "
+        f"{what}: TFDS dataset {tfds_name} cannot be opened "
         f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
   if not prepared:
     raise errors.DataError(
-        f"{task.name}: TFDS dataset {loader.name} is not prepared in "
+        f"{what}: TFDS dataset {tfds_name} is not prepared in "
         f"{builder.data_dir}; run lta prepare-data (docs/experiments.md, "
         "Data), or set --tfds_data_dir / TFDS_DATA_DIR to where it was")
+  if tfds_split and tfds_split not in builder.info.splits:
+    raise errors.DataError(
+        f"{what}: TFDS dataset {tfds_name} has no prepared split "
+        f"{tfds_split!r} in {builder.data_dir} (it has "
+        f"{', '.join(sorted(builder.info.splits))})")
 
 
 def check_task(name: str, split: str = "train") -> None:
