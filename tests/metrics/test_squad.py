@@ -7,6 +7,7 @@ import string
 import pytest
 
 from lta.eval import metrics
+from tests.metrics import metrics_fixtures
 
 
 # The official SQuAD v1.1 evaluation, re-implemented from its definition.
@@ -110,3 +111,16 @@ def test_bad_inputs():
     metrics.squad_f1_em([["a"]], ["a", "b"])
   with pytest.raises(TypeError, match="target 0"):
     metrics.squad_f1_em([[]], ["a"])
+
+
+def test_equals_the_reference_library_in_the_eleven_xquad_languages():
+  """transformers' port of the official SQuAD evaluation scored these pairs
+  (tests/fixtures/make_squad_metric_fixture.py, in the HF peer env)."""
+  rows = metrics_fixtures.read_jsonl("squad_reference.jsonl")
+  assert {r["lang"] for r in rows} == {"ar", "de", "el", "en", "es", "hi",
+                                       "ru", "th", "tr", "vi", "zh"}
+  per = metrics.squad_per_example([r["answers"] for r in rows],
+                                  [r["prediction"] for r in rows])
+  for i, row in enumerate(rows):
+    assert per["f1"][i] == pytest.approx(row["f1"], abs=1e-9), row
+    assert per["em"][i] == row["em"], row
