@@ -18,6 +18,7 @@ import tensorflow as tf
 from tensorflow_datasets.question_answering import tydi_qa
 
 from lta import errors
+from lta.data import language_codes
 from lta.data import vocab
 
 TFDS_NAME = "tydi_qa/goldp:3.0.0"
@@ -87,6 +88,7 @@ def _add_task(name: str, lang: str, splits) -> None:
           question_context,
           seqio.preprocessors.tokenize,
           seqio.CacheDatasetPlaceholder(),
+          functools.partial(language_codes.add_language_codes, lang=lang),
           seqio.preprocessors.append_eos_after_trim,
       ],
       output_features=vocab.output_features(),

@@ -17,6 +17,7 @@ import gin
 import seqio
 import tensorflow as tf
 
+from lta.data import language_codes
 from lta.data import vocab
 from lta.languages.related import XLSUM_SEEN, XLSUM_UNSEEN
 
@@ -91,6 +92,7 @@ def _add_task(name: str, lang: str, splits) -> None:
           summarize,
           seqio.preprocessors.tokenize,
           seqio.CacheDatasetPlaceholder(),
+          functools.partial(language_codes.add_language_codes, lang=lang),
           seqio.preprocessors.append_eos_after_trim,
       ],
       output_features=vocab.output_features(),

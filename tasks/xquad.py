@@ -22,6 +22,7 @@ offline from the release files.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Optional, Sequence
 
@@ -33,6 +34,7 @@ from tensorflow_datasets.question_answering import xquad as tfds_xquad
 
 from lta import errors
 from lta.data import input_pipeline
+from lta.data import language_codes
 from lta.data import vocab
 
 from . import tydiqa
@@ -130,6 +132,7 @@ def _add_task(name: str, lang: str, split_names: Sequence[str]) -> None:
           tydiqa.question_context,
           seqio.preprocessors.tokenize,
           seqio.CacheDatasetPlaceholder(),
+          functools.partial(language_codes.add_language_codes, lang=lang),
           seqio.preprocessors.append_eos_after_trim,
       ],
       output_features=vocab.output_features(),

@@ -1,8 +1,9 @@
 """The frozen base model of a run, from an HF or a T5X checkpoint.
 
-HF checkpoints are mT5 / T5 (lta.checkpoints.hf) or a decoder-only family
-(lta.checkpoints.hf_decoder: Llama, Qwen2, Qwen3, Gemma 2, Gemma 3 text),
-told apart by config.json; the config returned is then a T5Config or a
+HF checkpoints are mT5 / T5 (lta.checkpoints.hf), mBART / NLLB-200
+(lta.checkpoints.hf_bart) or a decoder-only family (lta.checkpoints.
+hf_decoder: Llama, Qwen2, Qwen3, Gemma 2, Gemma 3 text), told apart by
+config.json; the config returned is then a T5Config, a BartConfig or a
 DecoderConfig.
 
 `lta train` (INITIAL_CHECKPOINT_PATH), `lta eval` (run_eval.base_checkpoint)
@@ -19,12 +20,14 @@ from typing import Any, Optional, Union
 
 from lta import errors
 from lta.checkpoints import hf
+from lta.checkpoints import hf_bart
 from lta.checkpoints import hf_decoder
 from lta.checkpoints import t5x
+from lta.models.bart.config import BartConfig
 from lta.models.decoder.config import DecoderConfig
 from lta.models.mt5.config import T5Config
 
-ModelConfig = Union[T5Config, DecoderConfig]
+ModelConfig = Union[T5Config, BartConfig, DecoderConfig]
 
 _HF_WEIGHTS_SUFFIXES = (".safetensors", ".safetensors.index.json",
                         ".msgpack", ".msgpack.index.json")
@@ -50,6 +53,9 @@ def _load_hf(path: str) -> tuple[ModelConfig, dict[str, Any]]:
   hf_config = hf_decoder.read_hf_config(path)[3]
   if hf_decoder.is_decoder_only(hf_config):
     return hf_decoder.load_hf_decoder(path)
+  if isinstance(hf_config, dict) and (
+      hf_config.get("model_type") in hf_bart.ARCHITECTURES):
+    return hf_bart.load_hf_checkpoint(path)
   return hf.load_hf_checkpoint(path)
 
 
@@ -105,5 +111,7 @@ def save_base_model(params: Any, config: ModelConfig, path: str) -> None:
   """Writes `params` as an HF checkpoint of `config`'s family."""
   if isinstance(config, DecoderConfig):
     hf_decoder.save_hf_decoder(params, config, path)
+  elif isinstance(config, BartConfig):
+    hf_bart.save_hf_checkpoint(params, config, path)
   else:
     hf.save_hf_checkpoint(params, config, path)

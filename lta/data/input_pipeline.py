@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import seqio
@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 from lta import errors
 from lta import partitioning
 from lta.data import decoder_only
+from lta.data import language_codes
 from lta.data import task_names
 
 # Features lta's EncoderDecoderModel reads; packing (segment ids) is not
@@ -39,18 +40,58 @@ ALL_MODEL_FEATURES = tuple(dict.fromkeys(MODEL_FEATURES +
 ARCHITECTURES = ("encoder_decoder", "decoder_only")
 
 
-def feature_converter(architecture: str = "encoder_decoder", bos_id: int = 0
-                      ) -> seqio.FeatureConverter:
+def feature_converter(architecture: str = "encoder_decoder", bos_id: int = 0,
+                      pad_id: int = 0) -> seqio.FeatureConverter:
   """The converter from task features to `architecture`'s batches, which
-  shift decoder inputs right after `bos_id` (the model's start token)."""
+  shift decoder inputs right after `bos_id` (the model's start token) and
+  pad encoder-decoder tokens with `pad_id` (mBART / NLLB: 1)."""
   if architecture == "encoder_decoder":
-    return seqio.EncDecFeatureConverter(pack=False, bos_id=bos_id)
+    converter = seqio.EncDecFeatureConverter(pack=False, bos_id=bos_id)
+    return converter if pad_id == 0 else _PaddedWith(converter, pad_id)
   if architecture == "decoder_only":
     return decoder_only.DecoderObjective().feature_converter(bos_id)
   raise errors.ConfigError(
       f"unknown model architecture {architecture!r}; expected one of"
       f" {', '.join(map(repr, ARCHITECTURES))}"
       f"{errors.did_you_mean(str(architecture), ARCHITECTURES)}")
+
+
+class _PaddedWith(seqio.FeatureConverter):
+  """An encoder-decoder converter whose token padding is `pad_id`, not 0.
+
+  seqio pads with 0; the fairseq vocabularies of mBART and NLLB give 0 to
+  `<s>`, a control piece text never encodes to, so every 0 in the token
+  features is padding. Loss weights stay seqio's (targets != 0).
+  """
+
+  TASK_FEATURES = seqio.EncDecFeatureConverter.TASK_FEATURES
+  MODEL_FEATURES = seqio.EncDecFeatureConverter.MODEL_FEATURES
+  PACKING_FEATURE_DTYPES = seqio.EncDecFeatureConverter.PACKING_FEATURE_DTYPES
+  _TOKENS = ("encoder_input_tokens", "decoder_input_tokens",
+             "decoder_target_tokens")
+
+  def __init__(self, converter: seqio.EncDecFeatureConverter, pad_id: int):
+    self._converter = converter
+    self._pad_id = pad_id
+    super().__init__(pack=converter.pack, bos_id=converter.bos_id)
+
+  def _convert_features(self, ds, task_feature_lengths):
+    ds = self._converter(ds, task_feature_lengths)
+    weights_key = "decoder_loss_weights"
+
+    def repad(x):
+      x = dict(x)
+      for key in self._TOKENS:
+        x[key] = tf.where(x[key] == 0, tf.cast(self._pad_id, x[key].dtype),
+                          x[key])
+      x[weights_key] = tf.cast(x["decoder_target_tokens"] != self._pad_id,
+                               x[weights_key].dtype)
+      return x
+
+    return ds.map(repad, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def get_model_feature_lengths(self, task_feature_lengths):
+    return self._converter.get_model_feature_lengths(task_feature_lengths)
 
 
 def import_task_modules(modules: Optional[Sequence[str] | str],
@@ -148,7 +189,8 @@ def get_dataset(mixture_or_task_name: str,
                 shard: Optional[tuple[int, int]] = None,
                 data_shards: Optional[int] = None,
                 architecture: str = "encoder_decoder",
-                bos_id: int = 0) -> tf.data.Dataset:
+                bos_id: int = 0, pad_id: int = 0,
+                language_scheme: Optional[str] = None) -> tf.data.Dataset:
   """This host's batches of `architecture`'s features (`feature_converter`).
 
   `num_epochs=None` repeats forever (training); `shard` defaults to this
@@ -156,7 +198,8 @@ def get_dataset(mixture_or_task_name: str,
   (default: one per host); host i of n reads the i-th n-th of them, and
   its batch is their batches side by side. The global batch then depends
   on `data_shards`, not on the host count: one process reading 2 shards
-  sees the batches 2 processes see together.
+  sees the batches 2 processes see together. `pad_id` and
+  `language_scheme` are the model's (`model_data_options`).
   """
   check_task(mixture_or_task_name)
   index, count = shard or partitioning.data_shard()
@@ -167,18 +210,29 @@ def get_dataset(mixture_or_task_name: str,
         f"({count}), and the host batch ({host_batch_size}) a multiple of "
         "the shards each host reads")
   per_host = shards // count
-  datasets = [seqio.get_dataset(
-      mixture_or_task_name, dict(task_feature_lengths),
-      feature_converter(architecture, bos_id), dataset_split=split,
-      shuffle=shuffle, num_epochs=num_epochs,
-      shard_info=seqio.ShardInfo(index=i, num_shards=shards), seed=seed,
-      batch_size=host_batch_size // per_host, verbose=False)
-              for i in range(index * per_host, (index + 1) * per_host)]
+  with language_codes.use_scheme(language_scheme):
+    datasets = [seqio.get_dataset(
+        mixture_or_task_name, dict(task_feature_lengths),
+        feature_converter(architecture, bos_id, pad_id), dataset_split=split,
+        shuffle=shuffle, num_epochs=num_epochs,
+        shard_info=seqio.ShardInfo(index=i, num_shards=shards), seed=seed,
+        batch_size=host_batch_size // per_host, verbose=False)
+                for i in range(index * per_host, (index + 1) * per_host)]
   if per_host == 1:
     return datasets[0]
   return tf.data.Dataset.zip(tuple(datasets)).map(
       lambda *batches: {k: tf.concat([b[k] for b in batches], axis=0)
                         for k in batches[0]})
+
+
+def model_data_options(model) -> dict[str, Any]:
+  """get_dataset's model-dependent arguments for a model contract: its
+  architecture, decoder start, pad and language-code scheme."""
+  return {"architecture": model.ARCHITECTURE,
+          "bos_id": model.decoder_start_id,
+          "pad_id": getattr(model.config, "pad_token_id", 0)
+                    if model.ARCHITECTURE == "encoder_decoder" else 0,
+          "language_scheme": language_codes.scheme_for(model.config)}
 
 
 def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:

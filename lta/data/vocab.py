@@ -224,11 +224,17 @@ def output_features(
   }
 
 
+# fairseq's reserved ids (mBART-50, NLLB-200): bos, pad, eos, unk.
+FAIRSEQ_IDS = {"bos_id": 0, "pad_id": 1, "eos_id": 2, "unk_id": 3}
+
+
 def train_tiny_sentencepiece(
     texts: Iterable[str],
     model_prefix: str,
     vocab_size: int = 1000,
     character_coverage: float = 0.98,
+    fairseq_ids: bool = False,
+    control_symbols: Sequence[str] = (),
 ) -> str:
   """Trains a small mT5-like SentencePiece model; returns the `.model` path.
 
@@ -237,6 +243,9 @@ def train_tiny_sentencepiece(
   become UTF-8 bytes. `vocab_size` is an upper bound (the model may come out
   smaller on little text) and must exceed the 259 special and byte pieces.
   Training is single-threaded, so the same texts give the same model.
+  `fairseq_ids` gives mBART / NLLB's ids instead (FAIRSEQ_IDS: bos 0,
+  pad 1, eos 2, unk 3); `control_symbols` (their language codes) follow
+  the special ids as pieces that text never encodes to and decoding drops.
   """
   # Imported here: only tests and tools train vocabularies.
   import sentencepiece as spm  # pylint: disable=g-import-not-at-top
@@ -256,10 +265,9 @@ def train_tiny_sentencepiece(
       model_type="unigram",
       character_coverage=character_coverage,
       byte_fallback=True,
-      pad_id=PAD_ID,
-      eos_id=EOS_ID,
-      unk_id=UNK_ID,
-      bos_id=-1,
+      **(FAIRSEQ_IDS if fairseq_ids else dict(
+          pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1)),
+      control_symbols=list(control_symbols),
       hard_vocab_limit=False,
       num_threads=1,
       minloglevel=2,

@@ -22,6 +22,7 @@ from lta.arithmetic import compat
 from lta.arithmetic import compositions
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
+from lta.data import language_codes
 from lta.data import task_names
 from lta.data import vocab
 from lta.eval import lambda_selection
@@ -54,7 +55,9 @@ class MergedScorer:
     self.fingerprint = fingerprint.base_model_fingerprint(self.config,
                                                           self.params)
     self.model = families.build_model(self.config)
-    self.predict_fn = scoring.make_predict_fn(self.model, decoding)
+    self.decoding = decoding
+    self.language_scheme = language_codes.scheme_for(self.config)
+    self._predict_fns: dict[Optional[int], scoring.PredictFn] = {}
     self.feature_lengths = dict(feature_lengths)
     self.batch_size = batch_size
     self.max_examples = max_examples
@@ -69,10 +72,26 @@ class MergedScorer:
 
   def examples(self, task: str, split: str) -> list:
     if (task, split) not in self._examples:
-      with self._vocabulary_in_use():
+      with self._vocabulary_in_use(), language_codes.use_scheme(
+          self.language_scheme):
         self._examples[(task, split)] = scoring.load_examples(
             task, split, self.feature_lengths, self.max_examples)
     return self._examples[(task, split)]
+
+  def predict_fn(self, task: str) -> scoring.PredictFn:
+    """The jitted decoder for `task`: mBART / NLLB force its language's
+    code as the first token, unless DecodingConfig.forced_first_id does."""
+    forced = self.decoding.forced_first_id
+    if forced is None and self.language_scheme is not None:
+      with self._vocabulary_in_use(), language_codes.use_scheme(
+          self.language_scheme):
+        forced = language_codes.forced_first_id(
+            vocab.current_vocabulary(), task_names.language(task))
+    if forced not in self._predict_fns:
+      self._predict_fns[forced] = scoring.make_predict_fn(
+          self.model, dataclasses.replace(self.decoding,
+                                          forced_first_id=forced))
+    return self._predict_fns[forced]
 
   def variables(self, adapter: Optional[Adapter]) -> dict[str, Any]:
     if adapter is None:
@@ -90,7 +109,7 @@ class MergedScorer:
       progress = scoring.DecodeProgress(f"{task} ({split}) | {what}",
                                         self.log)
     ids = scoring.decode_examples(
-        self.predict_fn, jax.device_put(self.variables(adapter)), examples,
+        self.predict_fn(task), jax.device_put(self.variables(adapter)), examples,
         self.batch_size, self.feature_lengths["inputs"], progress)
     with self._vocabulary_in_use():
       return scoring.score_task(task, examples, ids,

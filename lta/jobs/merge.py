@@ -12,10 +12,9 @@ from lta.arithmetic import compositions as arithmetic
 from lta.arithmetic import compat
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
-from lta.checkpoints import hf
 from lta.errors import ConfigError
 from lta.languages import related
-from lta.models.mt5.config import T5Config
+from lta.models import families
 from lta.adapters import adapter_io
 from lta.adapters import deltas
 
@@ -49,7 +48,7 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
               merge_into_base_path: Optional[str] = None,
               overwrite: bool = False, allow_extrapolation: bool = False,
               allow_unlabelled: bool = False,
-              model_config: Optional[T5Config] = None) -> str:
+              model_config: Optional[families.ModelConfig] = None) -> str:
   """Composes, writes `output_dir/adapter`; optionally also a merged model.
 
   With `merge_into_base_path` (an HF or T5X checkpoint; a T5X one needs
@@ -95,6 +94,6 @@ def run_merge(*, output_dir: str = gin.REQUIRED,
         f"{adapter_dir}")
   if merged is not None:
     model_dir = os.path.join(output_dir, MODEL_DIR)
-    hf.save_hf_checkpoint(merged, config, model_dir)
+    base_model.save_base_model(merged, config, model_dir)
     print(f"Wrote the merged model to {model_dir}")
   return adapter_dir

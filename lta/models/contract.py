@@ -263,7 +263,7 @@ class EncoderDecoderModel:
 
   def prompt_batch(self, rows: Sequence[Any], length: int) -> dict[str, Any]:
     """Token rows -> a predict batch: right-padded (cut) to `length`."""
-    tokens = np.zeros((len(rows), length), np.int32)
+    tokens = np.full((len(rows), length), self.config.pad_token_id, np.int32)
     for i, row in enumerate(rows):
       row = row[:length]
       tokens[i, :len(row)] = row

@@ -1,6 +1,7 @@
 """A model config -> its model contract: the one place that knows the families.
 
-Jobs and the trainer hold a config (gin binds `T5Config` or `DecoderConfig`)
+Jobs and the trainer hold a config (gin binds `T5Config`, `BartConfig` or
+`DecoderConfig`)
 and ask for the contract here; the contract's ARCHITECTURE names the batches
 it reads (lta.data.input_pipeline.feature_converter).
 """
@@ -11,6 +12,8 @@ from typing import Optional, Union
 
 from lta import errors
 from lta.adapters.config import AdapterConfig
+from lta.models.bart import network as bart_network
+from lta.models.bart.config import BartConfig
 from lta.models.contract import EncoderDecoderModel
 from lta.models.decoder.config import DecoderConfig
 from lta.models.decoder.network import DecoderOnly
@@ -19,7 +22,7 @@ from lta.models.execution import ExecutionConfig
 from lta.models.mt5.config import T5Config
 from lta.models.mt5.network import Transformer
 
-ModelConfig = Union[T5Config, DecoderConfig]
+ModelConfig = Union[T5Config, BartConfig, DecoderConfig]
 Model = Union[EncoderDecoderModel, DecoderOnlyModel]
 
 
@@ -39,9 +42,15 @@ def build_model(config: ModelConfig,
   if isinstance(config, T5Config):
     return EncoderDecoderModel(Transformer(config, adapter,
                                            execution or ExecutionConfig()))
+  if isinstance(config, BartConfig):
+    if execution not in (None, ExecutionConfig()):
+      raise errors.ConfigError(
+          f"{execution} applies to mT5 (T5Config) only; mBART / NLLB run "
+          "the plain step: drop the ExecutionConfig bindings")
+    return EncoderDecoderModel(bart_network.Transformer(config, adapter))
   raise errors.ConfigError(
       f"model config {type(config).__name__} is not a model family's config;"
-      " bind T5Config or DecoderConfig (gin/models)")
+      " bind T5Config, BartConfig or DecoderConfig (gin/models)")
 
 
 def is_decoder_only(config: ModelConfig) -> bool:

@@ -338,7 +338,7 @@ def _training_data(opts: TrainOptions, run: _Run):
   return input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
       run.host_batch_size, seed=opts.seed, data_shards=opts.data_shards,
-      architecture=run.model.ARCHITECTURE, bos_id=run.model.decoder_start_id)
+      **input_pipeline.model_data_options(run.model))
 
 
 def _resume(ckpt: orbax_ckpt.TrainCheckpointer, state: TrainState, ds,
@@ -467,8 +467,7 @@ def _evaluate(opts: TrainOptions, run: _Run, p_eval,
   ds = input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
       run.host_batch_size, split=opts.eval_split, shuffle=False,
-      num_epochs=1, architecture=run.model.ARCHITECTURE,
-      bos_id=run.model.decoder_start_id)
+      num_epochs=1, **input_pipeline.model_data_options(run.model))
   totals = None
   for host_batch in input_pipeline.numpy_batches(ds.take(opts.eval_steps)):
     sums = p_eval(state, partitioning.host_batch_to_global(host_batch,

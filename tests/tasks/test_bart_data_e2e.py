@@ -1,0 +1,133 @@
+"""mBART-50 and NLLB-200 in the data path and the jobs, on tiny data.
+
+A tiny fairseq-id SentencePiece vocabulary (bos 0, pad 1, eos 2, unk 3,
+the language codes as control pieces) made here; XQuAD / XL-Sum fixture
+data in the real TFDS format; a random tiny mBART and NLLB saved as HF
+checkpoints, trained (LoRA) by `lta train`'s loop and scored by `lta
+eval`'s job, both choosing the family from the BartConfig.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import seqio
+
+from lta.adapters.config import AdapterConfig
+from lta.checkpoints import base_model
+from lta.data import input_pipeline
+from lta.data import language_codes
+from lta.data import vocab
+from lta.jobs import evaluate
+from lta.models import families
+from lta.models.bart.config import BartConfig
+from lta.train import loop
+from lta.train import optimizers
+from lta_tasks import xquad
+from tests.tasks import conftest
+
+LENGTHS = {"inputs": 96, "targets": 16}
+CODES = {"mbart50": ("en_XX", "ar_AR"), "nllb200": ("eng_Latn", "arb_Arab")}
+
+
+@pytest.fixture(scope="module")
+def fairseq_spm(tmp_path_factory):
+  texts = conftest.fixture_texts()
+  for path in sorted((conftest.FIXTURES / "xquad").glob("*.json")):
+    for article in json.loads(path.read_text("utf-8"))["data"]:
+      for paragraph in article["paragraphs"]:
+        texts += [paragraph["context"]] + [q["question"]
+                                           for q in paragraph["qas"]]
+  codes = [c for pair in CODES.values() for c in pair]
+  return vocab.train_tiny_sentencepiece(
+      texts, str(tmp_path_factory.mktemp("spm") / "fairseq"), 600,
+      fairseq_ids=True, control_symbols=codes)
+
+
+@pytest.fixture
+def data(tfds_dir, fairseq_spm):
+  xquad.prepare(tfds_dir, str(conftest.FIXTURES / "xquad"), ["en"])
+  with vocab.use_vocabulary(fairseq_spm) as vocabulary:
+    yield vocabulary
+
+
+def _first_batch(task, split, **options):
+  ds = input_pipeline.get_dataset(task, LENGTHS, 1, split=split,
+                                  shuffle=False, num_epochs=1, shard=(0, 1),
+                                  **options)
+  return next(input_pipeline.numpy_batches(ds))
+
+
+@pytest.mark.parametrize("scheme", ["mbart50", "nllb200"])
+def test_codes_lead_inputs_and_labels_and_padding_is_one(data, scheme):
+  code_en, code_ar = (data.tokenizer.piece_to_id(c) for c in CODES[scheme])
+  assert min(code_en, code_ar) > 3 and data.encode(CODES[scheme][0]) != [
+      code_en]  # text never encodes to a code
+  options = dict(architecture="encoder_decoder", bos_id=2, pad_id=1,
+                 language_scheme=scheme)
+  for task, split, code in (("xquad.en", "train", code_en),
+                            ("xlsum.ar", "validation", code_ar)):
+    batch = _first_batch(task, split, **options)
+    enc, dec_in = batch["encoder_input_tokens"], batch["decoder_input_tokens"]
+    targets, weights = (batch["decoder_target_tokens"],
+                        batch["decoder_loss_weights"])
+    assert (enc[:, 0] == code).all() and (targets[:, 0] == code).all()
+    assert (dec_in[:, 0] == 2).all() and (dec_in[:, 1] == code).all()
+    assert not (enc == 0).any() and not (targets == 0).any()
+    for row in range(len(enc)):  # one EOS, then pad 1 with no loss
+      n = int(weights[row].sum())
+      assert targets[row, n - 1] == 2 and (targets[row, n:] == 1).all()
+      assert (dec_in[row, n + 1:] == 1).all()
+      assert weights[row, :n].all() and not weights[row, n:].any()
+      assert enc[row, -1] in (1, 2)
+    # The same task for mT5: no code, seqio's pad 0.
+    plain = _first_batch(task, split)
+    assert plain["encoder_input_tokens"][0, 0] != code
+
+
+def test_a_language_the_model_lacks_is_named(data):
+  with pytest.raises(ValueError, match="mbart50 has no language code for 'am'"):
+    with language_codes.use_scheme("mbart50"):
+      language_codes.forced_first_id(data, "am")
+  with pytest.raises(ValueError, match="has no piece 'es_XX'"):
+    with language_codes.use_scheme("mbart50"):
+      language_codes.forced_first_id(data, "es")
+
+
+def _tiny(model_type, rows):
+  return BartConfig(model_type=model_type, vocab_size=rows, d_model=16,
+                    num_heads=2, d_ff=32, num_encoder_layers=1,
+                    num_decoder_layers=1, max_position_embeddings=128,
+                    activation="gelu" if model_type == "mbart" else "relu",
+                    dropout_rate=0.0, attention_dropout_rate=0.0,
+                    name=f"{model_type}-tiny")
+
+
+@pytest.mark.parametrize("model_type, scheme", [("mbart", "mbart50"),
+                                                ("m2m_100", "nllb200")])
+def test_train_then_eval_a_tiny_model(data, tmp_path, model_type, scheme):
+  config = _tiny(model_type, data.vocab_size)
+  assert language_codes.scheme_for(config) == scheme
+  model = families.build_model(config)
+  params = jax.jit(model.init_unboxed)(jax.random.PRNGKey(0))["params"]
+  base = str(tmp_path / "base")
+  base_model.save_base_model(params, config, base)
+  result = loop.train(
+      model_dir=str(tmp_path / "task_en"), mixture_or_task_name="xquad.en",
+      task_feature_lengths=LENGTHS, train_steps=1, initial_checkpoint_path=base,
+      mixture_or_task_module="lta_tasks",
+      adapter=AdapterConfig(kind="lora", rank=2, alpha=2.0), batch_size=8,
+      optimizer=optimizers.make_optimizer(name="adamw"),
+      log_period=1, checkpoint_period=1, async_checkpointing=False)
+  assert result.step == 1 and all(np.isfinite(h["loss"])
+                                  for h in result.history)
+  paths = evaluate.run_eval(
+      output_dir=str(tmp_path / "eval"), base_checkpoint=base,
+      tasks=["xquad.en"], task_feature_lengths=LENGTHS, split="test",
+      batch_size=2, max_examples=1, adapter_dir=result.adapter_dir)
+  records = json.load(open(paths["results.json"]))["records"]
+  assert records and all(np.isfinite(r["scores"]["f1"]) for r in records)
+  predictions = [json.loads(line) for line in open(paths["predictions.jsonl"])]
+  code = CODES[scheme][0]
+  assert predictions and all(code not in p["prediction"] for p in predictions)
