@@ -1,7 +1,8 @@
 """Scoring composed adapters: fold into one base, decode, score; λ per target.
 
 `MergedScorer` merges an adapter into a base model and decodes and scores a
-task with it. `score_composition` composes a named composition for one
+task with it (prompt and bottleneck adapters, which fold into nothing, run
+unmerged beside the base instead). `score_composition` composes a named composition for one
 task's language at each λ of a grid, picks λ on the selection split and
 scores that λ on the reported split: the paper's protocol, shared by
 `lta eval` (lta.jobs.evaluate) and the staged pipeline (lta.pipeline.run).
@@ -54,7 +55,9 @@ class MergedScorer:
     self.fingerprint = fingerprint.base_model_fingerprint(self.config,
                                                           self.params)
     self.model = families.build_model(self.config)
+    self.decoding = decoding
     self.predict_fn = scoring.make_predict_fn(self.model, decoding)
+    self._unmerged_predict_fns: dict[Any, scoring.PredictFn] = {}
     self.feature_lengths = dict(feature_lengths)
     self.batch_size = batch_size
     self.max_examples = max_examples
@@ -78,8 +81,21 @@ class MergedScorer:
     if adapter is None:
       return {"params": self.params}
     compat.check_base([adapter], self.fingerprint, self.base_path)
+    if not adapter.config.foldable:
+      return {"params": self.params, "adapters": adapter.tree}
     return {"params": deltas.merge_into_base(self.params, adapter.tree,
                                              adapter.config)}
+
+  def _predict_fn_for(self, adapter: Optional[Adapter]) -> scoring.PredictFn:
+    """The merged model's predict fn, or an unmerged one for the kinds that
+    do not fold into the base (one per adapter config)."""
+    if adapter is None or adapter.config.foldable:
+      return self.predict_fn
+    config = adapter.config
+    if config not in self._unmerged_predict_fns:
+      self._unmerged_predict_fns[config] = scoring.make_predict_fn(
+          families.build_model(self.config, config), self.decoding)
+    return self._unmerged_predict_fns[config]
 
   def score(self, adapter: Optional[Adapter], task: str,
             split: str) -> scoring.TaskResult:
@@ -90,7 +106,7 @@ class MergedScorer:
       progress = scoring.DecodeProgress(f"{task} ({split}) | {what}",
                                         self.log)
     ids = scoring.decode_examples(
-        self.predict_fn, jax.device_put(self.variables(adapter)), examples,
+        self._predict_fn_for(adapter), jax.device_put(self.variables(adapter)), examples,
         self.batch_size, self.feature_lengths["inputs"], progress)
     with self._vocabulary_in_use():
       return scoring.score_task(task, examples, ids,
