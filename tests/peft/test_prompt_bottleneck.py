@@ -8,18 +8,19 @@ Bottleneck adapters start as the identity and merge into nothing.
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from lta.adapters import deltas
 from lta.adapters.config import AdapterConfig
 from lta.adapters.tree import flatten_tree, unflatten_tree
 from lta.checkpoints import hf
 from lta.checkpoints import hf_peft
-from lta.errors import ConfigError
+from lta.errors import CheckpointError, ConfigError
 from lta.eval import scoring
 from lta.models import families
 from lta.models.contract import DecodingConfig
@@ -134,3 +135,44 @@ def test_bottleneck_starts_as_the_identity_and_merges_into_nothing(
   moved = fx.lta_logits(config, params, enc, dec, adapter,
                         unflatten_tree(trained))
   assert np.abs(moved - base).max() > 1e-2
+
+
+def _damaged_copy(tmp_path, config_edit=None, weights=None):
+  out = tmp_path / "damaged"
+  shutil.copytree(PROMPT_FIXTURE, out)
+  if config_edit:
+    cfg = json.load(open(out / hf_peft.CONFIG_FILE))
+    cfg.update(config_edit)
+    json.dump(cfg, open(out / hf_peft.CONFIG_FILE, "w"))
+  if weights is not None:
+    save_file(weights, str(out / hf_peft.WEIGHTS_FILE))
+  return str(out)
+
+
+@pytest.mark.parametrize("config_edit,weights,message", [
+    ({"num_virtual_tokens": 4}, None,
+     r"prompt_embeddings has shape \[10, 32\]; .* gives \[8, 32\]"),
+    ({"token_dim": 16}, None, r"has shape \[10, 32\]; .* gives \[10, 16\]"),
+    ({"num_virtual_tokens": 0}, None, "num_virtual_tokens=0; expected a "
+     "positive integer"),
+    (None, {"prompt_embeddings": np.zeros((10, 32), np.float32),
+            "extra": np.zeros((1,), np.float32)},
+     "holds only 'prompt_embeddings', got \\['extra', 'prompt_embeddings'\\]"),
+    ({"task_type": "CAUSAL_LM"}, None, "task_type='CAUSAL_LM', but the base "
+     "model is mt5"),
+], ids=["length", "token_dim", "zero_length", "extra_tensor", "task_type"])
+def test_a_damaged_prompt_tuning_file_is_refused_in_one_line(
+    tmp_path, mt5, config_edit, weights, message):
+  directory = _damaged_copy(tmp_path, config_edit, weights)
+  with pytest.raises(CheckpointError, match=message) as e:
+    hf_peft.import_peft_adapter(directory, mt5[0])
+  assert "\n" not in str(e.value)
+
+
+def test_a_prompt_for_another_width_is_refused(tmp_path, mt5):
+  table = np.zeros((10, 16), np.float32)
+  directory = _damaged_copy(tmp_path, {"token_dim": 16},
+                            {"prompt_embeddings": table})
+  with pytest.raises(CheckpointError, match="token_dim=16, but "
+                     "mt5_tiny has d_model=32"):
+    hf_peft.import_peft_adapter(directory, mt5[0])
