@@ -20,7 +20,11 @@ ATTENTION_TARGETS = (
     r"(query|key|value|out)/kernel")
 MLP_TARGETS = r"(encoder|decoder)/layers_\d+/mlp/(wi_0|wi_1|wi|wo)/kernel"
 
-KINDS = ("lora", "krona")
+KINDS = ("lora", "krona", "prompt", "bottleneck")
+# Where bottleneck adapters sit: Houlsby after each layer's self-attention
+# and after its MLP, Pfeiffer after the MLP only.
+BOTTLENECK_PLACEMENTS = ("houlsby", "pfeiffer")
+BOTTLENECK_ACTIVATIONS = ("relu", "gelu", "silu")
 # Dtypes adapter (and base-model) weights may have.
 FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
 # How a Kronecker adapter picks each module's A factor (m, n): one fixed
@@ -29,6 +33,13 @@ KRON_FACTOR_RULES = ("fixed", "peft")
 # Fields added after the first manifests, left out of a fixed-factor
 # config's dict so that lta versions that lack them can still read it.
 _LATER_FIELDS = ("kron_factor_rule", "kron_decompose_factor")
+# Fields of the prompt and bottleneck kinds, in a config's dict only when
+# it is of that kind (so LoRA and Kronecker manifests keep their hashes).
+KIND_FIELDS = {
+    "prompt": ("num_virtual_tokens",),
+    "bottleneck": ("bottleneck_width", "bottleneck_placement",
+                   "bottleneck_activation"),
+}
 
 
 def factorization(dimension: int, factor: int = -1) -> tuple[int, int]:
@@ -78,6 +89,14 @@ class AdapterConfig:
     them: m = factorization(in, kron_decompose_factor)[0], n likewise from
     out. Non-square attention (mT5) then gets per-module factors.
   scale = alpha / rank, or alpha / sqrt(rank) with `rslora`.
+
+  prompt: `num_virtual_tokens` soft prompt vectors prepended to the encoder
+    input (lta.models.adapter_layers); `targets` and the LoRA / Kronecker
+    fields do not apply.
+  bottleneck: x + up(act(down(x))) of width `bottleneck_width` on a
+    sublayer's output, before its residual: `bottleneck_placement`
+    'houlsby' after each layer's self-attention and MLP, 'pfeiffer' after
+    the MLP only. up starts at zero, so the adapter starts as the identity.
   """
   kind: str = "lora"
   rank: int = 4
@@ -90,6 +109,10 @@ class AdapterConfig:
   dtype: str = "float32"
   kron_factor_rule: str = "fixed"
   kron_decompose_factor: int = -1
+  num_virtual_tokens: int = 20
+  bottleneck_width: int = 64
+  bottleneck_placement: str = "houlsby"
+  bottleneck_activation: str = "relu"
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -110,6 +133,7 @@ class AdapterConfig:
           f"{self.dropout_rate!r}")
     self._check_targets()
     self._check_kronecker()
+    self._check_prompt_and_bottleneck()
     if self.dtype not in FLOAT_DTYPES:
       raise ConfigError(f"AdapterConfig.dtype={self.dtype!r}; expected one "
                         f"of {FLOAT_DTYPES}")
@@ -149,6 +173,25 @@ class AdapterConfig:
           f"AdapterConfig.kron_decompose_factor={factor} only applies with "
           "kron_factor_rule='peft'")
 
+  def _check_prompt_and_bottleneck(self):
+    for field in ("num_virtual_tokens", "bottleneck_width"):
+      value = getattr(self, field)
+      if not _is_int(value) or value <= 0:
+        raise ConfigError(f"AdapterConfig.{field} must be a positive int, "
+                          f"got {value!r}")
+    for field, allowed in (("bottleneck_placement", BOTTLENECK_PLACEMENTS),
+                           ("bottleneck_activation", BOTTLENECK_ACTIVATIONS)):
+      value = getattr(self, field)
+      if value not in allowed:
+        raise ConfigError(
+            f"AdapterConfig.{field}={value!r}; expected one of {allowed}"
+            f"{did_you_mean(str(value), allowed)}")
+
+  @property
+  def foldable(self) -> bool:
+    """Whether a trained adapter of this kind is a dW on base kernels."""
+    return self.kind in ("lora", "krona")
+
   @property
   def scale(self) -> float:
     return self.alpha / (math.sqrt(self.rank) if self.rslora else self.rank)
@@ -156,8 +199,8 @@ class AdapterConfig:
   @property
   def layout(self) -> str:
     """Which of lta.adapters.deltas.LEAVES this config's adapters have."""
-    if self.kind == "lora":
-      return "lora"
+    if self.kind in ("lora", "prompt", "bottleneck"):
+      return self.kind
     return "krona" if self.kron_b_rank is None else "lokr"
 
   def matches(self, kernel_path: str) -> bool:
@@ -191,6 +234,10 @@ class AdapterConfig:
     if self.kron_factor_rule == "fixed":
       for name in _LATER_FIELDS:
         del d[name]
+    for kind, names in KIND_FIELDS.items():
+      if kind != self.kind:
+        for name in names:
+          del d[name]
     return d
 
   @classmethod
@@ -208,5 +255,5 @@ class AdapterConfig:
   @classmethod
   def required_fields(cls) -> list[str]:
     """Fields every stored config has (the later ones may be absent)."""
-    return [f.name for f in dataclasses.fields(cls)
-            if f.name not in _LATER_FIELDS]
+    optional = set(_LATER_FIELDS).union(*KIND_FIELDS.values())
+    return [f.name for f in dataclasses.fields(cls) if f.name not in optional]

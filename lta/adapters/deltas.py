@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from lta.adapters import added_layers
 from lta.adapters.tree import flatten_tree, unflatten_tree
 
 if TYPE_CHECKING:  # the config reads the leaf table; only types go back
@@ -26,6 +27,9 @@ LEAVES = {
     "lora": (LORA_A, LORA_B),
     "krona": (KRON_A, KRON_B),
     "lokr": (KRON_A, KRON_B_DOWN, KRON_B_UP),
+    # Kinds that add layers, not dW (lta.adapters.added_layers).
+    "prompt": (added_layers.PROMPT,),
+    "bottleneck": added_layers.BOTTLENECK_LEAVES,
 }
 
 
@@ -82,6 +86,8 @@ def config_mismatch(shapes: Mapping[str, Sequence[int]],
   """
   modules = modules_of({p: [int(d) for d in shape]
                         for p, shape in shapes.items()})
+  if not config.foldable:
+    return added_layers.mismatch(modules, config)
   layout = config.layout
   for module, leaves in sorted(modules.items()):
     if not config.matches(f"{module}/kernel"):
@@ -123,14 +129,24 @@ def module_delta(leaves: Mapping[str, Any], scale: float, where: str = "?",
   f = {k: np.asarray(v, dtype) for k, v in leaves.items()}
   if set(f) == {DELTA_LEAF}:
     return f[DELTA_LEAF]
-  if layout_of(f, where) == "lora":
+  layout = layout_of(f, where)
+  if layout in ("prompt", "bottleneck"):
+    raise ValueError(f"{layout} adapter at {where} has no dW")
+  if layout == "lora":
     return (scale * f[LORA_A]) @ f[LORA_B]
   return np.kron(scale * f[KRON_A], kron_b(f))
 
 
 def adapter_deltas(adapters: Mapping[str, Any], config: AdapterConfig,
                    dtype=np.float32) -> dict[str, np.ndarray]:
-  """{kernel_path: dW} for every adapted kernel."""
+  """{kernel_path: dW} for every adapted kernel.
+
+  A prompt or bottleneck adapter has no dW: only an identity bottleneck
+  passes (as no dW at all); anything else is a CheckpointError.
+  """
+  if not config.foldable:
+    added_layers.refuse_fold(adapter_modules(adapters), config)
+    return {}
   return {f"{module}/kernel": module_delta(leaves, config.scale, module, dtype)
           for module, leaves in adapter_modules(adapters).items()}
 

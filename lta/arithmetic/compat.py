@@ -104,7 +104,9 @@ def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
   _mismatch(a, b, "dtype", ma.dtype, mb.dtype)
   if ca.kind == "krona":
     _check_kron_factors(a, b)
-  if space == "factor":
+  if not ca.foldable:
+    _check_added_layers(a, b, space)
+  elif space == "factor":
     if ca.kind == "lora":
       _mismatch(a, b, "rank", ca.rank, cb.rank)
     else:
@@ -128,6 +130,26 @@ def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
         f"{a.label} and {b.label} adapt different kernels, e.g. {only[:3]}")
   for module in sorted(da):
     _mismatch(a, b, f"dW shape of {module}", da[module], db[module])
+
+
+def _check_added_layers(a: Adapter, b: Adapter, space: str) -> None:
+  """Prompts or bottlenecks: only element-wise (factor space) arithmetic,
+  on the same prompt length or the same placement, width and activation."""
+  ca, cb = a.config, b.config
+  if space != "factor":
+    raise IncompatibleAdaptersError(
+        f"{a.label} and {b.label} are {ca.kind} adapters, which have no dW: "
+        "combine them in space='factor' (element-wise)")
+  if ca.kind == "prompt":
+    _mismatch(a, b, "prompt length (num_virtual_tokens)",
+              ca.num_virtual_tokens, cb.num_virtual_tokens)
+    return
+  _mismatch(a, b, "bottleneck placement", ca.bottleneck_placement,
+            cb.bottleneck_placement)
+  _mismatch(a, b, "bottleneck width", ca.bottleneck_width,
+            cb.bottleneck_width)
+  _mismatch(a, b, "bottleneck activation", ca.bottleneck_activation,
+            cb.bottleneck_activation)
 
 
 def _check_kron_factors(a: Adapter, b: Adapter) -> None:

@@ -1,4 +1,5 @@
-"""lta adapters <-> HuggingFace PEFT adapters (LoRA, LoKr).
+"""lta adapters <-> HuggingFace PEFT adapters (LoRA, LoKr; prompt tuning in
+lta.checkpoints.peft_prompt).
 
 For mT5 and the decoder-only families (Llama, Qwen2, Qwen3, Gemma 2,
 Gemma 3): lta.checkpoints.peft_names holds one name table per family, chosen
@@ -40,6 +41,7 @@ from safetensors.numpy import save_file
 
 from lta.checkpoints import hf
 from lta.checkpoints import peft_names
+from lta.checkpoints import peft_prompt
 from lta.checkpoints.peft_names import PeftFamily
 from lta.errors import CheckpointError, MissingFileError
 from lta.adapters import config as adapter_lib
@@ -288,6 +290,9 @@ def import_peft_adapter(
   cfg, config_path, family = _read_config(directory, model_config)
   weights, weights_path = _read_weights(directory)
   peft_type = cfg.get("peft_type")
+  if peft_type == peft_prompt.PEFT_TYPE:
+    return peft_prompt.import_prompt(cfg, config_path, weights, weights_path,
+                                     family.name, model_config)
   if peft_type == "LORA":
     _check_lora_fields(cfg, config_path)
     rank = _field(cfg, "r", config_path, "int")
@@ -314,7 +319,8 @@ def import_peft_adapter(
                   kron_b_rank=b_rank)
   else:
     raise CheckpointError(f"{config_path}: peft_type={peft_type!r}; lta "
-                          "imports 'LORA' and 'LOKR' adapters")
+                          "imports 'LORA', 'LOKR' and 'PROMPT_TUNING' "
+                          "adapters")
   # With layers_to_transform, leaf names alone would claim every layer.
   target_modules = (None if cfg.get("layers_to_transform") is not None else
                     cfg.get("target_modules"))
@@ -378,6 +384,14 @@ def export_peft_adapter(adapters: Mapping[str, Any],
   """
   family = peft_names.family_of(model_config)
   a = adapter_config
+  if a.kind == "bottleneck":
+    raise ValueError("PEFT has no bottleneck-adapter type to export to; "
+                     "keep bottleneck adapters in lta's format")
+  if a.kind == "prompt":
+    peft_prompt.export_prompt(adapters, a, model_config, out_dir,
+                              base_model_name_or_path or model_config.name,
+                              CONFIG_FILE, WEIGHTS_FILE)
+    return
   problem = config_mismatch(
       {p: np.shape(v) for p, v in flatten_tree(adapters).items()}, a,
       allow_delta=False)

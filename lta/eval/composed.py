@@ -1,7 +1,8 @@
 """Scoring composed adapters: fold into one base, decode, score; λ per target.
 
 `MergedScorer` merges an adapter into a base model and decodes and scores a
-task with it. `score_composition` composes a named composition for one
+task with it (prompt and bottleneck adapters, which fold into nothing, run
+unmerged beside the base instead). `score_composition` composes a named composition for one
 task's language at each λ of a grid, picks λ on the selection split and
 scores that λ on the reported split: the paper's protocol, shared by
 `lta eval` (lta.jobs.evaluate) and the staged pipeline (lta.pipeline.run).
@@ -57,7 +58,7 @@ class MergedScorer:
     self.model = families.build_model(self.config)
     self.decoding = decoding
     self.language_scheme = language_codes.scheme_for(self.config)
-    self._predict_fns: dict[Optional[int], scoring.PredictFn] = {}
+    self._predict_fns: dict[tuple[Optional[int], Any], scoring.PredictFn] = {}
     self.feature_lengths = dict(feature_lengths)
     self.batch_size = batch_size
     self.max_examples = max_examples
@@ -78,25 +79,34 @@ class MergedScorer:
             task, split, self.feature_lengths, self.max_examples)
     return self._examples[(task, split)]
 
-  def predict_fn(self, task: str) -> scoring.PredictFn:
+  def predict_fn(self, task: str,
+                 adapter: Optional[Adapter] = None) -> scoring.PredictFn:
     """The jitted decoder for `task`: mBART / NLLB force its language's
-    code as the first token, unless DecodingConfig.forced_first_id does."""
+    code as the first token, unless DecodingConfig.forced_first_id does.
+    Adapter kinds that do not fold into the base (prompt, bottleneck) get
+    an unmerged model, one per adapter config."""
     forced = self.decoding.forced_first_id
     if forced is None and self.language_scheme is not None:
       with self._vocabulary_in_use(), language_codes.use_scheme(
           self.language_scheme):
         forced = language_codes.forced_first_id(
             vocab.current_vocabulary(), task_names.language(task))
-    if forced not in self._predict_fns:
-      self._predict_fns[forced] = scoring.make_predict_fn(
-          self.model, dataclasses.replace(self.decoding,
-                                          forced_first_id=forced))
-    return self._predict_fns[forced]
+    unmerged = (adapter.config if adapter is not None
+                and not adapter.config.foldable else None)
+    key = (forced, unmerged)
+    if key not in self._predict_fns:
+      model = (self.model if unmerged is None
+               else families.build_model(self.config, unmerged))
+      self._predict_fns[key] = scoring.make_predict_fn(
+          model, dataclasses.replace(self.decoding, forced_first_id=forced))
+    return self._predict_fns[key]
 
   def variables(self, adapter: Optional[Adapter]) -> dict[str, Any]:
     if adapter is None:
       return {"params": self.params}
     compat.check_base([adapter], self.fingerprint, self.base_path)
+    if not adapter.config.foldable:
+      return {"params": self.params, "adapters": adapter.tree}
     return {"params": deltas.merge_into_base(self.params, adapter.tree,
                                              adapter.config)}
 
@@ -109,7 +119,8 @@ class MergedScorer:
       progress = scoring.DecodeProgress(f"{task} ({split}) | {what}",
                                         self.log)
     ids = scoring.decode_examples(
-        self.predict_fn(task), jax.device_put(self.variables(adapter)), examples,
+        self.predict_fn(task, adapter), jax.device_put(self.variables(adapter)),
+        examples,
         self.batch_size, self.feature_lengths["inputs"], progress)
     with self._vocabulary_in_use():
       return scoring.score_task(task, examples, ids,

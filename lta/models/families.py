@@ -34,6 +34,10 @@ def build_model(config: ModelConfig,
   `execution` (speed and memory options) applies to mT5 only so far.
   """
   if isinstance(config, DecoderConfig):
+    if adapter is not None and not adapter.foldable:
+      raise errors.ConfigError(
+          f"AdapterConfig.kind={adapter.kind!r} is built for mT5 "
+          "(T5Config) only; a decoder-only model takes 'lora' or 'krona'")
     if execution not in (None, ExecutionConfig()):
       raise errors.ConfigError(
           f"{execution} applies to mT5 (T5Config) only; the decoder-only "

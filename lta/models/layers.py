@@ -99,7 +99,8 @@ class Projection(nn.Module):
     return "/".join(self.scope.path) + "/kernel"
 
   def _adapted(self) -> bool:
-    if self.adapter is None or not self.adapter.matches(self.kernel_path()):
+    if (self.adapter is None or not self.adapter.foldable or
+        not self.adapter.matches(self.kernel_path())):
       return False
     first_leaf = deltas.LEAVES[self.adapter.layout][0]
     return self.is_initializing() or self.has_variable("adapters", first_leaf)

@@ -8,6 +8,7 @@ that take the `family` fixture (tests/arithmetic/conftest.py) run on both.
 
 import numpy as np
 
+from lta.adapters import added_layers
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter, AdapterManifest
 
@@ -50,11 +51,26 @@ def krona_config(kron_b_rank=None, **kw):
                        kron_b_rank=kron_b_rank, alpha=2.0, **kw)
 
 
+def _module_shapes(config, family):
+  """{module: {leaf: shape}} of a random adapter of `config`'s kind."""
+  if config.kind == "prompt":
+    return {"encoder": {added_layers.PROMPT: (config.num_virtual_tokens,
+                                              D_MODEL)}}
+  if config.kind == "bottleneck":
+    shapes = added_layers.bottleneck_shapes(D_MODEL, config.bottleneck_width)
+    return {f"{stack}/layers_0/{added_layers.adapter_name(sub)}": shapes
+            for stack, subs in (("encoder", ("attention", "mlp")),
+                                ("decoder", ("self_attention", "mlp")))
+            for sub in subs
+            if sub in added_layers.sublayers(config.bottleneck_placement)}
+  return {module: config.leaf_shapes(d_in, d_out)
+          for module, (d_in, d_out) in MODULES[family].items()}
+
+
 def random_tree(rng, config, dtype=np.float32, family="mt5"):
   tree = {}
-  for module, (d_in, d_out) in MODULES[family].items():
-    leaves = {leaf: rng.normal(size=shape)
-              for leaf, shape in config.leaf_shapes(d_in, d_out).items()}
+  for module, shapes in _module_shapes(config, family).items():
+    leaves = {leaf: rng.normal(size=shape) for leaf, shape in shapes.items()}
     parent = tree
     for key in module.split("/"):
       parent = parent.setdefault(key, {})

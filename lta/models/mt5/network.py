@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lta.models import adapter_layers
 from lta.models import layers
 from lta.models.execution import ExecutionConfig
 from lta.models.mt5.config import T5Config
@@ -72,8 +73,12 @@ class _Parts(nn.Module):
         c.num_heads, bidirectional, self.dtype, self.param_dtype,
         name="relpos_bias")
 
-  def embed(self, tokens, deterministic):
+  def embed(self, tokens, deterministic, prompt=False):
+    """Embedded tokens; with `prompt`, a prompt adapter's soft prompt in
+    front (before dropout, as PEFT prepends it to the input embeddings)."""
     x = self.shared_embedding(tokens).astype(self.dtype)
+    if prompt:
+      x = adapter_layers.prepend_prompt(self, self.adapter, x)
     return self.dropout(constrain(x, (BATCH, LENGTH, EMBED)), deterministic)
 
 
@@ -84,9 +89,12 @@ class EncoderLayer(_Parts):
     h = self.norm("pre_attention_layer_norm")(x)
     h = self.attention("attention")(h, h, bias, mask,
                                     deterministic=deterministic)
+    h = adapter_layers.bottleneck_after(self, "attention", h)
     x = x + self.dropout(h, deterministic)
     h = self.norm("pre_mlp_layer_norm")(x)
-    x = x + self.dropout(self.mlp()(h, deterministic), deterministic)
+    h = adapter_layers.bottleneck_after(self, "mlp", self.mlp()(h,
+                                                               deterministic))
+    x = x + self.dropout(h, deterministic)
     return constrain(x, (BATCH, LENGTH, EMBED))
 
 
@@ -99,6 +107,7 @@ class DecoderLayer(_Parts):
     h = self.attention("self_attention")(
         h, h, bias, self_mask, decode=decode, cache_position=position,
         max_decode_length=max_decode_length, deterministic=deterministic)
+    h = adapter_layers.bottleneck_after(self, "self_attention", h)
     y = y + self.dropout(h, deterministic)
     h = self.norm("pre_cross_attention_layer_norm")(y)
     h = self.attention("encoder_decoder_attention")(
@@ -106,7 +115,9 @@ class DecoderLayer(_Parts):
         decode=decode, deterministic=deterministic)
     y = y + self.dropout(h, deterministic)
     h = self.norm("pre_mlp_layer_norm")(y)
-    y = y + self.dropout(self.mlp()(h, deterministic), deterministic)
+    h = adapter_layers.bottleneck_after(self, "mlp", self.mlp()(h,
+                                                               deterministic))
+    y = y + self.dropout(h, deterministic)
     return constrain(y, (BATCH, LENGTH, EMBED))
 
 
@@ -114,10 +125,10 @@ class Encoder(_Parts):
 
   @nn.compact
   def __call__(self, tokens: Array, deterministic: bool = True) -> Array:
-    x = self.embed(tokens, deterministic)
-    positions = jnp.arange(tokens.shape[1])
+    x = self.embed(tokens, deterministic, prompt=True)
+    positions = jnp.arange(x.shape[1])
     bias = self.relpos(bidirectional=True)(positions, positions)
-    mask = layers.padding_key_mask(tokens)
+    mask = adapter_layers.encoder_key_mask(tokens, x.shape[1])
     layer = self.layer_class(EncoderLayer, static_argnums=(4,))
     for i in range(self.config.num_encoder_layers):
       x = layer(self.config, self.adapter, self.shared_embedding,
@@ -146,11 +157,14 @@ class Decoder(_Parts):
     position = None
     if decode:
       position, k_len, cross_mask = layers.decoding_state(
-          self, encoder_tokens, q_len, max_decode_length)
+          self, encoder_tokens, q_len, max_decode_length,
+          lambda tokens: adapter_layers.encoder_key_mask(tokens,
+                                                         encoded.shape[1]))
       q_pos = position + jnp.arange(q_len)
     else:
       k_len, q_pos = q_len, jnp.arange(q_len)
-      cross_mask = layers.padding_key_mask(encoder_tokens)
+      cross_mask = adapter_layers.encoder_key_mask(encoder_tokens,
+                                                   encoded.shape[1])
     k_pos = jnp.arange(k_len)
     self_mask = (k_pos[None, :] <= q_pos[:, None])[None, None]
     bias = self.relpos(bidirectional=False)(q_pos, k_pos)
