@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import statistics
 import sys
@@ -137,29 +136,12 @@ def model_matmul_flops(flags, full: bool) -> float:
   return 2.0 * weights + 3.0 * scores + 3.0 * lora
 
 
-def _peak_rss_mb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-
-
 def _tokens(flags, rng_seed=0):
   import numpy as np  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(rng_seed)
   enc = rng.integers(3, flags.vocab, (flags.batch, flags.inputs), np.int64)
   tgt = rng.integers(3, flags.vocab, (flags.batch, flags.targets), np.int64)
   return enc, tgt
-
-
-def _timed(step_fn, flags) -> list[float]:
-  for _ in range(flags.warmup):
-    step_fn()
-  times = []
-  for _ in range(flags.steps):
-    start = time.perf_counter()
-    step_fn()
-    times.append(time.perf_counter() - start)
-  return times
 
 
 def _lta_worker(flags, full: bool, variant: str) -> dict:
@@ -201,7 +183,7 @@ def _lta_worker(flags, full: bool, variant: str) -> dict:
       "decoder_input_tokens": dec_in.astype(np.int32),
       "decoder_target_tokens": tgt.astype(np.int32)})
   jax.block_until_ready(state)
-  setup_rss = _peak_rss_mb()
+  setup_rss = host_info.peak_rss_mb()
   start = time.perf_counter()
   step = jax.jit(functools.partial(train_steps.train_step, model=model,
                                    optimizer=optimizer),
@@ -218,8 +200,8 @@ def _lta_worker(flags, full: bool, variant: str) -> dict:
     holder["state"], metrics = step(holder["state"], batch)
     jax.block_until_ready(metrics["loss"])
 
-  times = _timed(run, flags)
-  steps_rss = _peak_rss_mb()
+  times = host_info.timed(run, flags.warmup, flags.steps)
+  steps_rss = host_info.peak_rss_mb()
   return {"times": times, "trainable": int(trainable),
           "setup_rss_mb": setup_rss, "steps_peak_rss_mb": steps_rss,
           "compile_s": compile_s, "xla_flops": float(cost.get("flops", 0.0)),
@@ -257,7 +239,7 @@ def _hf_worker(flags) -> dict:
   enc, tgt = _tokens(flags)
   enc, tgt = torch.from_numpy(enc), torch.from_numpy(tgt)
   mask = torch.ones_like(enc)
-  setup_rss = _peak_rss_mb()
+  setup_rss = host_info.peak_rss_mb()
 
   def run():
     loss = model(input_ids=enc, attention_mask=mask, labels=tgt).loss
@@ -265,8 +247,8 @@ def _hf_worker(flags) -> dict:
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
-  times = _timed(run, flags)
-  steps_rss = _peak_rss_mb()
+  times = host_info.timed(run, flags.warmup, flags.steps)
+  steps_rss = host_info.peak_rss_mb()
   return {"times": times,
           "trainable": int(sum(p.numel() for p in params)),
           "setup_rss_mb": setup_rss, "steps_peak_rss_mb": steps_rss,
@@ -285,7 +267,7 @@ def _worker(flags) -> None:
     result = _hf_worker(flags)
   else:
     result = _lta_worker(flags, full=base == "lta_full", variant=variant)
-  result["peak_rss_mb"] = _peak_rss_mb()
+  result["peak_rss_mb"] = host_info.peak_rss_mb()
   result["load"] = host_info.load()
   print("RESULT " + json.dumps(result), flush=True)
 

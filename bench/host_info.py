@@ -2,6 +2,9 @@
 
 import os
 import platform
+import resource
+import time
+from typing import Callable
 
 
 def cpu_name() -> str:
@@ -18,3 +21,20 @@ def cpu_name() -> str:
 def load() -> str:
   """1/5/15-minute load averages: how shared the machine was."""
   return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def peak_rss_mb() -> float:
+  """This process's resident-memory high-water mark, in MB."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def timed(fn: Callable[[], object], warmup: int, steps: int) -> list[float]:
+  """Seconds of each of `steps` calls of fn, after `warmup` untimed ones."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return times
