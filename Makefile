@@ -7,8 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lta-installed
 LOCK := requirements/lock.txt
+HF_VENV ?= .venv-hf
 
-.PHONY: demo test test-all install lock hf-env bench-train bench-decode
+.PHONY: demo test test-all install lock hf-env bench-train bench-decode \
+	bench-decoder-train bench-decoder-decode
 
 install: $(STAMP)
 
@@ -23,12 +25,13 @@ demo: $(STAMP)
 	$(PY) -m lta.cli.pipeline
 
 # Test files are spread over TEST_WORKERS processes (pytest-xdist); a file's
-# tests share one process, so its module fixtures are built once.
+# tests share one process, so its module fixtures are built once. The HF
+# peer is there too: tests/test_bench_decoder.py runs it.
 TEST_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) $(HF_VENV)/.installed
 	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(HF_VENV)/.installed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Re-resolves the lock from pyproject.toml (needs uv: pip install uv).
@@ -38,7 +41,6 @@ lock:
 
 # The HF peer (torch, transformers, peft) for bench/ and fixture scripts,
 # in its own venv: lta's venv never has torch.
-HF_VENV ?= .venv-hf
 hf-env: $(HF_VENV)/.installed
 
 $(HF_VENV)/.installed: requirements/hf-peer.txt
@@ -55,3 +57,11 @@ bench-train: $(STAMP) $(HF_VENV)/.installed
 
 bench-decode: $(STAMP) $(HF_VENV)/.installed
 	$(PY) bench/bench_decode.py $(BENCH_ARGS)
+
+# The same, decoder-only: the Qwen2.5-0.5B shape, random weights that
+# transformers makes, lta and HF peft / generate on them.
+bench-decoder-train: $(STAMP) $(HF_VENV)/.installed
+	$(PY) bench/bench_decoder_train.py $(BENCH_ARGS)
+
+bench-decoder-decode: $(STAMP) $(HF_VENV)/.installed
+	$(PY) bench/bench_decoder_decode.py $(BENCH_ARGS)

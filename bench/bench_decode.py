@@ -106,6 +106,12 @@ def _flags(argv=None) -> argparse.Namespace:
   if flags.quick:
     p.set_defaults(**QUICK)
     flags = p.parse_args(argv)
+  check_variants(flags)
+  return flags
+
+
+def check_variants(flags) -> None:
+  """--variants as a list; the HF peer checked before any timing."""
   names = [n for n in flags.variants.split(",") if n]
   unknown = sorted(set(names) - set(VARIANTS))
   if unknown or not names:
@@ -115,9 +121,16 @@ def _flags(argv=None) -> argparse.Namespace:
   if "hf" in names and not flags.worker:  # fail now, before any timing
     hf_peer.check_python(flags.hf_python)
   fair_rounds.check_flags(flags)
-  return flags
 
 
+def random_lora_b(adapters, seed: int = 1):
+  """lora_b starts at zero; a trained adapter's is not, so draw it."""
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(adapters)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  drawn = [0.02 * jax.random.normal(k, x.shape, x.dtype)
+           if jax.tree_util.keystr(path).endswith("['lora_b']") else x
+           for (path, x), k in zip(leaves, keys)]
+  return jax.tree_util.tree_unflatten(treedef, drawn)
 
 
 def _variables(config: T5Config, adapter: AdapterConfig):
@@ -128,13 +141,7 @@ def _variables(config: T5Config, adapter: AdapterConfig):
   head = params["decoder"]["logits_dense"]["kernel"]
   params["decoder"]["logits_dense"]["kernel"] = head.at[
       :, config.eos_token_id].set(0.0)
-  # lora_b starts at zero; a trained adapter is not, so draw it.
-  leaves, treedef = jax.tree_util.tree_flatten_with_path(adapters)
-  keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-  drawn = [0.02 * jax.random.normal(k, x.shape, x.dtype)
-           if jax.tree_util.keystr(path).endswith("['lora_b']") else x
-           for (path, x), k in zip(leaves, keys)]
-  adapters = jax.tree_util.tree_unflatten(treedef, drawn)
+  adapters = random_lora_b(adapters)
   merged = jax.device_put(merge_into_base(params, adapters, adapter))
   return {"base": {"params": params},
           "merged": {"params": merged},
@@ -156,31 +163,43 @@ def _time_lta(flags, config, adapter, enc, names):
   prefill = jax.jit(lambda v, x: base_model.initial_cache(v, x, flags.decode))
   calls = {n: (lambda n=n: fns[n](all_vars[n], enc)) for n in names}
   calls["prefill"] = lambda: prefill(all_vars["base"], enc)
+  times, ids = time_round_robin(calls, flags.runs, flags.warmup)
+  del ids["prefill"]
+  check_full_length(ids, config.eos_token_id)
+  return times, ids, all_vars["base"]["params"]
+
+
+def time_round_robin(calls, runs: int, warmup: int):
+  """(times, first outputs) per name of calls: each compiled and warmed up,
+  then timed `runs` times round-robin."""
   ids = {}
   for name, call in calls.items():
     start = time.perf_counter()
     ids[name] = jax.block_until_ready(call())
     print(f"  compiled + ran lta {name} in "
           f"{time.perf_counter() - start:.1f} s", flush=True)
-    for _ in range(flags.warmup):
+    for _ in range(warmup):
       jax.block_until_ready(call())
   times = {n: [] for n in calls}
   order = list(calls)
-  for i in range(flags.runs):
+  for i in range(runs):
     # Rotate who goes first so no variant always follows the same one.
     for name in order[i % len(order):] + order[:i % len(order)]:
       call = calls[name]
       start = time.perf_counter()
       jax.block_until_ready(call())
       times[name].append(time.perf_counter() - start)
-  del ids["prefill"]
+  return times, ids
+
+
+def check_full_length(ids, eos_id: int) -> None:
+  """Every row decoded every step: no EOS (ids becomes numpy, in place)."""
   for name, out in ids.items():
     out = np.asarray(out)
-    if (out == config.eos_token_id).any() or (out == 0).all(axis=1).any():
+    if (out == eos_id).any() or (out == 0).all(axis=1).any():
       raise RuntimeError(f"lta {name} emitted EOS; rows would stop early and "
                          "tokens/s would be wrong")
     ids[name] = out
-  return times, ids, all_vars["base"]["params"]
 
 
 def _hf_command(flags, tmp: str) -> list[str]:
@@ -217,7 +236,7 @@ def _setup(flags):
   return config, adapter, enc
 
 
-def _match(a: np.ndarray, b: np.ndarray) -> str:
+def match(a: np.ndarray, b: np.ndarray) -> str:
   same_rows = int((a == b).all(axis=1).sum())
   return (f"{(a == b).mean():.1%} of tokens, {same_rows}/{a.shape[0]} rows "
           "identical")
@@ -270,12 +289,12 @@ def main(argv=None) -> int:
     lta_ids = dict(np.load(os.path.join(tmp, "lta_ids.npz")))
     hf_ids = (np.load(os.path.join(tmp, "hf_ids.npy")) if "hf" in sides
               else None)
-  rows = _report(flags, rounds, tokens)
+  rows = report(flags, rounds, tokens)
   if "merged" in lta_ids and "unmerged" in lta_ids:
     print(f"merged vs unmerged ids: "
-          f"{_match(lta_ids['merged'], lta_ids['unmerged'])}")
+          f"{match(lta_ids['merged'], lta_ids['unmerged'])}")
   if hf_ids is not None:
-    print(f"lta base vs HF ids: {_match(lta_ids['base'], hf_ids)}")
+    print(f"lta base vs HF ids: {match(lta_ids['base'], hf_ids)}")
     print(f"HF: {rounds[0].results['hf']['backend']}")
   print(f"lta: {rounds[0].results['lta']['backend']}")
   print(f"rounds thrown away for load > {flags.max_load}: {thrown} (cap "
@@ -291,7 +310,8 @@ def main(argv=None) -> int:
   return 0
 
 
-def _report(flags, rounds, tokens) -> list[dict]:
+def report(flags, rounds, tokens, prefill: str = "encode + prefill"
+           ) -> list[dict]:
   """The table: per variant, medians over rounds and ratios to lta base."""
   def per_round(name):  # each round's median seconds per call
     side = "hf" if name == "hf" else "lta"
@@ -325,11 +345,11 @@ def _report(flags, rounds, tokens) -> list[dict]:
     print(f"| {labels[name]} | {med:.3f} ({min(t):.3f}-{max(t):.3f}) | "
           f"{tokens / med:,.1f} | {statistics.median(base) / med:.3f} | "
           f"{paired:.3f} | {best:.3f} |")
-  prefill = statistics.median(statistics.median(r.results["lta"]["times"][
+  prefill_s = statistics.median(statistics.median(r.results["lta"]["times"][
       "prefill"]) for r in rounds)
-  print(f"\nlta base encode + prefill alone: {prefill:.3f} s median "
-        f"({prefill / statistics.median(base):.0%} of a base call); peak RSS "
-        "lta worker "
+  print(f"\nlta base {prefill} alone: {prefill_s:.3f} s median "
+        f"({prefill_s / statistics.median(base):.0%} of a base call); peak "
+        "RSS lta worker "
         f"{max(r.results['lta']['peak_rss_mb'] for r in rounds):,.0f} MB" +
         ("" if "hf" not in names else ", HF worker "
          f"{max(r.results['hf']['peak_rss_mb'] for r in rounds):,.0f} MB"))

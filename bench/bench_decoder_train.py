@@ -140,7 +140,7 @@ def _hf_worker(flags) -> dict:
                                           flags.threads)))
   torch.manual_seed(0)
   model = transformers.AutoModelForCausalLM.from_pretrained(
-      flags.model_dir, torch_dtype=torch.float32)
+      flags.model_dir, dtype=torch.float32)
   model = peft.get_peft_model(model, peft.LoraConfig(
       r=flags.rank, lora_alpha=flags.rank, lora_dropout=0.0,
       target_modules=list(HF_TARGETS)))

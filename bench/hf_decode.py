@@ -1,16 +1,19 @@
 """HF transformers greedy `generate` on an exported checkpoint; prints JSON.
 
-The HF side of bench/bench_decode.py, run under a separate interpreter with
+The HF side of bench/bench_decode.py (mT5) and bench/bench_decoder_decode.py
+(decoder-only: config.json names a causal LM), run under a separate interpreter with
 torch + transformers (the lta venv has no torch): the repository's .venv-hf
 (`make hf-env`), which it switches to when started under another python.
 
   .venv-hf/bin/python bench/hf_decode.py --model_dir DIR \
       --inputs inputs.npy --decode 64 --runs 5 --out ids.npy
 
-The whole `generate` call is timed (encoder included, like lta's
-predict_batch). Every row decodes exactly --decode tokens: min_new_tokens =
-max_new_tokens keeps EOS out. Output: one line `RESULT {json}` with the run
-times in seconds, and the generated ids (start token dropped) in --out.
+The whole `generate` call is timed (encoder or prompt prefill included,
+like lta's predict_batch). Every row decodes exactly --decode tokens:
+min_new_tokens = max_new_tokens keeps EOS out. A causal LM takes LEFT-padded
+prompts and their --mask (.npy, 1 = real token). Output: one line
+`RESULT {json}` with the run times in seconds, and the generated ids (start
+token or prompt dropped) in --out.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def _flags(argv=None) -> argparse.Namespace:
   p.add_argument("--model_dir", required=True,
                  help="config.json + model.safetensors (save_hf_checkpoint)")
   p.add_argument("--inputs", required=True,
-                 help=".npy int array (batch, input length), no padding")
+                 help=".npy int array (batch, input length); no padding, "
+                 "or left padding with --mask (causal LMs)")
+  p.add_argument("--mask", help=".npy (batch, input length) of a causal "
+                 "LM's left-padded prompts; default all real")
   p.add_argument("--decode", type=int, default=64, help="new tokens per row")
   p.add_argument("--runs", type=int, default=5, help="timed runs")
   p.add_argument("--warmup", type=int, default=1)
@@ -51,17 +57,25 @@ def main(argv=None) -> None:
   flags = _flags(argv)
   torch.set_num_threads(flags.threads)
   ids = np.load(flags.inputs)
-  if ids.ndim != 2 or (ids <= 0).any():
+  seq2seq = transformers.AutoConfig.from_pretrained(
+      flags.model_dir).is_encoder_decoder
+  if ids.ndim != 2 or (seq2seq and (ids <= 0).any()):
     raise ValueError(f"{flags.inputs}: expected a (batch, length) array of "
                      f"ids > 0 (no padding), got shape {ids.shape}")
-  model = transformers.MT5ForConditionalGeneration.from_pretrained(
-      flags.model_dir)
+  if seq2seq:
+    model = transformers.MT5ForConditionalGeneration.from_pretrained(
+        flags.model_dir)
+  else:
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        flags.model_dir, dtype=torch.float32)
   model.eval()
   input_ids = torch.from_numpy(ids.astype(np.int64))
-  mask = torch.ones_like(input_ids)
+  mask = (torch.from_numpy(np.load(flags.mask).astype(np.int64))
+          if flags.mask else torch.ones_like(input_ids))
   kwargs = dict(input_ids=input_ids, attention_mask=mask, do_sample=False,
                 num_beams=1, use_cache=True, max_new_tokens=flags.decode,
-                min_new_tokens=flags.decode)
+                min_new_tokens=flags.decode,
+                pad_token_id=model.config.pad_token_id)
 
   def run():
     with torch.inference_mode():
@@ -74,7 +88,8 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     out = run()
     times.append(time.perf_counter() - start)
-  out = out[:, 1:].numpy()  # drop decoder_start_token_id
+  # Drop decoder_start_token_id (seq2seq) or the prompt (causal LM).
+  out = out[:, 1 if seq2seq else ids.shape[1]:].numpy()
   if out.shape != (ids.shape[0], flags.decode):
     raise RuntimeError(f"generate returned ids of shape {tuple(out.shape)}; "
                        f"expected {(ids.shape[0], flags.decode)}")

@@ -35,7 +35,7 @@ def make(model_dir: str, seed: int) -> None:
   config = transformers.AutoConfig.from_pretrained(model_dir)
   torch.manual_seed(seed)
   model = transformers.AutoModelForCausalLM.from_config(
-      config, torch_dtype=torch.float32)
+      config, dtype=torch.float32)
   eos = config.eos_token_id
   with torch.no_grad():
     model.get_input_embeddings().weight[eos] = 0.0
