@@ -75,6 +75,7 @@ def _flags(argv=None) -> argparse.Namespace:
   hf_peer.add_flag(p)
   p.add_argument("--json_out", help="also write the results here")
   p.add_argument("--worker", help=argparse.SUPPRESS)  # a directory
+  p.add_argument("--model_dir", help=argparse.SUPPRESS)
   flags = p.parse_args(argv)
   bench_decode.check_variants(flags)
   return flags
@@ -94,8 +95,8 @@ def _prompts(flags, config) -> dict[str, np.ndarray]:
 def _lta_worker(flags) -> None:
   """One round's lta side: every lta variant, timed round-robin."""
   config = decoder_bench.model_config(flags)
-  params = jax.device_put(decoder_bench.load_weights(
-      os.path.join(flags.worker, "hf"), config))
+  params = jax.device_put(decoder_bench.load_weights(flags.model_dir,
+                                                     config))
   adapter = AdapterConfig(kind="lora", rank=flags.rank,
                           alpha=float(flags.rank))
   lora_model = DecoderOnlyModel(DecoderOnly(config, adapter))
@@ -130,9 +131,9 @@ def _lta_worker(flags) -> None:
                  f"'{os.environ.get('XLA_FLAGS', '')}'"}), flush=True)
 
 
-def _hf_command(flags, tmp: str) -> list[str]:
+def _hf_command(flags, tmp: str, model_dir: str) -> list[str]:
   return [flags.hf_python, os.path.join(REPO, "bench", "hf_decode.py"),
-          f"--model_dir={tmp}/hf", f"--inputs={tmp}/prompt_tokens.npy",
+          f"--model_dir={model_dir}", f"--inputs={tmp}/prompt_tokens.npy",
           f"--mask={tmp}/prompt_mask.npy", f"--decode={flags.decode}",
           f"--runs={flags.runs}", f"--warmup={flags.warmup}",
           f"--threads={flags.threads}", f"--out={tmp}/hf_ids.npy"]
@@ -163,10 +164,9 @@ def main(argv=None) -> int:
         f"{platform.python_version()}; {fair_rounds.settings(flags)}; load "
         f"avg {host_info.load()} at start", flush=True)
   sides = ["lta"] + (["hf"] if "hf" in flags.variants else [])
-  with tempfile.TemporaryDirectory(prefix="lta-bench-") as tmp:
-    decoder_bench.make_weights(config, os.path.join(tmp, "hf"),
-                               flags.hf_python,
-                               fair_rounds.worker_env(flags, True))
+  with tempfile.TemporaryDirectory(prefix="lta-bench-") as tmp, \
+      decoder_bench.weights(flags, config, fair_rounds.worker_env(
+          flags, True)) as model_dir:
     prompts = _prompts(flags, config)
     np.savez(os.path.join(tmp, "prompts.npz"), **prompts)
     for name, array in prompts.items():
@@ -174,9 +174,9 @@ def main(argv=None) -> int:
 
     def run_one(side):
       torch_side = side == "hf"
-      cmd = (_hf_command(flags, tmp) if torch_side else
+      cmd = (_hf_command(flags, tmp, model_dir) if torch_side else
              [sys.executable, os.path.abspath(__file__), *argv,
-              f"--worker={tmp}"])
+              f"--worker={tmp}", f"--model_dir={model_dir}"])
       return fair_rounds.run_worker(fair_rounds.worker_command(flags, cmd),
                                     fair_rounds.worker_env(flags, torch_side),
                                     REPO)

@@ -34,7 +34,6 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 
 import decoder_bench  # bench/, next to this file
@@ -214,10 +213,8 @@ def main(argv=None) -> int:
   print(f"machine: {os.cpu_count()} CPUs ({host_info.cpu_name()}), python "
         f"{platform.python_version()}; {fair_rounds.settings(flags)}; load "
         f"avg {host_info.load()} at start", flush=True)
-  with tempfile.TemporaryDirectory(prefix="lta-bench-") as tmp:
-    model_dir = os.path.join(tmp, "hf")
-    decoder_bench.make_weights(config, model_dir, flags.hf_python,
-                               fair_rounds.worker_env(flags, True))
+  with decoder_bench.weights(flags, config, fair_rounds.worker_env(
+      flags, True)) as model_dir:
     rounds, thrown = fair_rounds.run_rounds(
         SIDES, lambda name: _run_side(name, flags, argv, model_dir), flags)
   rows = _report(rounds, tokens)

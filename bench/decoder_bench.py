@@ -19,11 +19,13 @@ imported by the functions that need it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import subprocess
-from typing import Any
+import tempfile
+from typing import Any, Iterator
 
 # pylint: disable=g-import-not-at-top
 
@@ -38,6 +40,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
   p.add_argument("--gin_binding", action="append", default=[],
                  help="extra binding, e.g. DecoderConfig.num_layers=2 "
                  "(repeatable)")
+  p.add_argument("--weights_dir",
+                 help="keep the random HF weights here, made once and reused"
+                 " by later runs of the same model (lta checks the config); "
+                 "default: a temporary directory, deleted at the end")
 
 
 def model_config(flags):
@@ -89,15 +95,37 @@ def make_weights(config, directory: str, hf_python: str,
                        f"{proc.stderr[-3000:]}")
 
 
+@contextlib.contextmanager
+def weights(flags, config, env: dict[str, str]) -> Iterator[str]:
+  """The HF weights' directory: --weights_dir, or a temporary one."""
+  if flags.weights_dir:
+    if not os.path.exists(os.path.join(flags.weights_dir,
+                                       "model.safetensors")):
+      make_weights(config, flags.weights_dir, flags.hf_python, env)
+    yield os.path.abspath(flags.weights_dir)
+    return
+  with tempfile.TemporaryDirectory(prefix="lta-bench-") as tmp:
+    make_weights(config, os.path.join(tmp, "hf"), flags.hf_python, env)
+    yield os.path.join(tmp, "hf")
+
+
 def load_weights(directory: str, expected) -> dict[str, Any]:
   """lta's float32 numpy params of the HF model in directory; its config
   must be `expected` (the gin one), apart from the name."""
   from lta.checkpoints import hf_decoder
   config, params = hf_decoder.load_hf_decoder(directory)
-  config = dataclasses.replace(config, name=expected.name)
+  config, expected = _comparable(config), _comparable(expected)
   if config != expected:
     diff = {k: (v, getattr(config, k)) for k, v in dataclasses.asdict(
         expected).items() if getattr(config, k) != v}
     raise RuntimeError(f"{directory}: imported config differs from the gin "
                        f"one (gin, imported): {diff}")
   return params
+
+
+def _comparable(config):
+  """Without the name, and with no layer types when every layer is full
+  (transformers writes them out; the gin files leave them empty)."""
+  full = all(t == "full_attention" for t in config.layer_types)
+  return dataclasses.replace(config, name="",
+                             layer_types=() if full else config.layer_types)

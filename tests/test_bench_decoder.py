@@ -65,3 +65,26 @@ def test_lta_and_hf_peft_train_the_same_lora_on_the_same_weights(
   assert "| lta LoRA | " in stdout and "| HF peft LoRA | " in stdout
   assert "lta LoRA / HF LoRA tokens/s: " in stdout
   assert "first-step loss (base model, same weights and tokens)" in stdout
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("clean_gin")
+def test_decode_bench_runs_lta_and_hf_generate_on_the_same_prompts(
+    tmp_path, capsys):
+  import bench_decoder_decode  # pylint: disable=g-import-not-at-top
+  out = tmp_path / "decode.json"
+  rc = bench_decoder_decode.main([
+      "--model_gin=gin/models/qwen2_tiny.gin", "--batch=3", "--prompt=8",
+      "--decode=6", "--runs=2", "--rounds=2", "--max_load=1000",
+      "--threads=1", "--variants=base,merged,unmerged,hf",
+      f"--json_out={out}"])
+  stdout = capsys.readouterr().out
+  assert rc == 0, stdout
+  record = json.loads(out.read_text())
+  assert record["lta_base_ids_equal_hf"]
+  assert [r["order"] for r in record["rounds"]] == [["lta", "hf"],
+                                                     ["hf", "lta"]]
+  assert [row["variant"] for row in record["rows"]] == [
+      "base", "merged", "unmerged", "hf"]
+  assert "merged vs unmerged ids: 100.0% of tokens, 3/3 rows" in stdout
+  assert "lta base prompt prefill alone" in stdout
