@@ -18,6 +18,7 @@ from lta.adapters.config import AdapterConfig
 from lta.cli import main as cli
 from lta.models import families
 from lta.models.contract import DecodingConfig
+from lta.models.decoder.config import DecoderConfig
 from lta.models.mt5.config import T5Config
 from lta.train import memory_plan
 from lta.train import optimizers
@@ -103,6 +104,25 @@ def test_planned_decode_step_holds_the_variables_and_prompts(setup):
   assert planned.arguments == _shard_bytes(variables) + _shard_bytes(prompts)
   assert planned.outputs == BATCH // 2 * 4 * 4  # int32 ids, per data shard
   assert planned.temporaries > 0
+
+
+def test_decoder_only_plan_holds_its_state_and_prompt_answer_rows(setup):
+  _, optimizer, pattern, mesh, rules = setup
+  config = DecoderConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+                         num_layers=1, num_heads=2, num_kv_heads=2,
+                         head_dim=8, bos_token_id=2, name="plan-test")
+  model = families.build_model(config, AdapterConfig(kind="lora", rank=2,
+                                                     alpha=2.0))
+  planned = memory_plan.plan_train_step(model, pattern, optimizer, mesh,
+                                        rules, BATCH, LENGTHS)
+  _, state_sh = steps.state_shardings(model, pattern, optimizer, mesh, rules)
+  batch = memory_plan.abstract_batch(
+      model, BATCH, LENGTHS, partitioning.batch_sharding(mesh), "train")
+  assert {k: v.shape for k, v in batch.items()} == {
+      k: (BATCH, 12) for k in ("decoder_input_tokens", "decoder_target_tokens",
+                               "decoder_loss_weights")}
+  assert planned.arguments == _shard_bytes(memory_plan.abstract_train_state(
+      model, pattern, optimizer, state_sh)) + _shard_bytes(batch)
 
 
 def test_mesh_shapes_use_every_chip():
