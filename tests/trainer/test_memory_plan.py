@@ -167,18 +167,10 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
 
 
 @pytest.mark.usefixtures("clean_gin")
-@pytest.mark.parametrize("flag, message", [
-    ("--gin.TARGETS=['v4-23']",
-     "lta plan: plan_memory.targets: unknown target 'v4-23' (did you mean "
-     "'v4-32'?); known: v4-32, v5e-16, 8xH100"),
-    ("--gin.MODEL_AXIS_SIZES=[3]",
-     "lta plan: plan_memory.model_axis_sizes: 3 does not divide v4-32's 16 "
-     "chips (a (data, model) mesh uses them all)"),
-    ("--gin.BATCH_SIZES=[0]",
-     "lta plan: plan_memory.batch_sizes=[0]: give positive global batch "
-     "sizes, e.g. (32, 64)"),
-])
-def test_lta_plan_mistakes_are_one_line(capsys, flag, message):
-  assert cli.main(PLAN + [flag]) == 2
-  err = capsys.readouterr().err
-  assert err == message + "\n"
+def test_lta_plan_refuses_a_batch_size_that_is_not_positive(capsys):
+  # Unknown targets and model axes that do not divide the chips: rows of
+  # docs/errors.md (tests/cli/test_errors.py).
+  assert cli.main(PLAN + ["--gin.BATCH_SIZES=[0]"]) == 2
+  assert capsys.readouterr().err == (
+      "lta plan: plan_memory.batch_sizes=[0]: give positive global batch "
+      "sizes, e.g. (32, 64)\n")
