@@ -23,6 +23,7 @@ import functools
 import time
 from typing import Any, Callable, Optional, Sequence
 
+import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
@@ -224,7 +225,6 @@ def plan_decode_step(model: families.Model, mesh: jax.sharding.Mesh, rules,
   variables placed as in training; its accounting."""
   boxed = jax.eval_shape(model.init_variables, jax.random.PRNGKey(0))
   var_sh = partitioning.logical_to_sharding(boxed, mesh, rules)
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
   variables = _with_shardings(nn.meta.unbox(boxed), var_sh)
   batch = abstract_batch(model, batch_size, lengths,
                          partitioning.batch_sharding(mesh), "decode")

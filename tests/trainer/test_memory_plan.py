@@ -8,6 +8,7 @@ jax.clear_caches() so that nothing is shared with the plan's compile, and
 executed once.
 """
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -94,7 +95,6 @@ def test_planned_decode_step_holds_the_variables_and_prompts(setup):
       model, mesh, rules, BATCH, LENGTHS,
       DecodingConfig(max_decode_length=4))
   boxed = jax.eval_shape(model.init_variables, jax.random.PRNGKey(0))
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
   variables = jax.tree.map(
       lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
       nn.meta.unbox(boxed),
