@@ -307,6 +307,11 @@ def plan_memory(*,
     report: called with each row as soon as it is compiled.
   """
   _check_options(batch_sizes, task_feature_lengths, num_microbatches)
+  if adapter is None and trainable == "adapters":
+    raise errors.ConfigError(
+        "plan_memory.adapter=None leaves nothing to train with "
+        "TRAINABLE='adapters'; for full fine-tuning bind "
+        "--gin.TRAINABLE=\\\"full\\\"")
   chosen = [target(name) for name in targets]
   meshes = {t.name: mesh_shapes(t, model_axis_sizes) for t in chosen}
   devices = use_fake_cpu_devices(max(t.chips for t in chosen))
@@ -355,7 +360,7 @@ def size(n: int) -> str:
 
 TABLE_HEADER = ("| target | step | mesh (data×model) | batch | arguments "
                 "| outputs | aliased | temporaries | total | per chip "
-                "| fits |")
+                "| fits | compile s |")
 
 
 def table_row(row: PlanRow) -> str:
@@ -363,12 +368,13 @@ def table_row(row: PlanRow) -> str:
            f"| {row.batch_size} ")
   if row.stats is None:
     return where + (f"| — | — | — | — | — | {row.target.memory_gib:g} GiB "
-                    f"| skipped: {row.skipped} |")
+                    f"| skipped: {row.skipped} | — |")
   s = row.stats
   return where + (f"| {size(s.arguments)} | {size(s.outputs)} "
                   f"| {size(s.aliased)} | {size(s.temporaries)} "
                   f"| {size(s.total)} | {row.target.memory_gib:g} GiB "
-                  f"| {'yes' if row.fits else 'no'} |")
+                  f"| {'yes' if row.fits else 'no'} "
+                  f"| {row.compile_seconds:.0f} |")
 
 
 def summary(rows: Sequence[PlanRow]) -> list[str]:

@@ -161,7 +161,7 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
   assert "CPU-backend buffer accounting" in out
   assert "| v4-32 | train | 2×8 | 2 | " in out
   assert ("| v4-32 | train | 16×1 | 2 | — | — | — | — | — | 32 GiB | "
-          "skipped: batch 2 / 1 microbatch(es) does not split over data=16 |"
+          "skipped: batch 2 / 1 microbatch(es) does not split over data=16 | — |"
           in out)  # nothing compiled
   assert "v4-32 train: fits at batch 2 on mesh(es) 2×8" in out
 
