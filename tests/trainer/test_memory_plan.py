@@ -106,23 +106,25 @@ def test_planned_decode_step_holds_the_variables_and_prompts(setup):
   assert planned.temporaries > 0
 
 
-def test_decoder_only_plan_holds_its_state_and_prompt_answer_rows(setup):
-  _, optimizer, pattern, mesh, rules = setup
+def test_decoder_only_full_finetuning_plan_holds_its_state_and_rows(setup):
+  _, optimizer, _, mesh, rules = setup
   config = DecoderConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
                          num_layers=1, num_heads=2, num_kv_heads=2,
                          head_dim=8, bos_token_id=2, name="plan-test")
-  model = families.build_model(config, AdapterConfig(kind="lora", rank=2,
-                                                     alpha=2.0))
+  model = families.build_model(config)
+  pattern = trainable_lib.resolve_pattern("full")
   planned = memory_plan.plan_train_step(model, pattern, optimizer, mesh,
                                         rules, BATCH, LENGTHS)
   _, state_sh = steps.state_shardings(model, pattern, optimizer, mesh, rules)
+  state = memory_plan.abstract_train_state(model, pattern, optimizer,
+                                           state_sh)
+  assert not jax.tree.leaves(state.frozen)  # every parameter trains
   batch = memory_plan.abstract_batch(
       model, BATCH, LENGTHS, partitioning.batch_sharding(mesh), "train")
   assert {k: v.shape for k, v in batch.items()} == {
       k: (BATCH, 12) for k in ("decoder_input_tokens", "decoder_target_tokens",
                                "decoder_loss_weights")}
-  assert planned.arguments == _shard_bytes(memory_plan.abstract_train_state(
-      model, pattern, optimizer, state_sh)) + _shard_bytes(batch)
+  assert planned.arguments == _shard_bytes(state) + _shard_bytes(batch)
 
 
 def test_mesh_shapes_use_every_chip():
@@ -143,8 +145,11 @@ def test_fits_compares_the_total_with_the_chip():
                                  1, 32, stats, 0.0).fits
 
 
-PLAN = ["plan", "--gin_file=models/tiny.gin", "--gin_file=peft/lora_r4.gin",
-        "--gin_file=runs/plan.gin",
+# Kronecker here (LoRA and full fine-tuning above); factors that divide
+# tiny.gin's 64 x 48 attention kernels.
+PLAN = ["plan", "--gin_file=models/tiny.gin",
+        "--gin_file=peft/krona_32x16.gin",
+        "--gin.AdapterConfig.kron_factors=(4, 4)", "--gin_file=runs/plan.gin",
         "--gin.TASK_FEATURE_LENGTHS={'inputs': 8, 'targets': 4}"]
 
 
