@@ -37,7 +37,7 @@ def main(argv: Sequence[str]) -> int:
   def report(row):
     if not printed:  # the header once the compiles have started here
       print(memory_plan.CPU_ACCOUNTING_NOTE + "\n\n" +
-            memory_plan.TABLE_HEADER + "\n" + "|---" * 12 + "|")
+            memory_plan.TABLE_HEADER)
     printed.append(row)
     print(memory_plan.table_row(row), flush=True)
 

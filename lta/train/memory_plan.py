@@ -360,7 +360,7 @@ def size(n: int) -> str:
 
 TABLE_HEADER = ("| target | step | mesh (data×model) | batch | arguments "
                 "| outputs | aliased | temporaries | total | per chip "
-                "| fits | compile s |")
+                "| fits | compile s |\n" + "|---" * 12 + "|")
 
 
 def table_row(row: PlanRow) -> str:
