@@ -30,6 +30,7 @@ COMMANDS = {
     "sweep": "lta.cli.sweep",
     "prepare-data": "lta.cli.prepare_data",
     "report": "lta.cli.report",
+    "plan": "lta.cli.plan",
 }
 
 

@@ -31,10 +31,10 @@ USES_TENSORFLOW = True
 READS_TFDS = True
 
 
-def check_adapter_bound() -> None:
+def check_adapter_bound(configurable: str = "train") -> None:
   """A run that builds an AdapterConfig needs a gin/peft file to say which."""
   try:
-    adapter = gin.query_parameter("train.adapter")
+    adapter = gin.query_parameter(f"{configurable}.adapter")
   except ValueError:
     return
   if adapter is None:

@@ -29,6 +29,9 @@ MERGE = ["merge", "--gin_file=runs/merge.gin",
          '--gin.run_merge.composition="task_only"',
          '--gin.run_merge.target="pt"',
          f"--gin.run_merge.task_vectors={{'en': '{MISSING}/task_en'}}"]
+PLAN = ["plan", "--gin_file=models/tiny.gin", "--gin_file=peft/lora_r4.gin",
+        "--gin_file=runs/plan.gin",
+        "--gin.TASK_FEATURE_LENGTHS={'inputs': 8, 'targets': 4}"]
 GS_VOCAB = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
 
 
@@ -152,4 +155,8 @@ CASES = {
               *COMPOSE[3:], LANGS % "lang_pt"], adapters=True),
     "A value a configurable does not accept":
         Case([*TINY_TRAIN, '--gin.make_optimizer.name="adamv"']),
+    "An unknown lta plan target":
+        Case([*PLAN, "--gin.TARGETS=['v4-23']"]),
+    "A model axis that does not divide the target's chips":
+        Case([*PLAN, "--gin.MODEL_AXIS_SIZES=[3]"]),
 }
