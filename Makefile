@@ -25,10 +25,10 @@ demo: $(STAMP)
 	$(PY) -m lta.cli.pipeline
 
 # Test files are spread over TEST_WORKERS processes (pytest-xdist); a file's
-# tests share one process, so its module fixtures are built once. The HF
-# peer is there too: tests/test_bench_decoder.py runs it.
+# tests share one process, so its module fixtures are built once. The
+# tests that run the HF peer (bench plumbing) are slow-marked: test-all.
 TEST_WORKERS ?= 2
-test: $(STAMP) $(HF_VENV)/.installed
+test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-all: $(STAMP) $(HF_VENV)/.installed

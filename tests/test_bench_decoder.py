@@ -4,7 +4,8 @@ The real harness end to end: transformers makes the random weights, lta
 imports them, an lta worker and an HF peft worker run in fair rounds, and
 the report pairs them. Both sides must compute the same first-step loss on
 the same weights and tokens, and train the same LoRA parameters. Needs the
-HF peer (`make hf-env`); timings are not asserted.
+HF peer (`make hf-env`), so it is slow-marked: `make test-all` runs it
+(CI's `make test` installs no torch). Timings are not asserted.
 """
 
 import json
@@ -21,6 +22,7 @@ import bench_decoder_train  # pylint: disable=g-import-not-at-top,wrong-import-p
 RANK, LAYERS, STEPS = 2, 1, 2
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("clean_gin")
 def test_lta_and_hf_peft_train_the_same_lora_on_the_same_weights(
     tmp_path, capsys):
