@@ -22,6 +22,7 @@ from lta.arithmetic import compat
 from lta.arithmetic import compositions
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
+from lta.data import decoder_only
 from lta.data import task_names
 from lta.data import vocab
 from lta.eval import lambda_selection
@@ -53,7 +54,11 @@ class MergedScorer:
         "run_eval.model_config")
     self.fingerprint = fingerprint.base_model_fingerprint(self.config,
                                                           self.params)
-    self.model = families.build_model(self.config)
+    # Decode as the decoder-only objective trained (the same gin binding).
+    bidirectional = (families.is_decoder_only(self.config) and
+                     decoder_only.DecoderObjective().bidirectional_prompt)
+    self.model = families.build_model(self.config,
+                                      bidirectional_prompt=bidirectional)
     self.predict_fn = scoring.make_predict_fn(self.model, decoding)
     self.feature_lengths = dict(feature_lengths)
     self.batch_size = batch_size
