@@ -13,8 +13,15 @@
   api.generate(merged, ["summarize: ..."], vocabulary="/data/spm.model")
   api.export_peft(adapter, "/tmp/pt_peft", model)
 
+A decoder-only base (an HF Llama, Qwen2/3 or Gemma 2/3 directory) works the
+same way; generate then fills a prompt template (prompt="xlsum") and
+left-pads the prompts:
+
+  llm = api.load_base("/data/qwen2.5-0.5b")
+  api.generate(llm, ["<article>"], "/data/qwen.spm", prompt="xlsum")
+
 Each function is a thin call into the library (lta.checkpoints, lta.adapters,
-lta.arithmetic.compositions, lta.models.contract); docs/api.md walks through it.
+lta.arithmetic.compositions, lta.models); docs/api.md walks through it.
 """
 
 from __future__ import annotations
@@ -33,12 +40,12 @@ from lta.arithmetic import compat
 from lta import errors
 from lta.eval import scoring as evaluation
 from lta.languages import related
+from lta.data import decoder_only
 from lta.data import vocab as vocab_lib
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint as fingerprint_lib
-from lta.models.mt5.config import T5Config
-from lta.models.mt5.network import Transformer
-from lta.models.contract import DecodingConfig, EncoderDecoderModel
+from lta.models import families
+from lta.models.contract import DecodingConfig
 from lta.adapters import adapter_io
 from lta.checkpoints import hf_peft
 from lta.adapters import deltas as merge_lib
@@ -52,7 +59,7 @@ class Model:
   `fingerprint` stays the base model's: adapters trained on that base can
   still be checked against it after a merge.
   """
-  config: T5Config
+  config: families.ModelConfig
   params: dict[str, Any]
   path: str
   fingerprint: str
@@ -67,9 +74,11 @@ class Model:
     return self._device_variables
 
 
-def load_base(path: str, config: Optional[T5Config] = None) -> Model:
-  """An HF T5/mT5 checkpoint (directory or weights file), or a T5X
-  checkpoint with `config` its architecture (e.g. from gin/models/)."""
+def load_base(path: str,
+              config: Optional[families.ModelConfig] = None) -> Model:
+  """An HF checkpoint (directory or weights file) of T5/mT5 or a
+  decoder-only family (Llama, Qwen2, Qwen3, Gemma 2, Gemma 3 text), or a
+  T5X checkpoint with `config` its architecture (e.g. from gin/models/)."""
   config, params = base_model.load_base_model(path, config, "path",
                                                "config")
   return Model(config, params, path,
@@ -148,25 +157,63 @@ def load_vocabulary(path: str) -> seqio.SentencePieceVocabulary:
 
 
 @functools.lru_cache(maxsize=16)
-def _predict_fn(config: T5Config, decoding: DecodingConfig):
+def _predict_fn(config: families.ModelConfig, decoding: DecodingConfig,
+                bidirectional_prompt: bool):
   return evaluation.make_predict_fn(
-      EncoderDecoderModel(Transformer(config)), decoding)
+      families.build_model(config, bidirectional_prompt=bidirectional_prompt),
+      decoding)
 
 
-def generate(model: Model, texts: Sequence[str],
+def _prompt_texts(texts: Sequence[Union[str, Mapping[str, str]]],
+                  prompt: Optional[str]) -> list[str]:
+  """texts, each filled into the template `prompt` names (a key of
+  lta.data.decoder_only.PROMPTS) when there is one."""
+  if prompt is None:
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+      raise errors.ConfigError(
+          f"generate: {type(bad[0]).__name__} input without a prompt "
+          "template; pass strings, or prompt= one of "
+          f"{sorted(decoder_only.PROMPTS)} for fields")
+    return list(texts)
+  if prompt not in decoder_only.PROMPTS:
+    raise errors.ConfigError(
+        f"generate: unknown prompt {prompt!r}; expected one of "
+        f"{sorted(decoder_only.PROMPTS)}"
+        f"{errors.did_you_mean(prompt, decoder_only.PROMPTS)}")
+  template = decoder_only.PROMPTS[prompt]
+  if len(template.fields) > 1 and any(isinstance(t, str) for t in texts):
+    raise errors.ConfigError(
+        f"generate: prompt {prompt!r} has fields {list(template.fields)}; "
+        "pass one dict of them per input, not strings")
+  return [template.format(t if not isinstance(t, str)
+                          else {template.fields[0]: t}) for t in texts]
+
+
+def generate(model: Model, texts: Sequence[Union[str, Mapping[str, str]]],
              vocabulary: Union[str, seqio.Vocabulary], *,
              method: str = "greedy", max_length: int = 64,
              batch_size: int = 8, max_input_length: int = 512, seed: int = 0,
+             prompt: Optional[str] = None, bidirectional_prompt: bool = False,
              **decoding_options: Any) -> list[str]:
   """Text in, text out: encodes, decodes in batches, detokenizes.
 
   method: 'greedy', 'beam' or 'sample'; `decoding_options` are other
   `lta.models.contract.DecodingConfig` fields (beam_size, alpha, temperature, topk,
-  topp). Inputs longer than `max_input_length` tokens are truncated.
+  topp). Inputs longer than `max_input_length` tokens are truncated (at
+  their end).
+
+  prompt: a task's prompt template ('xlsum': texts are articles;
+  'tydiqa_goldp': dicts with 'context' and 'question'), as the decoder-only
+  tasks build their inputs (docs/decoder_only.md). A decoder-only model
+  reads the prompt after its start token, left-padded, without EOS; with
+  bidirectional_prompt (a model trained with DecoderObjective.
+  prefix_attention='bidirectional') the prompt attends to itself both ways.
   """
   if isinstance(texts, str):
     raise errors.ConfigError("generate: texts must be a list of strings, "
                              "got one string")
+  texts = _prompt_texts(texts, prompt)
   if isinstance(vocabulary, str):
     vocabulary = load_vocabulary(vocabulary)
   if vocabulary.vocab_size > model.config.vocab_size:
@@ -176,16 +223,20 @@ def generate(model: Model, texts: Sequence[str],
         "not this model's vocabulary")
   decoding = DecodingConfig(method=method, max_decode_length=max_length,
                             **decoding_options)
-  eos = model.config.eos_token_id
+  if families.is_decoder_only(model.config):
+    tail = []  # the prompt runs straight into its continuation
+  else:
+    tail = [model.config.eos_token_id]
+  keep = max_input_length - len(tail)
   examples = [{"inputs": np.asarray(
-      list(vocabulary.encode(t))[:max_input_length - 1] + [eos], np.int32)}
-              for t in texts]
+      list(vocabulary.encode(t))[:keep] + tail, np.int32)} for t in texts]
   if not examples:
     return []
   # One input length per call (rounded up): one compilation for all batches.
   length = -(-max(len(e["inputs"]) for e in examples) // 16) * 16
   ids = evaluation.decode_examples(
-      _predict_fn(model.config, decoding), model.variables, examples,
+      _predict_fn(model.config, decoding, bidirectional_prompt),
+      model.variables, examples,
       batch_size, length,
       rng=jax.random.key(seed) if method == "sample" else None)
   return [vocabulary.decode([int(t) for t in row]) for row in ids]

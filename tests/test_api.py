@@ -12,6 +12,9 @@ from lta import api
 from lta.arithmetic import compat
 from lta import errors
 from lta.checkpoints import hf
+from lta.data import decoder_only
+from lta.models import families
+from lta.models.contract import DecodingConfig
 from tests.fixtures import make_t5x_fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,3 +132,45 @@ def test_docs_api_md_runs(monkeypatch):
                                           "adapter_model.safetensors"]
   config, _ = hf.load_hf_checkpoint(MT5)
   assert namespace["model"].config == config
+
+
+LLAMA = os.path.join(HF, "decoder", "llama_tiny")
+ARTICLES = ["Heavy rain flooded the old market on Monday.",
+            "Река течёт через долину.", "A new bridge opened.",
+            "The council met."]
+
+
+@pytest.mark.usefixtures("unoptimised_compiles")
+def test_generate_on_a_decoder_only_model_fills_the_prompt_and_left_pads():
+  llm = api.load_base(LLAMA)
+  assert llm.config.family == "llama"
+  vocabulary = api.load_vocabulary(VOCAB)
+  options = dict(max_length=8, batch_size=2)
+  got = api.generate(llm, ARTICLES, vocabulary, prompt="xlsum", **options)
+  # By hand: the xlsum template, the start token and left padding
+  # (prompt_batch), then the cached decoder; the prompts differ in length.
+  model = families.build_model(llm.config)
+  rows = [vocabulary.encode(decoder_only.PROMPTS["xlsum"].format({"text": a}))
+          for a in ARTICLES]
+  assert len({len(r) for r in rows}) == len(rows)
+  batch = model.prompt_batch(rows, max(len(r) for r in rows))
+  ids = jax.jit(lambda v, b: model.predict_batch(
+      v, b, DecodingConfig(max_decode_length=8)))(llm.variables, batch)
+  assert got == [vocabulary.decode([int(t) for t in row]) for row in ids]
+  assert len(set(got)) > 1
+  # The template matters, and batching does not.
+  assert api.generate(llm, ARTICLES, vocabulary, **options) != got
+  assert api.generate(llm, ARTICLES[::-1], vocabulary, prompt="xlsum",
+                      **options) == got[::-1]
+
+
+def test_generate_refuses_prompts_it_cannot_fill():
+  llm = api.load_base(LLAMA)
+  with pytest.raises(errors.ConfigError, match="did you mean 'xlsum'"):
+    api.generate(llm, ARTICLES, VOCAB, prompt="xsum")
+  with pytest.raises(errors.ConfigError, match=r"\['context', 'question'\]"):
+    api.generate(llm, ARTICLES, VOCAB, prompt="tydiqa_goldp")
+  with pytest.raises(errors.ConfigError, match="needs field"):
+    api.generate(llm, [{"context": "x"}], VOCAB, prompt="tydiqa_goldp")
+  with pytest.raises(errors.ConfigError, match="without a prompt template"):
+    api.generate(llm, [{"text": "x"}], VOCAB)

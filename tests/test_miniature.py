@@ -81,21 +81,25 @@ def test_config_rejects_repeated_seeds():
     miniature.MiniatureConfig(seeds=(1, 1))
 
 
+def _reduced_args(out, gin_files=("experiments/miniature.gin",)):
+  return [f"--gin_file={f}" for f in gin_files] + [
+      f'--gin.MiniatureConfig.workdir="{out}"',
+      f"--gin.MiniatureConfig.seeds={SEEDS}",
+      '--gin.PipelineConfig.world_preset="tiny"',
+      "--gin.PipelineConfig.pretrain_steps=4",
+      "--gin.PipelineConfig.task_steps=3",
+      "--gin.PipelineConfig.language_steps=2",
+      "--gin.PipelineConfig.eval_steps=1",
+      "--gin.PipelineConfig.batch_size=4",
+      f"--gin.PipelineConfig.lambdas={LAMBDAS}",
+      f"--gin.PipelineConfig.eval_examples={EXAMPLES}"]
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   out = tmp_path_factory.mktemp("miniature")
-  args = ["--gin_file=experiments/miniature.gin",
-          f'--gin.MiniatureConfig.workdir="{out}"',
-          f"--gin.MiniatureConfig.seeds={SEEDS}",
-          '--gin.PipelineConfig.world_preset="tiny"',
-          "--gin.PipelineConfig.pretrain_steps=4",
-          "--gin.PipelineConfig.task_steps=3",
-          "--gin.PipelineConfig.language_steps=2",
-          "--gin.PipelineConfig.eval_steps=1",
-          "--gin.PipelineConfig.batch_size=4",
-          f"--gin.PipelineConfig.lambdas={LAMBDAS}",
-          f"--gin.PipelineConfig.eval_examples={EXAMPLES}"]
-  proc = cli_run.run_module("lta.cli.miniature", args, timeout=1800)
+  proc = cli_run.run_module("lta.cli.miniature", _reduced_args(out),
+                            timeout=1800)
   assert "**Verdict**" in proc.stdout
   return out
 
@@ -187,3 +191,24 @@ def _leaves(tree):
       yield from _leaves(tree[k])
   else:
     yield np.asarray(tree)
+
+
+@pytest.mark.slow
+def test_the_decoder_only_switch_runs_the_miniature(tmp_path):
+  """experiments/decoder_only.gin after the miniature's file: the same
+  table from a decoder-only base and the prompt tasks (the switch itself is
+  checked in the default tier: tests/test_decoder_only_gin_switch.py)."""
+  from lta.adapters import adapter_io  # pylint: disable=g-import-not-at-top
+  files = ("experiments/miniature.gin", "experiments/decoder_only.gin")
+  proc = cli_run.run_module(
+      "lta.cli.miniature", _reduced_args(tmp_path, files) + [
+          "--gin.DecoderConfig.num_layers=1"], timeout=1800)
+  assert "**Verdict**" in proc.stdout
+  table = (tmp_path / "results" / "table.md").read_text(encoding="utf-8")
+  for method in METHODS:
+    assert table.count(f"| {method} |") >= len(METRICS), method
+  for seed in SEEDS:
+    _, manifest = adapter_io.load_adapter(
+        str(tmp_path / f"seed_{seed}" / "task_en" / "adapter"))
+    assert manifest.base_model_name == "decoder-tiny"
+    assert (manifest.task, manifest.language) == ("xlsum_prompt", "en")

@@ -257,3 +257,14 @@ class AdapterConfig:
     """Fields every stored config has (the later ones may be absent)."""
     optional = set(_LATER_FIELDS).union(*KIND_FIELDS.values())
     return [f.name for f in dataclasses.fields(cls) if f.name not in optional]
+
+
+def check_targets_matched(adapter: Optional[AdapterConfig],
+                          variables: Any, example_kernel_path: str) -> None:
+  """Refuses a network initialised with `adapter` but no adapter leaf:
+  its targets regex matched none of the kernels (`example_kernel_path`
+  shows what the network's kernel paths look like)."""
+  if adapter is not None and not variables.get("adapters"):
+    raise ConfigError(
+        f"AdapterConfig.targets={adapter.targets!r} matches no kernel; "
+        f"kernel paths look like {example_kernel_path!r}.")

@@ -279,7 +279,7 @@ def _read_safetensors(path: str) -> Iterator[tuple[str, np.ndarray, str]]:
     yield name, arr, path
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
@@ -288,7 +288,7 @@ def _read_json(path: str) -> Any:
 
 
 def _read_index(path: str, reader) -> Iterator[tuple[str, np.ndarray, str]]:
-  index = _read_json(path)
+  index = read_json(path)
   weight_map = index.get("weight_map") if isinstance(index, dict) else None
   if not isinstance(weight_map, dict) or not weight_map:
     raise CheckpointError(f"{path}: no 'weight_map' object in the shard "
@@ -360,8 +360,9 @@ _READERS = ((SAFETENSORS, _read_safetensors),
             (FLAX_MSGPACK_INDEX, _read_flax_index))
 
 
-def _weights_file(path: str):
-  """(directory, weights file, reader) for a checkpoint dir or file."""
+def weights_file(path: str):
+  """(directory, weights file, reader) for a checkpoint dir or file; the
+  other families' importers (hf_bart, hf_decoder) read theirs with it too."""
   if os.path.isfile(path):
     directory, base = os.path.split(path)
     for suffix, reader in ((".safetensors", _read_safetensors),
@@ -388,11 +389,6 @@ def _weights_file(path: str):
         "repository's model.safetensors / flax_model.msgpack.")
   raise MissingFileError(
       f"{path}: no {SAFETENSORS}, {SAFETENSORS_INDEX} or {FLAX_MSGPACK}")
-
-
-# Shared with the other families' importers (hf_bart).
-weights_file = _weights_file
-read_json = _read_json
 
 
 # ------------------------------------------------------------- mapping --
@@ -473,11 +469,11 @@ def load_hf_checkpoint(path: str) -> tuple[T5Config, dict[str, Any]]:
   docs/internals.md. Every refusal is a CheckpointError (or
   MissingFileError) naming the file.
   """
-  directory, weights, reader = _weights_file(path)
+  directory, weights, reader = weights_file(path)
   config_path = os.path.join(directory, CONFIG_FILE)
   if not os.path.isfile(config_path):
     raise MissingFileError(f"{weights} has no {CONFIG_FILE} beside it")
-  hf_config = _read_json(config_path)
+  hf_config = read_json(config_path)
   if not isinstance(hf_config, dict):
     raise CheckpointError(f"{config_path}: expected a JSON object, got "
                           f"{type(hf_config).__name__}")

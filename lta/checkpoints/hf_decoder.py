@@ -346,12 +346,12 @@ def _to_lta(named: Iterator[tuple[str, np.ndarray, str]],
 
 def read_hf_config(path: str) -> tuple[str, str, Any, dict[str, Any]]:
   """(directory, weights file, reader, config.json dict) of a checkpoint."""
-  directory, weights, reader = hf._weights_file(path)  # pylint: disable=protected-access
+  directory, weights, reader = hf.weights_file(path)
   config_path = os.path.join(directory, hf.CONFIG_FILE)
   if not os.path.isfile(config_path):
     raise errors.MissingFileError(f"{weights} has no {hf.CONFIG_FILE} "
                                   "beside it")
-  return directory, weights, reader, hf._read_json(config_path)  # pylint: disable=protected-access
+  return directory, weights, reader, hf.read_json(config_path)
 
 
 def is_decoder_only(hf_config: Any) -> bool:

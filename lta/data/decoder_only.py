@@ -60,6 +60,12 @@ class DecoderObjective:
           f" expected one of {', '.join(map(repr, PREFIX_ATTENTION))}"
           f"{errors.did_you_mean(str(self.prefix_attention), PREFIX_ATTENTION)}")
 
+  @property
+  def bidirectional_prompt(self) -> bool:
+    """Whether decoding must let the prompt attend to itself both ways, as
+    training did (DecoderOnlyModel's bidirectional_prompt)."""
+    return self.prefix_attention == "bidirectional"
+
   def feature_converter(self, bos_id: int = 0) -> seqio.FeatureConverter:
     """Decoder inputs start with `bos_id`, the model's start token."""
     converter = seqio.PrefixLMFeatureConverter(
@@ -112,6 +118,15 @@ class PromptTemplate:
   def fields(self) -> tuple[str, ...]:
     return tuple(name for _, name, _, _ in string.Formatter().parse(self.text)
                  if name is not None)
+
+  def format(self, fields: Mapping[str, str]) -> str:
+    """The prompt of one example's text fields, as `render` builds it."""
+    missing = [f for f in self.fields if f not in fields]
+    if missing:
+      raise errors.ConfigError(
+          f"prompt template {self.text!r} needs field(s) {missing}; got "
+          f"{sorted(fields)}")
+    return self.text.format(**{f: fields[f] for f in self.fields})
 
   def render(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
     missing = [f for f in self.fields if f not in features]

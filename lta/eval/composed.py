@@ -23,6 +23,7 @@ from lta.arithmetic import compat
 from lta.arithmetic import compositions
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint
+from lta.data import decoder_only
 from lta.data import language_codes
 from lta.data import task_names
 from lta.data import vocab
@@ -55,7 +56,11 @@ class MergedScorer:
         "run_eval.model_config")
     self.fingerprint = fingerprint.base_model_fingerprint(self.config,
                                                           self.params)
-    self.model = families.build_model(self.config)
+    # Decode as the decoder-only objective trained (the same gin binding).
+    self._bidirectional = (families.is_decoder_only(self.config) and
+                           decoder_only.DecoderObjective().bidirectional_prompt)
+    self.model = families.build_model(
+        self.config, bidirectional_prompt=self._bidirectional)
     self.decoding = decoding
     self.language_scheme = language_codes.scheme_for(self.config)
     self._predict_fns: dict[tuple[Optional[int], Any], scoring.PredictFn] = {}
@@ -96,7 +101,9 @@ class MergedScorer:
     key = (forced, unmerged)
     if key not in self._predict_fns:
       model = (self.model if unmerged is None
-               else families.build_model(self.config, unmerged))
+               else families.build_model(
+                   self.config, unmerged,
+                   bidirectional_prompt=self._bidirectional))
       self._predict_fns[key] = scoring.make_predict_fn(
           model, dataclasses.replace(self.decoding, forced_first_id=forced))
     return self._predict_fns[key]

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lta.adapters import config as adapter_config
 from lta.models import decoding
 from lta import errors
 
@@ -189,11 +190,9 @@ class EncoderDecoderModel:
     enc = jnp.ones((batch_size, encoder_length), jnp.int32)
     dec = jnp.ones((batch_size, decoder_length), jnp.int32)
     variables = self.module.init({"params": rng}, enc, dec)
-    adapter = self.module.adapter
-    if adapter is not None and not variables.get("adapters"):
-      raise errors.ConfigError(
-          f"AdapterConfig.targets={adapter.targets!r} matches no kernel; "
-          "kernel paths look like 'encoder/layers_0/attention/query/kernel'.")
+    adapter_config.check_targets_matched(
+        self.module.adapter, variables,
+        "encoder/layers_0/attention/query/kernel")
     return variables
 
   def init_unboxed(self, rng: Array, **shapes) -> dict[str, Any]:

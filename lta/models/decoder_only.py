@@ -17,9 +17,14 @@ Batches (all (batch, length) arrays):
     rows), with 'prompt_mask' (default: tokens != pad_token_id). Every row
     needs at least one real token.
 
-predict_batch prefills the prompt minus its last token into the KV cache,
-then decodes with lta.models.decoding starting from each row's last prompt
-token, so the first generated token is the prompt's continuation.
+predict_batch prefills the whole prompt into the KV cache, then decodes
+with lta.models.decoding: step 0 takes the prefill's last logits (the
+prompt's continuation), later steps feed one token per row through the
+cache. With `bidirectional_prompt` (T5X's inputs_bidirectional_attention:
+the model was trained with DecoderObjective.prefix_attention =
+'bidirectional') the prefill lets the prompt attend to itself in both
+directions, as 'decoder_causal_attention' does in training; generated
+tokens stay causal.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lta import errors
+from lta.adapters import config as adapter_config
 from lta.models import decoding
 from lta.models.contract import DecodingConfig
 from lta.models.contract import cross_entropy_with_z_loss
@@ -58,9 +63,11 @@ class DecoderOnlyModel:
 
   ARCHITECTURE = "decoder_only"  # lta.data.input_pipeline.feature_converter
 
-  def __init__(self, module: DecoderOnly, z_loss: float = 1e-4):
+  def __init__(self, module: DecoderOnly, z_loss: float = 1e-4,
+               bidirectional_prompt: bool = False):
     self.module = module
     self.z_loss = z_loss
+    self.bidirectional_prompt = bidirectional_prompt
 
   @property
   def config(self):
@@ -71,11 +78,9 @@ class DecoderOnlyModel:
     """Boxed variables (with logical axis names) for the given shapes."""
     tokens = jnp.ones((batch_size, length), jnp.int32)
     variables = self.module.init({"params": rng}, tokens)
-    adapter = self.module.adapter
-    if adapter is not None and not variables.get("adapters"):
-      raise errors.ConfigError(
-          f"AdapterConfig.targets={adapter.targets!r} matches no kernel; "
-          "kernel paths look like 'decoder/layers_0/attention/query/kernel'.")
+    adapter_config.check_targets_matched(
+        self.module.adapter, variables,
+        "decoder/layers_0/attention/query/kernel")
     return variables
 
   def init_unboxed(self, rng: Array, **shapes) -> dict[str, Any]:
@@ -147,21 +152,39 @@ class DecoderOnlyModel:
 
   def initial_cache(self, variables: Variables, prompt_tokens: Array,
                     prompt_mask: Array, max_decode_length: int) -> Any:
-    """The cache after all but the last prompt column, sized for
-    max_decode_length new tokens."""
+    """The decoding state after the whole prompt, sized for
+    max_decode_length new tokens: {'network': the KV cache,
+    'next_logits': (batch, vocab) the logits of each row's first new token}.
+
+    With bidirectional_prompt the prompt attends to itself as in training
+    (decoder_causal_attention), so the prompt's last token must be in the
+    prefill: decoding's step 0 reads 'next_logits' instead of calling the
+    network (tokens_to_logits_fn).
+    """
     slots = prompt_tokens.shape[1] - 1 + max_decode_length
-    _, state = self.module.apply(
-        dict(variables), prompt_tokens[:, :-1], input_mask=prompt_mask[:, :-1],
+    logits, state = self.module.apply(
+        dict(variables), prompt_tokens, input_mask=prompt_mask,
+        prefix_mask=prompt_mask if self.bidirectional_prompt else None,
         decode=True, max_decode_length=slots, mutable=["cache"])
-    return state["cache"]
+    return {"network": state["cache"], "next_logits": logits[:, -1, :]}
 
   def tokens_to_logits_fn(self, variables: Variables):
+    """lta.models.decoding's step function over initial_cache's state."""
+
+    def prefilled(ids, cache):
+      del ids  # The prompt's last token, already in the cache.
+      return cache["next_logits"], cache
+
+    def step_network(ids, cache):
+      logits, state = self.module.apply(
+          {**variables, "cache": cache["network"]}, ids, decode=True,
+          mutable=["cache"])
+      return logits[:, -1, :], {**cache, "network": state["cache"]}
 
     def tokens_to_logits(ids, cache, step):
-      del step  # The cache tracks its own position.
-      logits, state = self.module.apply(
-          {**variables, "cache": cache}, ids, decode=True, mutable=["cache"])
-      return logits[:, -1, :], state["cache"]
+      # The network's cache tracks its own position; step only says
+      # whether the prefill's logits are still unused.
+      return jax.lax.cond(step == 0, prefilled, step_network, ids, cache)
 
     return tokens_to_logits
 

@@ -28,10 +28,14 @@ Model = Union[EncoderDecoderModel, DecoderOnlyModel]
 
 def build_model(config: ModelConfig,
                 adapter: Optional[AdapterConfig] = None,
-                execution: Optional[ExecutionConfig] = None) -> Model:
+                execution: Optional[ExecutionConfig] = None,
+                bidirectional_prompt: bool = False) -> Model:
   """The model contract of `config`'s family, with `adapter` unmerged.
 
   `execution` (speed and memory options) applies to mT5 only so far.
+  `bidirectional_prompt`: a decoder-only model decodes with its prompt
+  attending to itself both ways (trained with DecoderObjective.
+  prefix_attention='bidirectional'; DecoderOnlyModel).
   """
   if isinstance(config, DecoderConfig):
     if adapter is not None and not adapter.foldable:
@@ -42,7 +46,14 @@ def build_model(config: ModelConfig,
       raise errors.ConfigError(
           f"{execution} applies to mT5 (T5Config) only; the decoder-only "
           "family runs the plain step: drop the ExecutionConfig bindings")
-    return DecoderOnlyModel(DecoderOnly(config, adapter))
+    return DecoderOnlyModel(DecoderOnly(config, adapter),
+                            bidirectional_prompt=bidirectional_prompt)
+  if bidirectional_prompt:
+    raise errors.ConfigError(
+        f"a bidirectional prompt (DecoderObjective.prefix_attention="
+        f"'bidirectional') is for decoder-only models; "
+        f"{getattr(config, 'name', type(config).__name__)} is an "
+        "encoder-decoder: its encoder already reads the input both ways")
   if isinstance(config, T5Config):
     return EncoderDecoderModel(Transformer(config, adapter,
                                            execution or ExecutionConfig()))

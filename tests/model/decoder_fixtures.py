@@ -47,8 +47,16 @@ def jitted_logits(config):
 
 
 @functools.lru_cache(maxsize=None)
+def jitted_predict(config, decoding: DecodingConfig,
+                   bidirectional_prompt: bool = False):
+  """DecoderOnlyModel.predict_batch jitted as `lta eval` runs it:
+  fn(variables, batch, rng=None)."""
+  model = DecoderOnlyModel(DecoderOnly(config),
+                           bidirectional_prompt=bidirectional_prompt)
+  return jax.jit(lambda v, batch, rng=None: model.predict_batch(
+      v, batch, decoding, rng))
+
+
 def jitted_greedy(config, max_decode_length: int):
-  model = DecoderOnlyModel(DecoderOnly(config))
-  decoding = DecodingConfig(method="greedy",
-                            max_decode_length=max_decode_length)
-  return jax.jit(lambda v, batch: model.predict_batch(v, batch, decoding))
+  return jitted_predict(config, DecodingConfig(
+      method="greedy", max_decode_length=max_decode_length))

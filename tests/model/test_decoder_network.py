@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lta import errors
 from lta import partitioning
 from lta.adapters import config as adapter_config
 from lta.adapters.tree import flatten_tree, unflatten_tree
@@ -66,6 +67,14 @@ def test_default_adapter_regexes_reach_every_projection():
   assert {k.rsplit("/", 1)[0] for k in mlp} == {
       f"decoder/layers_{i}/mlp/{m}" for i in range(2)
       for m in ("wi_0", "wi_1", "wo")}
+
+
+def test_adapter_targets_matching_no_kernel_are_refused():
+  model = DecoderOnlyModel(DecoderOnly(EVERYTHING, adapter_config.AdapterConfig(
+      kind="lora", rank=2, targets=r"encoder/.*/query/kernel")))
+  with pytest.raises(errors.ConfigError, match=r"matches no kernel; kernel "
+                     r"paths look like 'decoder/layers_0/attention/query"):
+    jax.eval_shape(lambda: model.init_variables(jax.random.key(0)))
 
 
 @pytest.mark.usefixtures("unoptimised_compiles")

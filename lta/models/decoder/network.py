@@ -30,7 +30,8 @@ Calling convention, `DecoderOnly.__call__(tokens, ...)` -> float32 logits
   segment_ids (batch, length) int: packed examples; a token attends only
     within its segment (0 is padding). With segment_ids, pass positions.
   prefix_mask (batch, length) bool: tokens of a prefix that attend to each
-    other in both directions (T5X's prefix LM); the rest stay causal.
+    other in both directions (T5X's prefix LM); the rest stay causal. With
+    decode=True, on the prefill call only (the prompt's prefix).
   decode=True: cached decoding of left-padded rows. The first call (the
     prefill of a left-padded prompt; max_decode_length sets the cache size)
     creates the 'cache' collection; each later call appends its tokens
@@ -132,14 +133,21 @@ class Decoder(nn.Module):
       input_mask = jnp.ones(tokens.shape, jnp.bool_)
     input_mask = input_mask.astype(jnp.bool_)
     if decode:
-      if segment_ids is not None or prefix_mask is not None:
-        raise ValueError("Cached decoding takes no segment_ids or "
-                         "prefix_mask: it decodes one left-padded row each.")
+      if segment_ids is not None:
+        raise ValueError("Cached decoding takes no segment_ids: it decodes "
+                         "one left-padded row each.")
+      if prefix_mask is not None and self.has_variable("cache", "index"):
+        raise ValueError("Cached decoding takes a prefix_mask on the "
+                         "prefill call only.")
       positions, key_real, first = self._advance_cache(input_mask,
                                                        max_decode_length)
       query_slots = first + jnp.arange(length)
       key_slots = jnp.arange(key_real.shape[1])
       same_segment = bidirectional = None
+      if prefix_mask is not None:  # the prefill: slots 0..length-1
+        prefix = prefix_mask.astype(jnp.bool_) & input_mask
+        keys = jnp.pad(prefix, ((0, 0), (0, key_real.shape[1] - length)))
+        bidirectional = prefix[:, :, None] & keys[:, None, :]
     else:
       first = None
       if positions is None:
