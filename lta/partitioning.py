@@ -393,9 +393,34 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+_barriers = 0  # barrier ids must differ: each call gets the next number
+
+
+def wait_for_processes(name: str, timeout_s: int = 1800) -> None:
+  """Returns once every process of the job got here (one process: at once).
+
+  gloo, the CPU collectives, waits a fixed 30 s for its peers at a
+  collective, so a process still compiling a program its peer already runs
+  fails the job on a loaded machine. The coordination service's barrier
+  waits as long as `timeout_s`. Every process must call it, in the same order.
+  """
+  global _barriers
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  _barriers += 1
+  distributed.global_state.client.wait_at_barrier(
+      f"lta/{name}/{_barriers}", timeout_in_ms=timeout_s * 1000)
+
+
 def gather_from_processes(local: np.ndarray) -> np.ndarray:
   """Every process's `local` (same shape everywhere), stacked in process
-  order: shape (process_count, *local.shape), on every process."""
+  order: shape (process_count, *local.shape), on every process.
+
+  A barrier first: a peer may still be decoding (or compiling) for longer
+  than gloo waits at the gather.
+  """
   if jax.process_count() == 1:
     return np.asarray(local)[None]
+  wait_for_processes("gather")
   return np.asarray(multihost_utils.process_allgather(local))
