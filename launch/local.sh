@@ -66,6 +66,16 @@ done
 signal_all() {
   for pid in "${PIDS[@]}"; do kill "-$1" -- "-$pid" 2>/dev/null || true; done
 }
+# A killed process dies when next scheduled, after kill returns, and `wait`
+# reaps only our children: wait (up to 10 s) until no member of the
+# processes' groups is alive (zombies whose parent died may never be reaped).
+wait_groups_gone() {
+  local deadline=$((SECONDS + 10))
+  while ((SECONDS < deadline)) && ps -A -o pgid=,stat= | awk -v groups=" ${PIDS[*]} " \
+      'index(groups, " " $1 " ") && $2 !~ /^[ZX]/ {alive = 1} END {exit !alive}'; do
+    sleep 0.05
+  done
+}
 SIGNALLED=0; FORWARDED=0  # a signal since the last wait; any signal
 trap 'SIGNALLED=1; FORWARDED=1; signal_all INT' INT
 trap 'SIGNALLED=1; FORWARDED=1; signal_all TERM' TERM
@@ -88,6 +98,7 @@ while [[ ${#RUNNING[@]} -gt 0 ]]; do
     echo "local.sh: process $ID of $PROCESSES exited with $CODE; killing the others" >&2
     signal_all KILL
     wait 2>/dev/null || true
+    wait_groups_gone
     break
   fi
 done

@@ -1,9 +1,13 @@
 """The device mesh and logical-axis rules: the only module that knows devices.
 
-Every parameter and activation in lta.models.mt5 names its axes logically
+Every parameter and activation in lta.models names its axes logically
 ('batch', 'embed', 'mlp', ...). This module maps those names onto a 2-D
-(data, model) mesh: data parallelism over 'data', tensor parallelism of the
-heads, MLP and vocabulary dimensions over 'model'.
+(data, model) mesh. Two rule sets, chosen by `MeshConfig.rules`:
+'tensor_parallel' (the default): data parallelism over 'data', the heads,
+MLP and vocabulary dimensions over 'model', weights replicated over 'data';
+'fsdp': the same, and every weight's 'embed' dimension also split over
+'data', so a kernel spans both axes (the frozen base has no optimizer
+state, so its memory per device falls by the whole mesh size).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from absl import logging
 import flax.linen as nn
@@ -49,6 +53,16 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = (
     ("kron_outer_in", None),
     ("kron_outer_out", None),
 )
+
+# Rules are in priority order: an activation ('batch', 'length', 'embed')
+# gives 'data' to 'batch' first, so its 'embed' stays whole; a weight has no
+# 'batch' and splits 'embed' over 'data'. XLA gathers the weight per layer.
+FSDP_AXIS_RULES: tuple[tuple[str, Optional[str]], ...] = tuple(
+    (name, DATA if name == "embed" else axis)
+    for name, axis in LOGICAL_AXIS_RULES)
+
+AXIS_RULE_SETS = {"tensor_parallel": LOGICAL_AXIS_RULES,
+                  "fsdp": FSDP_AXIS_RULES}
 
 
 # A process of a multi-process job finds its place here when no gin binding
@@ -255,10 +269,29 @@ def _env_int(name: str) -> Optional[int]:
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
-  """Mesh shape. -1 on one axis takes the devices the other leaves."""
+  """Mesh shape and logical-axis rules.
+
+  -1 on one axis takes the devices the other leaves. `rules` is a name in
+  AXIS_RULE_SETS ('tensor_parallel', 'fsdp') or the rules themselves; the
+  field always holds the rules once built.
+  """
   data: int = -1
   model: int = 1
-  rules: tuple[tuple[str, Optional[str]], ...] = LOGICAL_AXIS_RULES
+  rules: Union[str, tuple[tuple[str, Optional[str]], ...]] = (
+      LOGICAL_AXIS_RULES)
+
+  def __post_init__(self):
+    if isinstance(self.rules, str):
+      if self.rules not in AXIS_RULE_SETS:
+        raise errors.ConfigError(
+            f"MeshConfig.rules={self.rules!r} is not a rule set; choose one "
+            f"of {sorted(AXIS_RULE_SETS)}"
+            f"{errors.did_you_mean(self.rules, AXIS_RULE_SETS)}")
+      object.__setattr__(self, "rules", AXIS_RULE_SETS[self.rules])
+    else:  # gin and JSON give lists; the rules must stay hashable
+      object.__setattr__(self, "rules", tuple(
+          (name, tuple(axis) if isinstance(axis, list) else axis)
+          for name, axis in self.rules))
 
   def shape(self, num_devices: int) -> tuple[int, int]:
     data, model = self.data, self.model
@@ -360,9 +393,34 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+_barriers = 0  # barrier ids must differ: each call gets the next number
+
+
+def wait_for_processes(name: str, timeout_s: int = 1800) -> None:
+  """Returns once every process of the job got here (one process: at once).
+
+  gloo, the CPU collectives, waits a fixed 30 s for its peers at a
+  collective, so a process still compiling a program its peer already runs
+  fails the job on a loaded machine. The coordination service's barrier
+  waits as long as `timeout_s`. Every process must call it, in the same order.
+  """
+  global _barriers
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  _barriers += 1
+  distributed.global_state.client.wait_at_barrier(
+      f"lta/{name}/{_barriers}", timeout_in_ms=timeout_s * 1000)
+
+
 def gather_from_processes(local: np.ndarray) -> np.ndarray:
   """Every process's `local` (same shape everywhere), stacked in process
-  order: shape (process_count, *local.shape), on every process."""
+  order: shape (process_count, *local.shape), on every process.
+
+  A barrier first: a peer may still be decoding (or compiling) for longer
+  than gloo waits at the gather.
+  """
   if jax.process_count() == 1:
     return np.asarray(local)[None]
+  wait_for_processes("gather")
   return np.asarray(multihost_utils.process_allgather(local))

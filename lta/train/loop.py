@@ -409,10 +409,11 @@ def _loop(opts: TrainOptions, run: _Run, state: TrainState,
                                      outcome.step)
   with (partitioning.activated(run.mesh, run.rules),
         preemption.StopRequest() as stop):
-    p_train = steps.jit_train_step(run.model, run.optimizer,
-                                   run.state_shardings, run.mesh,
-                                   opts.num_microbatches)
-    p_eval = steps.jit_eval_step(run.model, run.state_shardings, run.mesh)
+    p_train = _compile_then_wait(steps.jit_train_step(
+        run.model, run.optimizer, run.state_shardings, run.mesh,
+        opts.num_microbatches), "train_step")
+    p_eval = _compile_then_wait(steps.jit_eval_step(
+        run.model, run.state_shardings, run.mesh), "eval_step")
     while outcome.step < opts.train_steps:
       host_batch = _next_batch(batches, opts.mixture_or_task_name)
       state, metrics = p_train(
@@ -434,14 +435,32 @@ def _loop(opts: TrainOptions, run: _Run, state: TrainState,
           outcome.preempted):
         _save(ckpt, step, state, batches, identity)
       if outcome.preempted:
-        _say(f"{stop.signal_name or 'Preemption notice'}: saved a checkpoint "
-             f"at step {step} in {ckpt.directory}; run the same command to "
-             "resume")
+        # Every process says where it stopped: they must all agree.
+        where = (f" (process {jax.process_index()} of {jax.process_count()})"
+                 if jax.process_count() > 1 else "")
+        print(f"{stop.signal_name or 'Preemption notice'}: saved a "
+              f"checkpoint at step {step} in {ckpt.directory}{where}; run "
+              "the same command to resume", flush=True)
         break
   ckpt.wait()
   ckpt.close()
   reporter.close()
   return state, outcome
+
+
+def _compile_then_wait(jitted, name: str):
+  """`jitted`, compiled at its first call; then every process waits for the
+  others before running it (see partitioning.wait_for_processes)."""
+  compiled = None
+
+  def call(*args):
+    nonlocal compiled
+    if compiled is None:
+      compiled = jitted.lower(*args).compile()
+      partitioning.wait_for_processes(f"compiled_{name}")
+    return compiled(*args)
+
+  return call
 
 
 def _next_batch(batches: input_pipeline.TrainBatches, name: str):

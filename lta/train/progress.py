@@ -10,6 +10,8 @@ from typing import Mapping
 import jax
 import numpy as np
 
+from lta import partitioning
+
 
 class ScalarWriter:
   """TensorBoard scalar events, written with TF alone (no tensorboard pip)."""
@@ -54,16 +56,22 @@ class Reporter:
     self.last_time, self.last_step = time.time(), start_step
 
   def add(self, metrics: dict[str, jax.Array], tokens: int) -> None:
+    """A step's metrics and the tokens of this process's share of its batch."""
     self.pending.append(metrics)
     self.tokens += tokens
 
   def flush(self, step: int) -> dict[str, float]:
+    """Every process calls it at the same step: the token counts of all
+    processes add up to the global batches' ('tokens', 'tokens_per_s')."""
     values = jax.device_get(self.pending)
+    tokens = int(partitioning.gather_from_processes(
+        np.asarray(self.tokens, np.int64)).sum())
     now = time.time()
     elapsed = max(now - self.last_time, 1e-9)
     steps_per_s = (step - self.last_step) / elapsed
     means = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
-    means.update(steps_per_s=steps_per_s, tokens_per_s=self.tokens / elapsed)
+    means.update(steps_per_s=steps_per_s, tokens=tokens,
+                 tokens_per_s=tokens / elapsed)
     eta = datetime.timedelta(
         seconds=int((self.train_steps - step) / max(steps_per_s, 1e-9)))
     if self.is_main:

@@ -132,9 +132,10 @@ def state_shardings(model: families.Model, pattern: str,
                     mesh: jax.sharding.Mesh, rules) -> tuple[Any, TrainState]:
   """(variable shardings, TrainState of shardings) from logical axis names.
 
-  The optimizer state's placement is what XLA chooses for optimizer.init
-  on the sharded trainable tree (Adafactor's factored moments have no
-  parameter-shaped counterpart to copy a sharding from).
+  An optimizer-state leaf shaped like the trainable leaf whose path ends
+  its own (Adam's mu and nu, momentum) takes that leaf's sharding: left to
+  XLA, optimizer.init's zeros come back replicated. Other leaves (Adafactor's
+  factored moments, step counts) keep what XLA chooses, or are replicated.
   """
   boxed = jax.eval_shape(model.init_variables, jax.random.PRNGKey(0))
   var_sh = partitioning.logical_to_sharding(boxed, mesh, rules)
@@ -144,13 +145,38 @@ def state_shardings(model: families.Model, pattern: str,
   opt_sh = jax.jit(optimizer.init, in_shardings=(trainable_sh,)).lower(
       abstract_trainable).compile().output_shardings
   rep = partitioning.replicated(mesh)
-  # Leaves not derived from a parameter (step counts) come back placed on
-  # one device; they belong replicated on the mesh.
-  opt_sh = jax.tree.map(
-      lambda s: s if isinstance(s, jax.sharding.NamedSharding) else rep,
-      opt_sh)
+  like_params = _shardings_by_path(abstract_trainable, trainable_sh)
+
+  def place(path, leaf, chosen):
+    match = like_params.get(_dict_keys(path))
+    if match is not None and match[0] == leaf.shape:
+      return match[1]
+    # Leaves not derived from a parameter (step counts) come back placed on
+    # one device; they belong replicated on the mesh.
+    return chosen if isinstance(chosen, jax.sharding.NamedSharding) else rep
+
+  opt_sh = jax.tree_util.tree_map_with_path(
+      place, jax.eval_shape(optimizer.init, abstract_trainable), opt_sh)
   return var_sh, TrainState(step=rep, trainable=trainable_sh,
                             frozen=frozen_sh, opt_state=opt_sh, rng=rep)
+
+
+def _dict_keys(path) -> tuple[str, ...]:
+  """The trailing dictionary keys of a tree path: the parameter's path
+  within an optimizer state's parameter-shaped subtree."""
+  keys = []
+  for entry in reversed(path):
+    if not isinstance(entry, jax.tree_util.DictKey):
+      break
+    keys.append(str(entry.key))
+  return tuple(reversed(keys))
+
+
+def _shardings_by_path(abstract, shardings) -> dict[tuple[str, ...], Any]:
+  """{parameter path: (shape, sharding)} of the trainable tree."""
+  leaves = jax.tree_util.tree_leaves_with_path(abstract)
+  return {_dict_keys(path): (leaf.shape, sh) for (path, leaf), sh in
+          zip(leaves, jax.tree.leaves(shardings))}
 
 
 def jit_train_step(model, optimizer, shardings: TrainState, mesh,

@@ -7,9 +7,12 @@ their batches side by side. Same global batches and seed, so the same
 adapter, up to the order of float sums across devices.
 """
 
+import glob
 import os
 
 import numpy as np
+import pytest
+import tensorflow as tf
 
 from lta.adapters import adapter_io
 from lta.adapters.tree import flatten_tree
@@ -44,7 +47,21 @@ def assert_close(got: dict, want: dict, what: str):
                                err_msg=f"{what} {key}")
 
 
-def test_two_process_train_equals_one_process(tmp_path):
+def logged_tokens(model_dir: str) -> dict[int, float]:
+  """step -> 'tokens' in process 0's TensorBoard events (all its runs)."""
+  tokens = {}
+  for path in glob.glob(os.path.join(model_dir, "train", "events.out.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == "tokens":
+          tokens[event.step] = float(tf.make_ndarray(value.tensor))
+  return tokens
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """(1-process dir, its output, 2-process dir, its output)."""
+  tmp_path = tmp_path_factory.mktemp("train")
   one_dir, two_dir = str(tmp_path / "one"), str(tmp_path / "two")
   one, two = train(one_dir, 1), train(two_dir, 2)
   try:
@@ -52,6 +69,11 @@ def test_two_process_train_equals_one_process(tmp_path):
   finally:
     two.kill()
     one.kill()
+  return one_dir, one_output, two_dir, two_output
+
+
+def test_two_process_train_equals_one_process(runs):
+  one_dir, one_output, two_dir, two_output = runs
   assert f"Finished at step {STEPS}" in one_output
   assert two_output.count(f"Finished at step {STEPS}") == 2
   assert "mesh {'data': 2, 'model': 1}" in two_output
@@ -75,3 +97,11 @@ def test_two_process_train_equals_one_process(tmp_path):
   assert {f.split(".")[0] for f in os.listdir(iterator_dir)
           if f.startswith("process_")} == {"process_0-of-2",
                                            "process_1-of-2"}
+
+
+def test_two_processes_log_the_global_batches_token_counts(runs):
+  """Each process counts its half of a batch; the log shows the sum."""
+  one_dir, _, two_dir, _ = runs
+  tokens = logged_tokens(two_dir)
+  assert sorted(tokens) == list(range(1, STEPS + 1))
+  assert tokens == logged_tokens(one_dir)

@@ -12,8 +12,8 @@ from lta.train import steps
 from tests.trainer import states
 
 
-def _train_on_mesh(mesh, model, batches, pattern, optimizer):
-  rules = partitioning.LOGICAL_AXIS_RULES
+def _train_on_mesh(mesh, model, batches, pattern, optimizer,
+                   rules=partitioning.LOGICAL_AXIS_RULES):
   var_sh, state_sh = steps.state_shardings(model, pattern, optimizer, mesh,
                                            rules)
   with partitioning.activated(mesh, rules):
