@@ -80,6 +80,18 @@ def test_rate_is_chosen_on_the_configured_validation_set():
                          "rouge2", "en") == 1e-3
 
 
+def test_a_partial_run_pairs_seeds_and_says_what_is_missing():
+  per_seed = _per_seed(full_small=[(10, 20, 30), (20, 22, 32)],
+                       full_ref=[(40, 15, 20), (30, 16, 21)])
+  del per_seed["1"]["full_lr0.001"]  # seed 1's reference run not scored yet
+  v = lrm.verdict(_study(), per_seed, "full", "rouge2", "en")
+  assert v["n_seeds"] == 1
+  assert v["delta_wrong_language"]["mean"] == pytest.approx(-30.0)
+  del per_seed["0"]["full_lr0.001"]
+  v = lrm.verdict(_study(), per_seed, "full", "rouge2", "en")
+  assert v["outcome"] == "not_measured" and v["n_seeds"] == 0
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"full_reference_rate": 3e-3}, "full_reference_rate=0.003 is not among"),
     ({"select_on": "target"}, "did you mean 'targets'"),

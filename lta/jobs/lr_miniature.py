@@ -61,6 +61,9 @@ class LearningRateStudyConfig:
   # Batch size of the fine-tuning runs (None: PipelineConfig.batch_size,
   # which the base is pre-trained with).
   batch_size: Optional[int] = None
+  # Report the runs already scored and train nothing (a partial table while
+  # a run is under way, or after it was stopped).
+  report_only: bool = False
   # Where the rate is chosen: "targets" (their validation sets, as a study
   # tuning for transfer does) or "source" (strictly zero-shot).
   select_on: str = "targets"
@@ -181,8 +184,9 @@ def value(scores: Mapping[str, Any], lang: str, split: str,
 def across_seeds(per_seed: Mapping[str, Mapping[str, Any]], method: str,
                  rate: float, lang: str, split: str, metric: str
                  ) -> list[float]:
-  return [value(runs[run_name(method, rate)], lang, split, metric)
-          for runs in per_seed.values()]
+  name = run_name(method, rate)
+  return [value(runs[name], lang, split, metric)
+          for runs in per_seed.values() if name in runs]
 
 
 def choose_rate(study: LearningRateStudyConfig,
@@ -194,7 +198,8 @@ def choose_rate(study: LearningRateStudyConfig,
   means = {rate: stats(across_seeds(per_seed, method, rate, lang,
                                     "validation", metric))["mean"]
            for rate in sorted(study.rates(method))}
-  return max(means, key=lambda rate: (means[rate], -rate))
+  return max(means, key=lambda rate: (
+      -np.inf if np.isnan(means[rate]) else means[rate], -rate))
 
 
 def verdict(study: LearningRateStudyConfig,
@@ -204,15 +209,23 @@ def verdict(study: LearningRateStudyConfig,
   score on the targets' test sets, per-seed differences counted."""
   chosen, reference = (choose_rate(study, per_seed, method, metric, source),
                        study.reference(method))
-  def test(rate, name):
-    return across_seeds(per_seed, method, rate, TARGETS, "test", name)
-  wrong = [a - b for a, b in zip(test(chosen, "wrong_language"),
-                                 test(reference, "wrong_language"))]
-  score = [a - b for a, b in zip(test(chosen, metric), test(reference, metric))]
+  # Paired by seed: only seeds that have both runs count.
+  both = [runs for runs in per_seed.values()
+          if run_name(method, chosen) in runs and
+          run_name(method, reference) in runs]
+  def delta(name):
+    return [value(runs[run_name(method, chosen)], TARGETS, "test", name) -
+            value(runs[run_name(method, reference)], TARGETS, "test", name)
+            for runs in both]
+  wrong, score = delta("wrong_language"), delta(metric)
   d_wrong, d_score = stats(wrong), stats(score)
   lower = sum(x < 0 for x in wrong)
   label = METHODS[method]
-  if chosen == reference:
+  if not both:
+    outcome = "not_measured"
+    sentence = (f"{label}: no seed has both the chosen rate's ({chosen:g}) "
+                f"and the reference's ({reference:g}) run yet.")
+  elif chosen == reference:
     outcome = "reference_chosen"
     sentence = (f"{label}: the rate chosen on {study.select_on} validation "
                 f"{metric} is the reference rate {reference:g}; tuning changes "
@@ -352,11 +365,33 @@ def write_report(out_dir: str, study: LearningRateStudyConfig,
   return paths
 
 
+def scored_runs(study: LearningRateStudyConfig,
+                pcfg: pipeline.PipelineConfig) -> dict[str, dict[str, Any]]:
+  """seed -> run -> scores, of the runs whose scoring finished."""
+  per_seed: dict[str, dict[str, Any]] = {}
+  for seed in study.seeds:
+    cfg = seed_config(study, pcfg, seed)
+    for method in METHODS:
+      for rate in study.rates(method):
+        name = run_name(method, rate)
+        record = stages.read_record(stages.Stage.in_dir(
+            name, os.path.join(cfg.workdir, name, "scores"), {}))
+        if record and record.get("finished"):
+          with open(os.path.join(cfg.workdir, name, "scores", "scores.json"),
+                    encoding="utf-8") as f:
+            per_seed.setdefault(str(seed), {})[name] = json.load(f)
+  return per_seed
+
+
 def run_study(study: LearningRateStudyConfig, pcfg: pipeline.PipelineConfig,
               model_config: families.ModelConfig, adapter: AdapterConfig,
               command: str = "lta lr-miniature") -> dict[str, str]:
   """Every (seed, method, rate): trained, scored; then the report."""
   t0 = time.time()
+  if study.report_only:
+    return write_report(os.path.join(study.workdir, "results"), study, pcfg,
+                        scored_runs(study, pcfg), time.time() - t0,
+                        command + " (report only: the runs scored so far)")
   os.makedirs(study.workdir, exist_ok=True)
   if study.compilation_cache:
     pipeline.use_compilation_cache(os.path.join(study.workdir, "jax_cache"))

@@ -44,7 +44,7 @@ def _train(gin_file, model_dir, tfds, *bindings, base=dc.TINY_BASE):
           f"--gin_file={dc.TINY_GIN}", f"--tfds_data_dir={tfds}",
           f'--gin.MODEL_DIR="{model_dir}"',
           f'--gin.INITIAL_CHECKPOINT_PATH="{base}"',
-          "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=4",
+          "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=8",
           f"--gin.TASK_FEATURE_LENGTHS={dc.TINY_LENGTHS}",
           f'--gin.lta.vocab.get_vocabulary.path="{VOCAB}"',
           "--gin.train.eval_period=0", *bindings]
