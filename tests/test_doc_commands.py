@@ -73,8 +73,9 @@ NOT_RUN = {
         "the eval_adapter_unseen.gin example of step 5 runs",
     "docs/lr_miniature.md: lta lr-miniature "
     "--gin_file=experiments/lr_miniature.gin":
-        "a 20-minute-or-longer experiment; tests/test_lr_miniature.py (slow) "
-        "runs this command on the tiny world",
+        "an experiment of tens of minutes (docs/lr_miniature.md); "
+        "tests/test_lr_miniature.py (slow) runs this command on the tiny "
+        "world",
     "docs/miniature.md: lta miniature --gin_file=experiments/miniature.gin":
         "a 12-minute experiment; tests/test_miniature.py (slow) runs this "
         "command on the tiny world",
