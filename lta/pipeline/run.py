@@ -147,8 +147,7 @@ class PipelineConfig:
   # cache is set already (lta miniature sets one): the adapters share one
   # training program, so only the first compiles it.
   compilation_cache: bool = True
-  # Keep the adapters' and fine-tuned models' rate in the optimizer state
-  # (same numbers): runs at several rates then share one compiled step.
+  # The rate in the optimizer state: several rates, one compiled step.
   rate_in_state: bool = False
 
   def __post_init__(self):
@@ -367,8 +366,7 @@ def train_adapter(cfg: PipelineConfig, name: str, task: str,
 def fine_tune_model(cfg: PipelineConfig, name: str, task: str, steps: int,
                     learning_rate: float, base: Base,
                     model_config: families.ModelConfig, data: Data) -> Base:
-  """Every parameter of the base trained on `task` (or found cached): the
-  companion study's full fine-tuning, exported as an HF checkpoint."""
+  """The base fully fine-tuned on `task` (or found cached), exported."""
   model_dir = os.path.join(cfg.workdir, name)
   spec = {**_training_spec(cfg, data, task), "steps": steps,
           "learning_rate": learning_rate, "base": base.digest}
