@@ -6,17 +6,23 @@ Two of the adaptation methods it compares are mixtures of data:
   target-language text under the prefix-LM objective,
   `<family>_target_lm.<source>.<target>[_<target>...]`;
 * several source languages: the task in several languages together,
-  `<family>_multi.<source>_<source>[...]`.
+  `<family>_multi.<source>_<source>[...]`;
+
+and intermediate tuning's unlabelled text of several languages,
+`mc4_prefix_lm_mix.<lang>_<lang>[...]`.
 
 `<family>` is `xlsum` or `tydiqa_goldp`. Register more with
-`register_target_lm_mixture` / `register_multi_source_mixture`; this module
-pre-registers the English-source target-LM mixture for every zero-shot
-language of each family. The multi-source mixture of all seen XL-Sum
+`register_target_lm_mixture` / `register_multi_source_mixture`, also from
+gin: `MIXTURE_OR_TASK_NAME = @register_multi_source_mixture()` registers the
+mixture when the run starts and trains on it (gin/experiments/study_*.gin).
+This module pre-registers the English-source target-LM mixture for every
+zero-shot language of each family. The multi-source mixture of all seen XL-Sum
 languages is `xlsum_seen` (the paper's multilingual baseline).
 """
 
 from typing import Callable, Sequence, Union
 
+import gin
 import seqio
 
 from lta.languages.related import XLSUM_UNSEEN
@@ -68,6 +74,7 @@ def multi_source_mixture_name(family: str, sources: Sequence[str]) -> str:
   return f"{family}_multi.{'_'.join(sources)}"
 
 
+@gin.configurable
 def register_target_lm_mixture(
     family: str,
     source: str,
@@ -97,6 +104,7 @@ def register_target_lm_mixture(
   return name
 
 
+@gin.configurable
 def register_multi_source_mixture(
     family: str,
     sources: Sequence[str],
@@ -121,6 +129,27 @@ def register_multi_source_mixture(
   _add_mixture(
       name, [_task_name(family, s) for s in sources], default_rate=rate
   )
+  return name
+
+
+def lm_mixture_name(languages: Sequence[str]) -> str:
+  return f"mc4_prefix_lm_mix.{'_'.join(languages)}"
+
+
+@gin.configurable
+def register_lm_mixture(languages: Sequence[str]) -> str:
+  """Registers unlabelled text of several languages, prefix-LM, equal rates:
+  the data of the companion study's intermediate tuning.
+
+  Returns:
+    The mixture name, `mc4_prefix_lm_mix.<languages joined by _>`.
+  """
+  if len(languages) < 2:
+    raise ValueError(f"an LM mixture needs 2+ languages, got {languages} "
+                     f"(one language is the task {mc4.task_name('xx')[:-2]}<lang>)")
+  name = lm_mixture_name(languages)
+  _add_mixture(name, [_lm_task_name(lang) for lang in languages],
+               default_rate=1.0)
   return name
 
 

@@ -62,9 +62,26 @@ NOT_RUN = {
     "$RUNS/vectors_krona.gin":
         "the same script as the line above it, for KronA runs, which no "
         "example trains",
+    "docs/experiments.md: lta sweep --mode=local "
+    "--workdir=$RUNS/study/full_en":
+        "a sweep of full fine-tuning, the same sweep as the λ and "
+        "best-single examples above it; tests/cli/test_study_recipes.py "
+        "trains the study's files through lta train",
+    "docs/experiments.md: lta eval "
+    "--gin_file=experiments/eval_adapter_unseen.gin":
+        "reads a model of the study sweep (<job> stands for a job name); "
+        "the eval_adapter_unseen.gin example of step 5 runs",
+    "docs/lr_miniature.md: lta lr-miniature "
+    "--gin_file=experiments/lr_miniature.gin":
+        "an experiment of tens of minutes (docs/lr_miniature.md); "
+        "tests/test_lr_miniature.py (slow) runs this command on the tiny "
+        "world",
     "docs/miniature.md: lta miniature --gin_file=experiments/miniature.gin":
         "a 12-minute experiment; tests/test_miniature.py (slow) runs this "
         "command on the tiny world",
+    "docs/lr_miniature.md: pytest tests/test_lr_miniature.py -m \"slow or "
+    "not slow\"":
+        "runs tests (the slow tier's tests/test_lr_miniature.py)",
     "docs/miniature.md: pytest tests/test_miniature.py -m \"slow or not "
     "slow\"":
         "runs tests (the slow tier's tests/test_miniature.py)",

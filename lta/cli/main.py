@@ -27,6 +27,7 @@ COMMANDS = {
     "merge": "lta.cli.merge",
     "eval": "lta.cli.eval",
     "miniature": "lta.cli.miniature",
+    "lr-miniature": "lta.cli.lr_miniature",
     "sweep": "lta.cli.sweep",
     "prepare-data": "lta.cli.prepare_data",
     "report": "lta.cli.report",

@@ -192,6 +192,23 @@ def language_fidelity(predictions: Sequence[str], target_lang: str,
                                                 identifier)))
 
 
+def wrong_language_rate(predictions: Sequence[str], target_lang: str,
+                        identifier: Optional[LanguageIdentifier] = None
+                        ) -> float:
+  """Percentage (0-100) of predictions identified as another language.
+
+  The companion study's failure mode: fluent output in the wrong language
+  (usually the fine-tuning source's). Unlike 100 - fidelity, it leaves out
+  predictions in no identifiable language (blank or mixed).
+  """
+  if not len(predictions):
+    raise ValueError("no predictions to identify")
+  identifier = _or_fasttext(identifier)
+  label = identifier.label(target_lang)
+  found = identifier.identify(list(predictions))
+  return 100.0 * float(np.mean([f is not None and f != label for f in found]))
+
+
 _GAPS_WARNED: set[tuple[str, str]] = set()
 
 

@@ -32,6 +32,7 @@ from lta.eval import methods as method_registry
 from lta.eval import paired_bootstrap
 from lta.pipeline import paired_results
 from lta.pipeline import rescoring
+from lta.eval.across_seeds import stats
 from lta.pipeline import run as pipeline
 from lta.eval import report as reporting
 from lta.models import families
@@ -111,17 +112,6 @@ def collect_seed(workdir: str) -> dict[str, Any]:
 
 
 # --- aggregation ------------------------------------------------------------
-
-def stats(values: Sequence[float]) -> dict[str, float]:
-  """Mean, sample std (0 for one value), min, max and n of finite values."""
-  v = np.asarray([x for x in values if not math.isnan(x)], np.float64)
-  if not v.size:
-    nan = float("nan")
-    return {"mean": nan, "std": nan, "min": nan, "max": nan, "n": 0}
-  return {"mean": float(v.mean()),
-          "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-          "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
-
 
 def seed_values(per_seed: Mapping[str, Mapping[str, Any]], method: str,
                 lang: str, metric: str) -> list[float]:

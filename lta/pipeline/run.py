@@ -147,6 +147,8 @@ class PipelineConfig:
   # cache is set already (lta miniature sets one): the adapters share one
   # training program, so only the first compiles it.
   compilation_cache: bool = True
+  # The rate in the optimizer state: several rates, one compiled step.
+  rate_in_state: bool = False
 
   def __post_init__(self):
     if self.source in self.targets:
@@ -245,8 +247,10 @@ def _train(cfg: PipelineConfig, data: Data, model_dir: str, task: str,
         initial_checkpoint_path=base, mixture_or_task_module="lta_tasks",
         adapter=adapter, model_config=model_config,
         batch_size=cfg.batch_size, seed=cfg.seed,
-        optimizer=make_optimizer(
-            name="adamw", schedule=make_schedule(learning_rate=learning_rate)),
+        optimizer=(make_optimizer(name="adamw", rate_in_state=learning_rate)
+                   if cfg.rate_in_state else make_optimizer(
+                       name="adamw",
+                       schedule=make_schedule(learning_rate=learning_rate))),
         log_period=max(steps // 5, 1), checkpoint_period=steps,
         eval_period=steps if cfg.eval_steps else 0,
         eval_steps=max(cfg.eval_steps, 1), async_checkpointing=False,
@@ -357,6 +361,23 @@ def train_adapter(cfg: PipelineConfig, name: str, task: str,
                             learning_rate=cfg.adapter_learning_rate))
   tree, manifest = adapter_io.load_adapter(os.path.join(model_dir, "adapter"))
   return Adapter(tree, manifest, name=name), stage.digest
+
+
+def fine_tune_model(cfg: PipelineConfig, name: str, task: str, steps: int,
+                    learning_rate: float, base: Base,
+                    model_config: families.ModelConfig, data: Data) -> Base:
+  """The base fully fine-tuned on `task` (or found cached), exported."""
+  model_dir = os.path.join(cfg.workdir, name)
+  spec = {**_training_spec(cfg, data, task), "steps": steps,
+          "learning_rate": learning_rate, "base": base.digest}
+  stage = stages.Stage.in_dir(f"{name} model", model_dir, spec)
+  _run_stage(stage, f"{name}: {task}, {steps} steps, every parameter",
+             lambda: _train(cfg, data, model_dir, task, steps,
+                            model_config=model_config, base=base.path,
+                            adapter=None, learning_rate=learning_rate,
+                            trainable="full", export_adapter=False,
+                            export_model=True))
+  return Base(os.path.join(model_dir, "model"), stage.digest)
 
 
 def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:

@@ -64,16 +64,29 @@ def make_optimizer(name: str = "adafactor",
                    weight_decay: float = 0.0,
                    b1: float = 0.9, b2: float = 0.999,
                    multiply_by_parameter_scale: bool = False,
+                   rate_in_state: Optional[float] = None,
                    ) -> optax.GradientTransformation:
   """The optimizer of the trainable tree, after global-norm clipping.
 
   Adafactor's parameter-scale multiplication is off by default: LoRA's B
   starts at zero, which would shrink its step to 1e-3 of the learning rate.
+  rate_in_state: a constant AdamW rate kept in the optimizer state instead
+  of `schedule`, so that runs differing only in the rate share one compiled
+  train step (a learning-rate sweep compiles once).
   """
   if name not in OPTIMIZERS:
     raise errors.ConfigError(
         f"make_optimizer.name={name!r}{errors.did_you_mean(name, OPTIMIZERS)}; "
         f"expected one of {', '.join(OPTIMIZERS)}")
+  if rate_in_state is not None:
+    if name != "adamw" or schedule is not None:
+      raise errors.ConfigError(
+          "make_optimizer.rate_in_state is a constant AdamW rate: set "
+          "name='adamw' and no schedule")
+    opt = optax.inject_hyperparams(optax.adamw)(
+        learning_rate=rate_in_state, b1=b1, b2=b2, weight_decay=weight_decay)
+    return (optax.chain(optax.clip_by_global_norm(clip_norm), opt)
+            if clip_norm else opt)
   schedule = schedule if schedule is not None else make_schedule()
   if name == "adafactor":
     opt = optax.adafactor(

@@ -99,3 +99,16 @@ def test_seqio_metric(tiny_world):
   predictions = [grammar.render_headline(grammar.Headline(i, i, i), fa)
                  for i in range(3)] + [""]
   assert metric(predictions, predictions) == {"language_fidelity": 75.0}
+
+
+def test_wrong_language_rate_counts_other_languages_not_blanks(tiny_world):
+  index = lexicon_lid.LexiconIndex(tiny_world)
+  en = _texts(tiny_world, "en")["summary"][:3]
+  pt = _texts(tiny_world, "pt")["summary"][:4]
+  # 3 in English, 4 in Portuguese, 1 blank: 3 of 8 in another language.
+  predictions = en + pt + [""]
+  assert langid.wrong_language_rate(predictions, "pt", index) == 37.5
+  assert _fidelity(predictions, "pt", tiny_world) == 50.0
+  assert langid.wrong_language_rate(pt, "pt", index) == 0.0
+  with pytest.raises(langid.UndetectableLanguageError):
+    langid.wrong_language_rate(pt, "xx", index)

@@ -78,3 +78,40 @@ def test_clipping_acts_only_above_the_norm():
   assert not np.allclose(_two_updates(0.5, 1.0), _two_updates(None, 1.0))
   np.testing.assert_allclose(_two_updates(0.5, 1e-3),
                              _two_updates(None, 1e-3), rtol=1e-6)
+
+
+def _adamw_steps(optimizer, steps=3):
+  params = {"w": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array(0.1)}
+  state = optimizer.init(params)
+
+  @jax.jit
+  def step(params, state):
+    grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2 * p["b"]))(params)
+    updates, state = optimizer.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  for _ in range(steps):
+    params, state = step(params, state)
+  return params, step, state
+
+
+def test_rate_in_state_is_adamw_at_that_rate_and_compiles_once():
+  for rate in (1e-3, 3e-2):
+    want, _, _ = _adamw_steps(optimizers.make_optimizer(
+        "adamw", optimizers.make_schedule(rate)))
+    got, _, _ = _adamw_steps(optimizers.make_optimizer(
+        "adamw", rate_in_state=rate))
+    for k in want:
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-6)
+  # The rate is data, not a constant of the program: one program per sweep.
+  programs = []
+  for rate in (1e-3, 3e-2):
+    params, step, state = _adamw_steps(
+        optimizers.make_optimizer("adamw", rate_in_state=rate), steps=1)
+    programs.append(step.lower(params, state).as_text())
+  assert programs[0] == programs[1]
+
+
+def test_rate_in_state_refuses_a_schedule():
+  with pytest.raises(ValueError, match="rate_in_state is a constant AdamW"):
+    optimizers.make_optimizer("adafactor", rate_in_state=1e-3)
