@@ -6,6 +6,9 @@ XL-Sum jsonl goes through `lta_tasks.xlsum_builder`, TyDi QA SQuAD JSON
 through `lta_tasks.tydiqa_builder` into a `tydi_qa/goldp:3.0.0` directory,
 and mC4 json.gz is read directly (plus a `c4/multilingual:3.1.0` directory
 written with TFDS's SequentialWriter).
+
+The end-to-end tests here train and decode the same tiny programs many
+times: they share the trainer tests' persistent XLA cache.
 """
 
 import gzip
@@ -16,6 +19,8 @@ import sys
 
 import gin
 import pytest
+
+from tests.trainer.conftest import CACHE_DIR  # noqa: F401  (sets the cache)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "data"

@@ -104,8 +104,11 @@ def _tiny(model_type, rows):
                     name=f"{model_type}-tiny")
 
 
-@pytest.mark.parametrize("model_type, scheme", [("mbart", "mbart50"),
-                                                ("m2m_100", "nllb200")])
+# NLLB's run is slow-tier: the default tier keeps mBART's, and NLLB's codes
+# and padding (test_codes_lead_...) and network parity (test_hf_bart).
+@pytest.mark.parametrize("model_type, scheme", [
+    ("mbart", "mbart50"),
+    pytest.param("m2m_100", "nllb200", marks=pytest.mark.slow)])
 def test_train_then_eval_a_tiny_model(data, tmp_path, model_type, scheme):
   config = _tiny(model_type, data.vocab_size)
   assert language_codes.scheme_for(config) == scheme

@@ -43,7 +43,9 @@ def _meshes():
   return one, partitioning.make_mesh(fsdp, devices=jax.devices()[:4]), fsdp
 
 
-@pytest.mark.parametrize("family", ["mt5", "decoder"])
+# The decoder-only case is slow-tier (the default tier keeps mT5's).
+@pytest.mark.parametrize(
+    "family", ["mt5", pytest.param("decoder", marks=pytest.mark.slow)])
 def test_fsdp_base_on_data2_model2_trains_as_one_device(family):
   if family == "mt5":
     model = states.make_model(config=states.CONFIG.replace(
