@@ -29,7 +29,7 @@ demo: $(STAMP)
 # tests that run the HF peer (bench plumbing) are slow-marked: test-all.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 test-all: $(STAMP) $(HF_VENV)/.installed
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

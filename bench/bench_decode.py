@@ -290,6 +290,13 @@ def main(argv=None) -> int:
     hf_ids = (np.load(os.path.join(tmp, "hf_ids.npy")) if "hf" in sides
               else None)
   rows = report(flags, rounds, tokens)
+  summarize(flags, command, rounds, thrown, rows, lta_ids, hf_ids)
+  return 0
+
+
+def summarize(flags, command: str, rounds, thrown: int, rows, lta_ids,
+              hf_ids, **record) -> None:
+  """Prints the ids checks, backends and load; writes --json_out."""
   if "merged" in lta_ids and "unmerged" in lta_ids:
     print(f"merged vs unmerged ids: "
           f"{match(lta_ids['merged'], lta_ids['unmerged'])}")
@@ -305,9 +312,8 @@ def main(argv=None) -> int:
     with open(flags.json_out, "w") as f:
       json.dump({"command": command, "flags": vars(flags), "rows": rows,
                  "cpus": os.cpu_count(), "settings": fair_rounds.settings(
-                     flags), **fair_rounds.rounds_record(rounds, thrown)},
-                f, indent=2)
-  return 0
+                     flags), **record,
+                 **fair_rounds.rounds_record(rounds, thrown)}, f, indent=2)
 
 
 def report(flags, rounds, tokens, prefill: str = "encode + prefill"

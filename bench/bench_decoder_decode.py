@@ -187,25 +187,11 @@ def main(argv=None) -> int:
               else None)
   rows = bench_decode.report(flags, rounds, flags.batch * flags.decode,
                              prefill="prompt prefill")
-  if "merged" in lta_ids and "unmerged" in lta_ids:
-    print(f"merged vs unmerged ids: "
-          f"{bench_decode.match(lta_ids['merged'], lta_ids['unmerged'])}")
-  if hf_ids is not None:
-    print(f"lta base vs HF ids: {bench_decode.match(lta_ids['base'], hf_ids)}")
-    print(f"HF: {rounds[0].results['hf']['backend']}")
-  print(f"lta: {rounds[0].results['lta']['backend']}")
-  print(f"rounds thrown away for load > {flags.max_load}: {thrown} (cap "
-        f"{flags.max_retries}); kept despite load: "
-        f"{sum(r.kept_despite_load for r in rounds)}; load avg at end "
-        f"{host_info.load()}")
-  if flags.json_out:
-    with open(flags.json_out, "w") as f:
-      json.dump({"command": command, "flags": vars(flags), "rows": rows,
-                 "model": config.to_dict(), "cpus": os.cpu_count(),
-                 "settings": fair_rounds.settings(flags),
-                 "lta_base_ids_equal_hf": None if hf_ids is None else
-                 bool(np.array_equal(lta_ids["base"], hf_ids)),
-                 **fair_rounds.rounds_record(rounds, thrown)}, f, indent=2)
+  bench_decode.summarize(
+      flags, command, rounds, thrown, rows, lta_ids, hf_ids,
+      model=config.to_dict(),
+      lta_base_ids_equal_hf=None if hf_ids is None else
+      bool(np.array_equal(lta_ids["base"], hf_ids)))
   return 0
 
 

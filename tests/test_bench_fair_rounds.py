@@ -94,7 +94,7 @@ def test_bench_train_pairs_each_optimisation_with_the_plain_step(tmp_path):
   proc = subprocess.run(
       [sys.executable, os.path.join(cli_run.REPO, "bench", "bench_train.py"),
        "--vocab=512", "--layers=1", "--d_model=32", "--d_ff=64", "--heads=2",
-       "--d_kv=16", "--batch=2", "--inputs=16", "--targets=8", "--steps=1",
+       "--d_kv=16", "--batch=2", "--inputs=16", "--targets=16", "--steps=1",
        "--warmup=1", "--rounds=2", "--max_load=1000", "--matmul_runs=1",
        "--matmul_shapes=32x32x32", "--configs=lta_lora,lta_lora@fast",
        f"--json_out={out}"], cwd=tmp_path, capture_output=True, text=True,
