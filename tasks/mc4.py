@@ -14,7 +14,8 @@ Language vectors are trained on these (T5's prefix-LM objective, see
 
 The choice is made when a dataset is built, so gin bindings and
 --tfds_data_dir may come after this module is imported. Language codes with
-a dash (`bg-Latn`) use an underscore in task names.
+a dash (`bg-Latn`) use an underscore in task names. For mBART-50 and
+NLLB-200 the language's code leads inputs and targets, as in XL-Sum.
 """
 
 import functools
@@ -27,6 +28,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from lta import errors
+from lta.data import language_codes
 from lta.data import preprocessors
 from lta.data import vocab
 
@@ -172,6 +174,7 @@ for _lang in MC4_LANGS:
           seqio.preprocessors.tokenize,
           seqio.CacheDatasetPlaceholder(),
           preprocessors.prefix_lm,
+          functools.partial(language_codes.add_language_codes, lang=_lang),
           seqio.preprocessors.append_eos_after_trim,
       ],
       output_features=vocab.output_features(),

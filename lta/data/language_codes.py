@@ -84,6 +84,12 @@ def active_scheme() -> Optional[str]:
   return _ACTIVE[-1] if _ACTIVE else None
 
 
+def tokens_added() -> int:
+  """Tokens `add_language_codes` puts before each feature now (0 or 1), for
+  preprocessors that fill a sequence to its length before it runs."""
+  return 0 if active_scheme() is None else 1
+
+
 def code(scheme: str, lang: str) -> str:
   codes = SCHEMES[scheme]
   if lang not in codes:

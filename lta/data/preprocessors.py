@@ -17,6 +17,10 @@ Sec. 2), which is `t5.data.preprocessors.prefix_lm` (Raffel et al., 2020).
    `targets` the other n - k. A one-token segment gives empty `inputs` and
    that token as `targets`, as in T5.
 
+For mBART and NLLB the task then puts the language's code before both
+(`lta.data.language_codes.add_language_codes`); the segments are one token
+shorter then, so the code costs no text.
+
 `inputs` followed by `targets` is always exactly the segment, and the
 segments of a document are its chunk, in order. Targets longer than
 `sequence_length["targets"]` (less EOS) are cut by the task's later
@@ -31,6 +35,7 @@ import seqio
 import tensorflow as tf
 
 from lta import errors
+from lta.data import language_codes
 
 # T5's `select_random_chunk(max_length=65536)` in its prefix_lm.
 MAX_CHUNK_TOKENS = 65536
@@ -128,8 +133,15 @@ def prefix_lm(
     A dataset of {"inputs", "targets"} token examples, one per segment;
     other features are dropped because they describe the whole document.
   """
-  segment_tokens = token_budget("inputs", sequence_length, output_features)
+  # A model with language codes (mBART, NLLB) gets its code before the
+  # segment later (add_language_codes): leave it room.
+  segment_tokens = (token_budget("inputs", sequence_length, output_features)
+                    - language_codes.tokens_added())
   token_budget("targets", sequence_length, output_features)  # validates
+  if segment_tokens < 1:
+    raise errors.ConfigError(
+        f"sequence_length['inputs']={sequence_length['inputs']} leaves no"
+        " room for tokens after the language code")
   if max_chunk_tokens < 1:
     raise errors.ConfigError(
         f"prefix_lm: max_chunk_tokens must be positive, got {max_chunk_tokens}")

@@ -7,6 +7,7 @@ checkpoints, trained (LoRA) by `lta train`'s loop and scored by `lta
 eval`'s job, both choosing the family from the BartConfig.
 """
 
+import gzip
 import json
 
 import jax
@@ -84,6 +85,41 @@ def test_codes_lead_inputs_and_labels_and_padding_is_one(data, scheme):
     # The same task for mT5: no code, seqio's pad 0.
     plain = _first_batch(task, split)
     assert plain["encoder_input_tokens"][0, 0] != code
+
+
+def _contains(document, piece):
+  return any(document[i:i + len(piece)] == piece
+             for i in range(len(document) - len(piece) + 1))
+
+
+@pytest.mark.parametrize("scheme", ["mbart50", "nllb200"])
+def test_language_vector_text_carries_the_code_and_loses_none(data, scheme):
+  """mc4_prefix_lm: the code leads inputs and targets, and between code and
+  EOS they are one contiguous piece of an mC4 document: the code took the
+  room of no text token."""
+  code_en = data.tokenizer.piece_to_id(CODES[scheme][0])
+  documents = []
+  for path in sorted((conftest.FIXTURES / "mc4").glob(
+      "c4-en.tfrecord-*.json.gz")):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+      documents += [data.encode(json.loads(line)["text"]) for line in f]
+  lengths = {"inputs": 8, "targets": 16}  # short: documents make segments
+  ds = input_pipeline.get_dataset(
+      "mc4_prefix_lm.en", lengths, 4, split="train", shuffle=False,
+      num_epochs=1, shard=(0, 1), architecture="encoder_decoder", bos_id=2,
+      pad_id=1, language_scheme=scheme)
+  rows = 0
+  for batch in input_pipeline.numpy_batches(ds):
+    for enc, targets in zip(batch["encoder_input_tokens"],
+                            batch["decoder_target_tokens"]):
+      assert enc[0] == code_en and targets[0] == code_en
+      enc, targets = list(enc[enc != 1]), list(targets[targets != 1])
+      assert enc[-1] == 2 and targets[-1] == 2  # EOS after the text
+      assert len(enc) <= lengths["inputs"]
+      text = [int(t) for t in enc[1:-1] + targets[1:-1]]
+      assert any(_contains(d, text) for d in documents), text
+      rows += 1
+  assert rows >= 4
 
 
 def test_a_language_the_model_lacks_is_named(data):
