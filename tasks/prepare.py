@@ -5,7 +5,9 @@
   mC4      an index of local json.gz shards, every record validated
            (`mc4_index`), read by `mc4_prefix_lm.<lang>`;
   TyDi QA  TFDS `tydi_qa/goldp:3.0.0`, downloaded by TFDS or built offline
-           from the GoldP release files (`tydiqa_builder`).
+           from the GoldP release files (`tydiqa_builder`);
+  XQuAD    TFDS `squad/v1.1:3.0.0` and `xquad/<lang>:3.0.0`, built offline
+           from the SQuAD, XQuAD and XTREME release files (`xquad`).
 
 Everything goes to one TFDS data directory, so `--tfds_data_dir` (or
 TFDS_DATA_DIR) alone points training and evaluation at it. `plan` checks
@@ -30,6 +32,7 @@ from . import mc4_index
 from . import tydiqa_builder
 from . import xlsum
 from . import xlsum_builder
+from . import xquad
 
 # Names accepted for --xlsum_languages besides ISO codes.
 XLSUM_LANGUAGE_SETS = {"seen": XLSUM_SEEN, "unseen": XLSUM_UNSEEN,
@@ -46,6 +49,8 @@ class Request:
   mc4_languages: Sequence[str] = ()
   tydiqa: bool = False
   tydiqa_dir: Optional[str] = None
+  xquad_dir: Optional[str] = None
+  xquad_languages: Sequence[str] = ()
   vocab_path: str = vocab.MT5_SPM_PATH
   model_gin_file: Optional[str] = None
   initial_checkpoint_path: Optional[str] = None
@@ -102,6 +107,9 @@ class Plan:
   vocabulary_pieces: int
   xlsum_languages: list[str]
   mc4_languages: list[str]
+  # {tfds name: {split: release file}} (xquad.find_files); empty: none.
+  xquad_files: dict[str, dict[str, str]] = dataclasses.field(
+      default_factory=dict)
 
   def lines(self) -> list[str]:
     return [f"Vocabulary {self.request.vocab_path}:"
@@ -117,17 +125,18 @@ def plan(request: Request) -> Plan:
     LtaError: the first problem found, in one line.
   """
   if not (request.xlsum_manual_dir or request.xlsum_languages or
-          request.mc4_dir or request.tydiqa):
+          request.mc4_dir or request.tydiqa or request.xquad_dir):
     raise errors.ConfigError(
         "nothing to prepare: give --xlsum_manual_dir (and/or"
-        " --xlsum_languages), --mc4_dir or --tydiqa")
+        " --xlsum_languages), --mc4_dir, --tydiqa or --xquad_dir")
   model = vocab.model_vocabulary(request.model_gin_file,
                                  request.initial_checkpoint_path)
   vocabulary = vocab.load_checked(request.vocab_path)
   vocab.check_fits_model(vocabulary, model)
   for flag, directory in (("--xlsum_manual_dir", request.xlsum_manual_dir),
                           ("--mc4_dir", request.mc4_dir),
-                          ("--tydiqa_dir", request.tydiqa_dir)):
+                          ("--tydiqa_dir", request.tydiqa_dir),
+                          ("--xquad_dir", request.xquad_dir)):
     if directory and not tf.io.gfile.isdir(directory):
       raise errors.MissingFileError(f"{flag}={directory!r} is not a directory")
   xlsum_languages = _xlsum_languages(request)
@@ -158,7 +167,21 @@ def plan(request: Request) -> Plan:
   if request.tydiqa_dir and not request.tydiqa:
     raise errors.ConfigError("--tydiqa_dir needs --tydiqa")
   return Plan(request, model, vocabulary.vocab_size, xlsum_languages,
-              mc4_languages)
+              mc4_languages, _xquad_files(request))
+
+
+def _xquad_files(request: Request) -> dict[str, dict[str, str]]:
+  if not request.xquad_dir:
+    if request.xquad_languages:
+      raise errors.ConfigError("--xquad_languages needs --xquad_dir")
+    return {}
+  languages = (list(dict.fromkeys(request.xquad_languages)) or
+               xquad.languages_in(request.xquad_dir))
+  if not languages:
+    raise errors.MissingFileError(
+        f"--xquad_dir={request.xquad_dir!r} holds no XQuAD test file"
+        f" (xquad.<lang>.json, <lang> one of {', '.join(xquad.XQUAD_LANGS)})")
+  return xquad.find_files(request.xquad_dir, languages)
 
 
 def _prepare_xlsum(plan_: Plan) -> list[Prepared]:
@@ -222,13 +245,32 @@ def _prepare_tydiqa(plan_: Plan) -> Prepared:
       skipped=sum(s.skipped for s in stats.values()), note=source)
 
 
+def _prepare_xquad(plan_: Plan) -> list[Prepared]:
+  request = plan_.request
+  out = []
+  for name, files in plan_.xquad_files.items():
+    builder = tfds.builder(name, data_dir=request.tfds_data_dir)
+    label = ("SQuAD v1.1" if name == xquad.SQUAD_TFDS
+             else f"XQuAD {builder.builder_config.name}")
+    if builder.is_prepared() and not request.overwrite:
+      out.append(Prepared(
+          label, os.fspath(builder.data_path),
+          {s: info.num_examples for s, info in builder.info.splits.items()},
+          note="already prepared, kept (--overwrite rebuilds)"))
+      continue
+    counts = xquad.write_dataset(name, request.tfds_data_dir, files)
+    out.append(Prepared(label, os.fspath(builder.data_path), counts,
+                        note=f"from {request.xquad_dir}"))
+  return out
+
+
 def run(plan_: Plan) -> list[Prepared]:
   """Prepares what `plan_` names, in the TFDS data dir; one line each."""
   tf.io.gfile.makedirs(plan_.request.tfds_data_dir)
   prepared = _prepare_xlsum(plan_) + _prepare_mc4(plan_)
   if plan_.request.tydiqa:
     prepared.append(_prepare_tydiqa(plan_))
-  return prepared
+  return prepared + _prepare_xquad(plan_)
 
 
 def training_hint(request: Request) -> str:

@@ -154,9 +154,11 @@ seqio.MixtureRegistry.add(
 # ------------------------------------------------------------ preparing --
 
 
-def _write(tfds_name: str, data_dir: str, files: dict[str, str]) -> dict:
-  """Writes TFDS `tfds_name` from SQuAD-format files ({split: path}) with
-  TFDS's own parser and writer; returns {split: examples}."""
+def write_dataset(tfds_name: str, data_dir: str,
+                  files: dict[str, str]) -> dict:
+  """Writes TFDS `tfds_name` from SQuAD-format files ({split: path}, an
+  entry of `find_files`) with TFDS's own parser and writer; returns
+  {split: examples}."""
   builder = tfds.builder(tfds_name, data_dir=data_dir)
   examples = {split: [example for _, example in
                       qa_utils.generate_squadlike_examples(path)]
@@ -170,14 +172,25 @@ def _write(tfds_name: str, data_dir: str, files: dict[str, str]) -> dict:
   return {split: len(rows) for split, rows in examples.items()}
 
 
-def prepare(data_dir: str, source_dir: str,
-            languages: Optional[Sequence[str]] = None) -> dict[str, dict]:
-  """Prepares SQuAD v1.1 and XQuAD offline from release files in
-  `source_dir` (names: SQUAD_FILES, `xquad_files(lang)`).
+def languages_in(source_dir: str) -> list[str]:
+  """The XQuAD languages whose test file `xquad.<lang>.json` is in
+  `source_dir`, in XQUAD_LANGS order."""
+  return [lang for lang in XQUAD_LANGS if tf.io.gfile.exists(
+      os.path.join(source_dir, xquad_files(lang)["test"]))]
+
+
+def find_files(source_dir: str,
+               languages: Optional[Sequence[str]] = None
+               ) -> dict[str, dict[str, str]]:
+  """{tfds name: {split: release file}} for SQuAD v1.1 and each language's
+  XQuAD, checked before anything is written.
 
   SQuAD's two files and each language's `xquad.<lang>.json` are required;
-  XTREME's translate-* files are written where present. Returns
-  {tfds name: {split: examples}}.
+  XTREME's translate-* files are taken where present.
+
+  Raises:
+    ConfigError: a language XQuAD does not have.
+    MissingFileError: a required file, named.
   """
   languages = XQUAD_LANGS if languages is None else tuple(languages)
   for lang in languages:
@@ -199,5 +212,17 @@ def prepare(data_dir: str, source_dir: str,
           f"XQuAD: {missing[0]} is missing ({name} needs"
           f" {', '.join(files[s] for s in required)} in {source_dir})")
     found[name] = {s: p for s, p in paths.items() if tf.io.gfile.exists(p)}
+  return found
+
+
+def prepare(data_dir: str, source_dir: str,
+            languages: Optional[Sequence[str]] = None) -> dict[str, dict]:
+  """Prepares SQuAD v1.1 and XQuAD offline from release files in
+  `source_dir` (names: SQUAD_FILES, `xquad_files(lang)`; `find_files`).
+
+  Returns {tfds name: {split: examples}}.
+  """
+  found = find_files(source_dir, languages)
   # Everything was found before anything is written.
-  return {name: _write(name, data_dir, files) for name, files in found.items()}
+  return {name: write_dataset(name, data_dir, files)
+          for name, files in found.items()}

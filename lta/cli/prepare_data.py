@@ -1,9 +1,9 @@
-r"""Prepares XL-Sum, mC4 and TyDi QA into a TFDS data dir for training.
+r"""Prepares XL-Sum, mC4, TyDi QA and XQuAD into a TFDS data dir.
 
   lta prepare-data --tfds_data_dir=/data/tfds \
     --xlsum_manual_dir=/data/xlsum --xlsum_languages=seen,unseen \
     --mc4_dir=/data/mc4 --mc4_languages=en,pt,uk \
-    --tydiqa --tydiqa_dir=/data/tydiqa \
+    --tydiqa --tydiqa_dir=/data/tydiqa --xquad_dir=/data/xquad \
     --vocab=/data/mt5/sentencepiece.model --model_gin_file=models/mt5_base.gin
 
 Checks the vocabulary against the model and that every source is there,
@@ -52,6 +52,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help="prepare TyDi QA GoldP (tydi_qa/goldp:3.0.0)")
   parser.add_argument("--tydiqa_dir", help="tydiqa-goldp-v1.1-{train,dev}"
                       ".json, to prepare TyDi QA offline")
+  parser.add_argument("--xquad_dir", help="SQuAD v1.1 (train-v1.1.json,"
+                      " dev-v1.1.json), XQuAD (xquad.<lang>.json) and"
+                      " XTREME's squad.translate.{train,dev}.en-<lang>.json,"
+                      " to prepare SQuAD and XQuAD offline")
+  parser.add_argument("--xquad_languages", type=_list, default=[],
+                      help="XQuAD codes (default: every language with an"
+                      " xquad.<lang>.json in --xquad_dir)")
   parser.add_argument("--vocab", default=None,
                       help="SentencePiece model (default: mT5's)")
   parser.add_argument("--model_gin_file", help="gin model file whose"
@@ -82,7 +89,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       xlsum_manual_dir=args.xlsum_manual_dir,
       xlsum_languages=args.xlsum_languages, mc4_dir=args.mc4_dir,
       mc4_languages=args.mc4_languages, tydiqa=args.tydiqa,
-      tydiqa_dir=args.tydiqa_dir, vocab_path=args.vocab or vocab.MT5_SPM_PATH,
+      tydiqa_dir=args.tydiqa_dir, xquad_dir=args.xquad_dir,
+      xquad_languages=args.xquad_languages, vocab_path=args.vocab or vocab.MT5_SPM_PATH,
       model_gin_file=args.model_gin_file,
       initial_checkpoint_path=args.initial_checkpoint_path,
       skip_malformed=args.skip_malformed, overwrite=args.overwrite)

@@ -74,6 +74,30 @@ def test_prepares_every_family_and_training_reads_it(
   assert "already prepared, kept" in capsys.readouterr().out
 
 
+def test_xquad_flag_prepares_squad_and_xquad_for_the_tasks(
+    tmp_path, tiny_spm_path, capsys, tfds_override):
+  data_dir = tmp_path / "tfds"
+  argv = ["--tfds_data_dir", str(data_dir), "--xquad_dir",
+          str(FIXTURES / "xquad"), "--xquad_languages", "en,th",
+          "--vocab", tiny_spm_path]
+  assert cli.main(["prepare-data", *argv]) == 0
+  out = capsys.readouterr().out
+  source = FIXTURES / "xquad"
+  assert (f"SQuAD v1.1: 2 train, 1 validation -> {data_dir}/squad/v1.1/3.0.0;"
+          f" from {source}") in out
+  assert f"XQuAD en: 1 test -> {data_dir}/xquad/en/3.0.0" in out
+  assert (f"XQuAD th: 1 test, 1 translate-dev -> {data_dir}/xquad/th/3.0.0"
+          in out)
+  tfds_override(data_dir)
+  for name in ("xquad.en", "xquad_eval.th"):  # every split there
+    input_pipeline.check_task(name)
+  assert list(seqio.get_mixture_or_task("xquad.th").get_dataset(
+      {"inputs": 64, "targets": 16}, split="test",
+      shuffle=False).as_numpy_iterator())
+  assert cli.main(["prepare-data", *argv]) == 0
+  assert capsys.readouterr().out.count("already prepared, kept") == 3
+
+
 def test_vocabulary_that_does_not_fit_the_model_stops_before_any_data(
     tmp_path, tiny_spm_path, capsys):
   # models/tiny.gin has 512 embedding rows; the fixture vocabulary more.
@@ -92,6 +116,13 @@ def test_vocabulary_that_does_not_fit_the_model_stops_before_any_data(
     (["--mc4_languages", "sw"], "mC4 'sw': no train shards match"),
     (["--vocab", "/nowhere/spm.model"],
      "vocabulary '/nowhere/spm.model' does not exist"),
+    (["--xquad_dir", str(FIXTURES / "xquad"), "--xquad_languages", "vi"],
+     f"XQuAD: {FIXTURES / 'xquad' / 'xquad.vi.json'} is missing"),
+    (["--xquad_dir", str(FIXTURES / "tydiqa")],
+     "holds no XQuAD test file (xquad.<lang>.json"),
+    (["--xquad_languages", "en"], "--xquad_languages needs --xquad_dir"),
+    (["--xquad_dir", str(FIXTURES / "xquad"), "--xquad_languages", "zhh"],
+     "XQuAD has no language 'zhh' (did you mean 'zh'"),
 ])
 def test_user_mistakes_are_one_line(tmp_path, tiny_spm_path, capsys, extra,
                                     message):
