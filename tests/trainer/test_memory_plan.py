@@ -179,3 +179,38 @@ def test_lta_plan_refuses_a_batch_size_that_is_not_positive(capsys):
   assert capsys.readouterr().err == (
       "lta plan: plan_memory.batch_sizes=[0]: give positive global batch "
       "sizes, e.g. (32, 64)\n")
+
+
+MBART_PLAN = ["--gin_file=models/mbart_tiny.gin",
+              "--gin_file=peft/lora_r4.gin", "--gin_file=runs/plan.gin",
+              "--gin.plan_memory.model_config=@BartConfig()",
+              "--gin.TASK_FEATURE_LENGTHS={'inputs': 8, 'targets': 4}",
+              "--gin.TARGETS=['8xH100']", "--gin.BATCH_SIZES=[8]",
+              "--gin.MODEL_AXIS_SIZES=[1]"]
+
+
+@pytest.mark.usefixtures("clean_gin")
+def test_lta_plan_parses_an_mbart_model_file():
+  # As `lta plan` parses its flags: runs/plan.gin imports BartConfig.
+  import gin  # pylint: disable=g-import-not-at-top
+  from lta.cli import gin_flags  # pylint: disable=g-import-not-at-top
+  from lta.models.bart.config import BartConfig  # pylint: disable=g-import-not-at-top
+  gin_flags.parse_and_configure(MBART_PLAN,
+                                entries=[memory_plan.plan_memory])
+  config = gin.query_parameter(
+      "plan_memory.model_config").scoped_configurable_fn()
+  assert isinstance(config, BartConfig)
+  assert (config.name, config.vocab_size, config.d_model) == (
+      "mbart_tiny", 160, 32)
+
+
+@pytest.mark.slow  # compiles the step for 8 devices: about a minute here
+@pytest.mark.usefixtures("clean_gin")
+def test_lta_plan_plans_an_mbart_model(capfd):
+  # The tiny mBART's step compiles for 8xH100's 8 chips, which this
+  # session's 8 fake devices already are.
+  code = cli.main(["plan", *MBART_PLAN])
+  out = capfd.readouterr().out
+  assert code == 0, out
+  assert "| 8xH100 | train | 8×1 | 8 | " in out
+  assert "8xH100 train: fits at batch 8 on mesh(es) 8×1" in out
