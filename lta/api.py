@@ -13,6 +13,15 @@
   api.generate(merged, ["summarize: ..."], vocabulary="/data/spm.model")
   api.export_peft(adapter, "/tmp/pt_peft", model)
 
+An mBART-50 or NLLB-200 base (HF MBartForConditionalGeneration /
+M2M100ForConditionalGeneration) reads its language codes: generate puts the
+source's code before each input and forces the target's as the first
+generated token, as `lta eval` does:
+
+  mbart = api.load_base("/data/mbart-large-50")
+  api.generate(mbart, ["<article>"], "/data/mbart50/spm.fairseq.model",
+               source_language="en", target_language="pt")
+
 A decoder-only base (an HF Llama, Qwen2/3 or Gemma 2/3 directory) works the
 same way; generate then fills a prompt template (prompt="xlsum") and
 left-pads the prompts:
@@ -41,6 +50,7 @@ from lta import errors
 from lta.eval import scoring as evaluation
 from lta.languages import related
 from lta.data import decoder_only
+from lta.data import language_codes
 from lta.data import vocab as vocab_lib
 from lta.checkpoints import base_model
 from lta.checkpoints import fingerprint as fingerprint_lib
@@ -190,12 +200,41 @@ def _prompt_texts(texts: Sequence[Union[str, Mapping[str, str]]],
                           else {template.fields[0]: t}) for t in texts]
 
 
+def _language_codes(model: Model, vocabulary: seqio.Vocabulary,
+                    source_language: Optional[str],
+                    target_language: Optional[str]
+                    ) -> tuple[list[int], Optional[int]]:
+  """(ids before each input, forced first id) for `model`'s language-code
+  scheme: mBART / NLLB need both languages, the other families none."""
+  scheme = language_codes.scheme_for(model.config)
+  given = {k: v for k, v in (("source_language", source_language),
+                             ("target_language", target_language)) if v}
+  if scheme is None:
+    if given:
+      raise errors.ConfigError(
+          f"generate: {model.config.name} reads no language codes; drop "
+          f"{', '.join(given)}")
+    return [], None
+  missing = [k for k in ("source_language", "target_language")
+             if k not in given]
+  if missing:
+    raise errors.ConfigError(
+        f"generate: {model.config.name} ({scheme}) reads the source's language"
+        f" code and writes the target's: pass {' and '.join(missing)}, e.g."
+        " source_language='en', target_language='pt'")
+  return ([language_codes.code_id(vocabulary, scheme, source_language)],
+          language_codes.code_id(vocabulary, scheme, target_language))
+
+
 def generate(model: Model, texts: Sequence[Union[str, Mapping[str, str]]],
              vocabulary: Union[str, seqio.Vocabulary], *,
              method: str = "greedy", max_length: int = 64,
              batch_size: int = 8, max_input_length: int = 512, seed: int = 0,
              prompt: Optional[str] = None, bidirectional_prompt: bool = False,
-             **decoding_options: Any) -> list[str]:
+             source_language: Optional[str] = None,
+             target_language: Optional[str] = None,
+             return_ids: bool = False,
+             **decoding_options: Any) -> Union[list[str], list[np.ndarray]]:
   """Text in, text out: encodes, decodes in batches, detokenizes.
 
   method: 'greedy', 'beam' or 'sample'; `decoding_options` are other
@@ -209,6 +248,12 @@ def generate(model: Model, texts: Sequence[Union[str, Mapping[str, str]]],
   reads the prompt after its start token, left-padded, without EOS; with
   bidirectional_prompt (a model trained with DecoderObjective.
   prefix_attention='bidirectional') the prompt attends to itself both ways.
+
+  source_language / target_language (e.g. 'en', 'pt'): required for mBART
+  and NLLB, whose inputs start with the source's code and whose outputs
+  are forced to start with the target's (lta.data.language_codes).
+  return_ids: the decoded ids (one array per text, the forced code
+  included) instead of text.
   """
   if isinstance(texts, str):
     raise errors.ConfigError("generate: texts must be a list of strings, "
@@ -221,15 +266,20 @@ def generate(model: Model, texts: Sequence[Union[str, Mapping[str, str]]],
         f"The vocabulary has {vocabulary.vocab_size} pieces but "
         f"{model.config.name} embeds only {model.config.vocab_size}: it is "
         "not this model's vocabulary")
+  head, forced = _language_codes(model, vocabulary, source_language,
+                                 target_language)
+  if forced is not None:
+    decoding_options.setdefault("forced_first_id", forced)
   decoding = DecodingConfig(method=method, max_decode_length=max_length,
                             **decoding_options)
   if families.is_decoder_only(model.config):
     tail = []  # the prompt runs straight into its continuation
   else:
     tail = [model.config.eos_token_id]
-  keep = max_input_length - len(tail)
+  keep = max_input_length - len(head) - len(tail)
   examples = [{"inputs": np.asarray(
-      list(vocabulary.encode(t))[:keep] + tail, np.int32)} for t in texts]
+      head + list(vocabulary.encode(t))[:keep] + tail, np.int32)}
+              for t in texts]
   if not examples:
     return []
   # One input length per call (rounded up): one compilation for all batches.
@@ -239,6 +289,8 @@ def generate(model: Model, texts: Sequence[Union[str, Mapping[str, str]]],
       model.variables, examples,
       batch_size, length,
       rng=jax.random.key(seed) if method == "sample" else None)
+  if return_ids:
+    return [np.asarray(row) for row in ids]
   return [vocabulary.decode([int(t) for t in row]) for row in ids]
 
 
