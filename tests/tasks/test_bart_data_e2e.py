@@ -170,3 +170,29 @@ def test_train_then_eval_a_tiny_model(data, tmp_path, model_type, scheme):
   predictions = [json.loads(line) for line in open(paths["predictions.jsonl"])]
   code = CODES[scheme][0]
   assert predictions and all(code not in p["prediction"] for p in predictions)
+
+
+@pytest.mark.slow  # a second mBART training run; the default tier has one
+def test_study_recipe_with_the_mbart_switch_trains_through_lta_train(
+    data, tmp_path):
+  from lta.cli import main as cli  # pylint: disable=g-import-not-at-top
+  config = _tiny("mbart", data.vocab_size)
+  params = jax.jit(families.build_model(config).init_unboxed)(
+      jax.random.PRNGKey(0))["params"]
+  base = str(tmp_path / "base")
+  base_model.save_base_model(params, config, base)
+  shapes = [f"--gin.BartConfig.{k}={v!r}" for k, v in (
+      ("name", config.name), ("vocab_size", config.vocab_size),
+      ("d_model", 16), ("num_heads", 2), ("d_ff", 32),
+      ("num_encoder_layers", 1), ("num_decoder_layers", 1),
+      ("max_position_embeddings", 128), ("dropout_rate", 0.0))]
+  argv = ["train", "--gin_file=experiments/study_lora.gin",
+          "--gin_file=experiments/study_mbart50.gin", *shapes,
+          f'--gin.MODEL_DIR="{tmp_path / "run"}"',
+          f'--gin.INITIAL_CHECKPOINT_PATH="{base}"',
+          f'--gin.lta.vocab.get_vocabulary.path="{data.sentencepiece_model_file}"',
+          '--gin.MIXTURE_OR_TASK_NAME="xquad.en"', "--gin.TRAIN_STEPS=1",
+          "--gin.BATCH_SIZE=8", f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}",
+          "--gin.train.eval_period=0"]
+  assert cli.main(argv) == 0
+  assert (tmp_path / "run" / "adapter" / "manifest.json").exists()
