@@ -10,8 +10,16 @@ import json
 import re
 import shutil
 
+import jax
+import numpy as np
 import pytest
+import seqio
 
+import lta_tasks  # pylint: disable=unused-import  (registers the tasks)
+
+from lta.adapters.manifest import Adapter
+from lta.eval import compilations
+from lta.eval import composed
 from lta.eval import methods
 from lta.eval import metrics
 from lta.pipeline import run as pipeline
@@ -22,6 +30,7 @@ from lta.checkpoints import fingerprint
 from lta.checkpoints import hf
 from lta.cli import report
 from lta.adapters import adapter_io
+from lta.models.contract import DecodingConfig
 
 METHODS = tuple(methods.label(name) for name in (
     "task_only", "lang_task_add", "lang_task_add_subtract"))
@@ -246,3 +255,90 @@ def test_the_demo_learns_its_task_and_flags_nothing(tmp_path):
   table = open(tmp_path / "results" / "table.md", encoding="utf-8").read()
   assert pipeline_report.FAILED_MARK not in table
   assert [proc.stdout.count(h) for h in STAGE_HEADERS] == [1] * 6
+
+
+# The λ sweep of `lta eval` and the pipeline (composed.score_composition),
+# on this run's base and adapters.
+SWEEP = (0.3, 0.5, 0.7)
+
+
+@pytest.fixture(scope="module")
+def tfds_override(workdir):
+  seqio.set_tfds_data_dir_override(str(workdir / "tfds"))
+  yield
+  seqio.set_tfds_data_dir_override(None)
+
+
+def _scorer(workdir, **kwargs):
+  return composed.MergedScorer(
+      str(workdir / "base" / "model"), {"inputs": 128, "targets": 16}, 2,
+      DecodingConfig(max_decode_length=16), EXAMPLES, log=None,
+      vocabulary=str(workdir / "spm" / "spm.model"), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def plain_scorer(workdir, tfds_override):
+  """The reference: every λ decoded in full, the encoder included."""
+  return _scorer(workdir, reuse_encoder=False)
+
+
+def _vectors(workdir, keep=lambda tree: tree):
+  """Task and language vectors as lang_task_add_subtract for pt needs;
+  `keep` chooses the part of each adapter tree used."""
+  def load(name):
+    tree, manifest = adapter_io.load_adapter(str(workdir / name / "adapter"))
+    return Adapter(keep(tree), manifest, name=name)
+  return ({"en": load("task_en")},
+          {lang: load(f"lang_{lang}") for lang in ("en", "pt")})
+
+
+def _sweep(scorer, vectors, grid, split="validation"):
+  tasks, langs = vectors
+  record, examples = composed.score_composition(
+      scorer, "xlsum.pt", "lang_task_add_subtract", task_vectors=tasks,
+      language_vectors=langs, sources=["en"], grid=grid,
+      selection_split=split, split=split)
+  return record, [e["prediction"] for e in examples]
+
+
+def test_a_lambda_sweep_compiles_once_and_scores_as_single_lambda_runs(
+    workdir, plain_scorer):
+  scorer = _scorer(workdir)
+  vectors = _vectors(workdir)
+  score = scorer.score
+  with compilations.counting() as compiled:
+    def score_and_mark(adapter, task, split):
+      result = score(adapter, task, split)
+      compiled.mark(f"scored {len(compiled.marks)}")
+      return result
+    scorer.score = score_and_mark
+    record, _ = _sweep(scorer, vectors, SWEEP)
+  # 3 λ on validation, then the best λ again: 4 decodes, one program. After
+  # the first nothing compiles, composing and merging included.
+  assert len(compiled.marks) == len(SWEEP) + 1
+  assert len(compiled.of("predict_batch")) == 1, compiled.names
+  assert compiled.since("scored 0") == []
+  # The encoder's adapters change with λ here: nothing to reuse.
+  assert not scorer.encodings
+  # As many `lta eval` runs of one λ each.
+  for lam in SWEEP:
+    alone, _ = _sweep(plain_scorer, vectors, (lam,))
+    assert alone.selection_scores == {lam: record.selection_scores[lam]}
+
+
+def test_decoder_only_compositions_reuse_the_encoders_outputs(
+    workdir, plain_scorer):
+  # Encoder factors of zero: ΔW = 0 there, as a decoder-only adapter's.
+  vectors = _vectors(workdir, keep=lambda tree: {
+      **tree, "encoder": jax.tree.map(np.zeros_like, tree["encoder"])})
+  reused = _scorer(workdir)
+  for lam in (0.3, 0.7):
+    with compilations.counting() as compiled:
+      got, got_ids = _sweep(reused, vectors, (lam,))
+    if lam == 0.7:  # the base's encodings of both batches, computed at 0.3
+      assert compiled.names == []
+    want, want_ids = _sweep(plain_scorer, vectors, (lam,))
+    assert got_ids == want_ids
+    assert got.scores == want.scores
+  assert [len(e.by_batch) for e in reused.encodings.values()] == [2]
+  assert not plain_scorer.encodings

@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import jax
+import numpy as np
 
 from lta import errors
 from lta.adapters import deltas
@@ -35,12 +36,35 @@ from lta.models import families
 from lta.models.contract import DecodingConfig
 
 
+def merged_variables(params: Mapping[str, Any], adapter: Optional[Adapter]
+                     ) -> tuple[dict[str, Any], bool]:
+  """The variables that decode `adapter` on base `params`, and whether
+  their encoder weights are the base's (every nonzero ΔW is under
+  'decoder/'). Prompt and bottleneck adapters run unmerged beside the base.
+  """
+  if adapter is None:
+    return {"params": params}, True
+  if not adapter.config.foldable:
+    return {"params": params, "adapters": adapter.tree}, False
+  dws = deltas.adapter_deltas(adapter.tree, adapter.config)
+  encoder_unchanged = all(path.startswith("decoder/") or not np.any(dw)
+                          for path, dw in dws.items())
+  return {"params": deltas.add_deltas(params, dws)}, encoder_unchanged
+
+
 class MergedScorer:
   """Merges an adapter into one base model, then decodes and scores a task.
 
   `vocabulary`: the SentencePiece model the tasks read and score with (None:
   the configured one, `lta.vocab.get_vocabulary.path`). `log` receives the
   decoding progress lines (None: silent).
+
+  Every adapter decodes through one compiled program (the merged weights
+  are arguments of the jitted predict_batch), so a λ sweep compiles once.
+  With `reuse_encoder`, an encoder-decoder base encodes each batch of a task
+  split once: adapters whose merged weights leave the encoder as the base
+  has it (decoder-only adapters, or encoder deltas of zero, e.g. at λ = 0)
+  reuse those outputs; any other adapter encodes again.
   """
 
   def __init__(self, base_path: str, feature_lengths: Mapping[str, int],
@@ -49,7 +73,7 @@ class MergedScorer:
                fidelity_fn: Optional[scoring.FidelityFn] = None,
                model_config: Optional[families.ModelConfig] = None,
                log: Optional[Callable[[str], None]] = print,
-               vocabulary: Optional[str] = None):
+               vocabulary: Optional[str] = None, reuse_encoder: bool = True):
     self.base_path = base_path
     self.config, self.params = base_model.load_base_model(
         base_path, model_config, "run_eval.base_checkpoint",
@@ -71,6 +95,10 @@ class MergedScorer:
     self.log = log
     self.vocabulary = vocabulary
     self._examples: dict[tuple[str, str], list] = {}
+    self.reuse_encoder = (reuse_encoder and self.model.ARCHITECTURE ==
+                          "encoder_decoder")
+    self.encodings: dict[tuple[str, str], scoring.EncoderReuse] = {}
+    self._base_on_device = None
 
   def _vocabulary_in_use(self):
     return (vocab.use_vocabulary(self.vocabulary) if self.vocabulary
@@ -109,13 +137,21 @@ class MergedScorer:
     return self._predict_fns[key]
 
   def variables(self, adapter: Optional[Adapter]) -> dict[str, Any]:
-    if adapter is None:
-      return {"params": self.params}
-    compat.check_base([adapter], self.fingerprint, self.base_path)
-    if not adapter.config.foldable:
-      return {"params": self.params, "adapters": adapter.tree}
-    return {"params": deltas.merge_into_base(self.params, adapter.tree,
-                                             adapter.config)}
+    return self._variables(adapter)[0]
+
+  def _variables(self, adapter: Optional[Adapter]
+                 ) -> tuple[dict[str, Any], bool]:
+    if adapter is not None:
+      compat.check_base([adapter], self.fingerprint, self.base_path)
+    return merged_variables(self.params, adapter)
+
+  def _encoder_reuse(self, task: str, split: str) -> scoring.EncoderReuse:
+    if (task, split) not in self.encodings:
+      if self._base_on_device is None:  # one copy for every task split
+        self._base_on_device = jax.device_put({"params": self.params})
+      self.encodings[(task, split)] = scoring.EncoderReuse(
+          self.model, self._base_on_device)
+    return self.encodings[(task, split)]
 
   def score(self, adapter: Optional[Adapter], task: str,
             split: str) -> scoring.TaskResult:
@@ -125,10 +161,13 @@ class MergedScorer:
       what = adapter.label if adapter is not None else "base model"
       progress = scoring.DecodeProgress(f"{task} ({split}) | {what}",
                                         self.log)
+    variables, encoder_unchanged = self._variables(adapter)
+    encoder = (self._encoder_reuse(task, split)
+               if self.reuse_encoder and encoder_unchanged else None)
     ids = scoring.decode_examples(
-        self.predict_fn(task, adapter), jax.device_put(self.variables(adapter)),
-        examples,
-        self.batch_size, self.feature_lengths["inputs"], progress)
+        self.predict_fn(task, adapter), jax.device_put(variables), examples,
+        self.batch_size, self.feature_lengths["inputs"], progress,
+        encoder=encoder)
     with self._vocabulary_in_use():
       return scoring.score_task(task, examples, ids,
                                 fidelity_fn=self.fidelity_fn)

@@ -69,6 +69,27 @@ def make_predict_fn(model: families.Model,
   return PredictFn(model, decoding)
 
 
+class EncoderReuse:
+  """The encoder's outputs for one task split, computed once per batch and
+  reused by every later decode of the same batches.
+
+  Valid only while the decoded variables leave the encoder's weights as
+  `variables` has them (MergedScorer decides: a composition that changes
+  decoder weights only, or whose encoder deltas are zero). The outputs stay
+  on the device: batch x input length x d_model floats per batch.
+  """
+
+  def __init__(self, model: families.Model, variables: Mapping[str, Any]):
+    self._encode = jax.jit(model.encode)
+    self.variables = variables
+    self.by_batch: dict[int, jax.Array] = {}
+
+  def __call__(self, index: int, batch: Mapping[str, Any]) -> jax.Array:
+    if index not in self.by_batch:
+      self.by_batch[index] = self._encode(self.variables, batch)
+    return self.by_batch[index]
+
+
 # progress(batches_done, batches_total, examples_done, examples_total)
 ProgressFn = Callable[[int, int, int, int], None]
 
@@ -122,12 +143,16 @@ def decode_examples(predict_fn: PredictFn, variables: Mapping[str, Any],
                     examples: Sequence[Mapping[str, Any]], batch_size: int,
                     input_length: int,
                     progress: Optional[ProgressFn] = None,
-                    rng: Optional[jax.Array] = None) -> list[np.ndarray]:
+                    rng: Optional[jax.Array] = None,
+                    encoder: Optional[EncoderReuse] = None
+                    ) -> list[np.ndarray]:
   """Decoded ids for each example, batched; the last batch is padded.
 
   On N processes each decodes a contiguous 1/N of the batches and every
   process gets all ids back, in order. `rng` (sampling) is folded with the
   batch index, one key per batch, so the split does not change samples.
+  `encoder` supplies each batch's encoder output (an encoder-decoder model
+  then decodes only).
   """
   index, count = partitioning.data_shard()
   num_batches = -(-len(examples) // batch_size)
@@ -145,6 +170,8 @@ def decode_examples(predict_fn: PredictFn, variables: Mapping[str, Any],
     chunk += [chunk[-1]] * (batch_size - len(chunk))  # fixed shapes
     batch = jax.tree.map(jnp.asarray, predict_fn.prompt_batch(
         [ex["inputs"] for ex in chunk], input_length))
+    if encoder is not None:
+      batch["encoded"] = encoder(b, batch)
     extra = ({} if rng is None else
              {"rng": jax.random.fold_in(rng, min(b, num_batches - 1))})
     outputs.append(np.asarray(predict_fn(variables, batch, **extra)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Optional, Sequence
 
 import flax.linen as nn
@@ -140,6 +141,39 @@ def chunked_cross_entropy_with_z_loss(
   return _weighted_sums(nll, log_z, correct, weights, z_loss)
 
 
+def network_token_sums(module: nn.Module, variables: Variables,
+                       inputs: tuple[Array, ...], kwargs: Mapping[str, Any],
+                       targets: Array, weights: Array, z_loss: float,
+                       dropout_rng: Optional[Array]
+                       ) -> tuple[Array, dict[str, Array]]:
+  """(loss, aux) of module.apply(variables, *inputs, **kwargs)'s logits, as
+  cross_entropy_with_z_loss sums them; every family's contract calls it.
+
+  Dropout is on when dropout_rng is given. With the module's
+  ExecutionConfig.loss_chunk_length the network returns its final hidden
+  states (output='hidden') and its `head` method runs inside the chunked
+  loss (chunked_cross_entropy_with_z_loss), with the same dropout key below
+  the head as the plain path.
+  """
+  rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
+  execution = getattr(module, "execution", None)
+  chunk_length = execution.loss_chunk_length if execution else 0
+  apply = functools.partial(module.apply, dict(variables), *inputs,
+                            enable_dropout=rngs is not None, rngs=rngs,
+                            **kwargs)
+  if not chunk_length:
+    return cross_entropy_with_z_loss(apply(), targets, weights, z_loss)
+
+  def logits_fn(h, rng):
+    return module.apply(dict(variables), h, enable_dropout=rng is not None,
+                        rngs=None if rng is None else {"dropout": rng},
+                        method="head")
+
+  return chunked_cross_entropy_with_z_loss(
+      logits_fn, apply(output="hidden"), targets, weights, z_loss,
+      chunk_length, dropout_rng)
+
+
 def token_means(sums: Mapping[str, Array]) -> dict[str, Array]:
   """Token sums -> means per target token; 'num_tokens' stays the count."""
   denom = jnp.maximum(sums["num_tokens"], 1.0)
@@ -207,30 +241,11 @@ class EncoderDecoderModel:
     ExecutionConfig.loss_chunk_length the output layer runs inside the
     chunked loss (see chunked_cross_entropy_with_z_loss).
     """
-    rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
-    targets = batch["decoder_target_tokens"]
-    weights = self._target_weights(batch)
-    execution = getattr(self.module, "execution", None)
-    chunk_length = execution.loss_chunk_length if execution else 0
-    args = (dict(variables), batch["encoder_input_tokens"],
-            batch["decoder_input_tokens"])
-    if not chunk_length:
-      logits = self.module.apply(*args, enable_dropout=rngs is not None,
-                                 rngs=rngs)
-      return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
-    # The same key as the plain path: the same dropout masks below the head.
-    hidden = self.module.apply(*args, enable_dropout=rngs is not None,
-                               output="hidden", rngs=rngs)
-
-    def logits_fn(h, rng):
-      return self.module.apply(
-          dict(variables), h, enable_dropout=rng is not None,
-          rngs=None if rng is None else {"dropout": rng},
-          method="head")
-
-    return chunked_cross_entropy_with_z_loss(
-        logits_fn, hidden, targets, weights, self.z_loss, chunk_length,
-        dropout_rng)
+    return network_token_sums(
+        self.module, variables,
+        (batch["encoder_input_tokens"], batch["decoder_input_tokens"]), {},
+        batch["decoder_target_tokens"], self._target_weights(batch),
+        self.z_loss, dropout_rng)
 
   def _target_weights(self, batch: Batch) -> Array:
     """decoder_loss_weights, or every non-pad target."""
@@ -268,11 +283,19 @@ class EncoderDecoderModel:
       tokens[i, :len(row)] = row
     return {"encoder_input_tokens": tokens}
 
+  def encode(self, variables: Variables, batch: Batch) -> Array:
+    """The encoder's output for a predict batch ('encoder_input_tokens')."""
+    return self.module.apply(dict(variables), batch["encoder_input_tokens"],
+                             method="encode")
+
   def initial_cache(self, variables: Variables, encoder_tokens: Array,
-                    max_decode_length: int) -> Any:
-    """Encodes once and prefills the decoder cache (cross-attention k/v)."""
-    encoded = self.module.apply(dict(variables), encoder_tokens,
-                                method="encode")
+                    max_decode_length: int,
+                    encoded: Optional[Array] = None) -> Any:
+    """Encodes once (unless given `encoded`) and prefills the decoder cache
+    (cross-attention k/v)."""
+    if encoded is None:
+      encoded = self.encode(variables, {"encoder_input_tokens":
+                                        encoder_tokens})
     start = jnp.full((encoder_tokens.shape[0], 1),
                      self.config.decoder_start_token_id, jnp.int32)
     _, state = self.module.apply(
@@ -304,6 +327,9 @@ class EncoderDecoderModel:
     """Decoded ids (batch, max_decode_length), pad after EOS.
 
     The pad is 0 for mT5; mBART / NLLB's is config.pad_token_id (1).
+    batch['encoded'], when present, is the encoder's output for these
+    inputs (`encode`), computed earlier with the same encoder weights: the
+    program then runs the decoder only (lta.eval.scoring.EncoderReuse).
     """
     c = self.config
     if (config.forced_first_id is not None and
@@ -317,7 +343,8 @@ class EncoderDecoderModel:
 
   def _decode(self, variables, batch, config, rng, progress_fn) -> Array:
     enc = batch["encoder_input_tokens"]
-    cache = self.initial_cache(variables, enc, config.max_decode_length)
+    cache = self.initial_cache(variables, enc, config.max_decode_length,
+                               batch.get("encoded"))
     common = dict(
         tokens_to_logits=self.tokens_to_logits_fn(variables,
                                                   config.forced_first_id),
