@@ -10,6 +10,11 @@ reads every job's scores.json ({method label: {language: {metric: value}}}, what
 `lta eval` writes) into one Markdown and CSV table with the grid values as
 columns.
 
+Jobs run here share one persistent XLA compilation cache,
+<workdir>/jax_cache (unless JAX_COMPILATION_CACHE_DIR is set): a λ grid
+changes only the merged weights, which are arguments of the compiled
+programs, so the first job compiles and the others load its programs.
+
 A sweep of `lta eval` over a composition scores the task-vector baseline
 once: one extra job, `baseline`, scores only the baseline
 (run_eval.baseline="only"), and the grid jobs skip it
@@ -34,6 +39,7 @@ from typing import Any, Optional, Sequence
 from lta import errors
 
 JOBS_FILE = "jobs.json"
+COMPILATION_CACHE = "jax_cache"
 BASELINE_JOB = "baseline"
 EVAL_BASELINE_BINDING = "run_eval.baseline"
 
@@ -168,9 +174,28 @@ def local_argv(argv: Sequence[str]) -> list[str]:
   return list(argv)
 
 
+def shared_compilation_cache(env: dict[str, str],
+                             workdir: str) -> dict[str, str]:
+  """`env` with one persistent XLA compilation cache for every job, caching
+  every program however fast it compiled; a cache set in `env` wins."""
+  if env.get("JAX_COMPILATION_CACHE_DIR"):
+    return env
+  return {**env,
+          "JAX_COMPILATION_CACHE_DIR": os.path.join(workdir,
+                                                    COMPILATION_CACHE),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
 def run_local(jobs: Sequence[Job], env: Optional[dict[str, str]] = None,
               cwd: Optional[str] = None) -> None:
-  """Runs the jobs one after another; the first failure stops the sweep."""
+  """Runs the jobs one after another; the first failure stops the sweep.
+
+  The jobs share a compilation cache in their workdir (the parent of their
+  output directories; see shared_compilation_cache).
+  """
+  if jobs:
+    env = shared_compilation_cache(dict(os.environ if env is None else env),
+                                   os.path.dirname(jobs[0].output_dir))
   for i, job in enumerate(jobs):
     print(f"[sweep {i + 1}/{len(jobs)}] {command_line(job)}", flush=True)
     proc = subprocess.run(local_argv(job.argv), env=env, cwd=cwd, check=False)

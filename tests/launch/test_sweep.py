@@ -40,6 +40,24 @@ SCORER = textwrap.dedent("""
     with open(os.path.join(out, "scores.json"), "w") as f:
       json.dump(scores, f)
 """)
+# A job that merges as `lta eval` does, λ an argument of the jitted function,
+# and records its XLA compilations and persistent-cache loads.
+MERGER = textwrap.dedent("""
+    import json, os, sys
+    import jax, jax.numpy as jnp
+    from lta.eval import compilations
+    flags = dict(a[len("--gin."):].split("=", 1) for a in sys.argv[1:])
+    with compilations.counting() as compiled:
+      merge = jax.jit(lambda w, d, lam: w + lam * d)
+      w = merge(jnp.ones((8, 8)), jnp.ones((8, 8)), float(flags["LAMBDA"]))
+    out = json.loads(flags["run_eval.output_dir"])
+    os.makedirs(out)
+    with open(os.path.join(out, "scores.json"), "w") as f:
+      json.dump({"merge": {"pt": {"rouge2": float(w.sum()),
+                                  "compiled": len(compiled.names),
+                                  "loaded": compiled.persistent_cache_hits}}},
+                f)
+""")
 BASE = '--gin.base="/data/mt5 base"'  # as the shell passes \"$MT5_BASE\"
 EVAL = ["lta", "eval", "--gin_file=runs/eval.gin", BASE]
 
@@ -152,6 +170,25 @@ def test_the_baseline_job_gives_one_row_without_grid_values(tmp_path):
   table = open(sweep_launcher.write_table(rows, str(tmp_path))["sweep.md"]
                ).read()
   assert "| baseline |  | baseline | 1.00 | 2.00 | 1.50 |" in table
+
+
+def test_jobs_after_the_first_load_its_programs_from_a_shared_cache(
+    tmp_path, monkeypatch):
+  monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+  script = tmp_path / "merge.py"
+  script.write_text(MERGER)
+  jobs = sweep_launcher.expand([sys.executable, str(script)],
+                               {"LAMBDA": [0.3, 0.5, 0.7]},
+                               str(tmp_path / "sweep"), "run_eval.output_dir")
+  sweep_launcher.run_local(jobs)
+  got = [json.load(open(f"{job.output_dir}/scores.json"))["merge"]["pt"]
+         for job in jobs]
+  assert [g["rouge2"] for g in got] == pytest.approx([64 * 1.3, 64 * 1.5,
+                                                      64 * 1.7])
+  assert got[0]["compiled"] > 0 and got[0]["loaded"] == 0
+  for later in got[1:]:  # every program, from the first job's compilation
+    assert later["loaded"] == later["compiled"] == got[0]["compiled"]
+  assert (tmp_path / "sweep" / sweep_launcher.COMPILATION_CACHE).is_dir()
 
 
 def test_the_command_comes_after_a_double_dash(tmp_path):

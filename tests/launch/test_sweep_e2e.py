@@ -3,7 +3,9 @@
 Builds the tiny pipeline (synthetic data, tiny base, LoRA task and language
 vectors; about two minutes), then sweeps λ over the add-and-subtract
 composition, one `lta eval` job per λ plus one for the task-vector baseline,
-and checks the collected table against each job's scores.json.
+and checks the collected table against each job's scores.json, and that
+the jobs after the first λ compiled nothing (they load every program from
+the sweep's shared compilation cache).
 """
 
 import csv
@@ -15,7 +17,7 @@ import pytest
 from lta.eval import methods
 from tests import cli_run
 
-LAMBDAS = (0.5, 0.9)
+LAMBDAS = (0.3, 0.5, 0.9)
 # scores.json and sweep.csv name methods by their table label.
 ADD_SUBTRACT = methods.label("lang_task_add_subtract", ("en",))
 
@@ -68,3 +70,12 @@ def test_lambda_sweep_on_the_tiny_model(tmp_path):
       assert float(row[lang]) == pytest.approx(comp[lang]["rouge2"])
     assert float(row["avg"]) == pytest.approx(
         (comp["pt"]["rouge2"] + comp["uk"]["rouge2"]) / 2)
+  # Every program the λ jobs ran was in the shared cache once the first λ
+  # job finished: the others compiled nothing new.
+  cache = sweep_dir / "jax_cache"
+  first_done = os.path.getmtime(os.path.join(jobs[1]["output_dir"],
+                                             "scores.json"))
+  entries = [e for e in cache.iterdir()
+             if not e.name.startswith(".") and not e.name.endswith("-atime")]
+  assert entries
+  assert max(e.stat().st_mtime for e in entries) <= first_done
