@@ -39,7 +39,7 @@ import numpy as np
 from lta.adapters import config as adapter_config
 from lta.models import decoding
 from lta.models.contract import DecodingConfig
-from lta.models.contract import cross_entropy_with_z_loss
+from lta.models.contract import network_token_sums
 from lta.models.contract import token_means
 from lta.models.decoder.network import DecoderOnly
 
@@ -92,11 +92,15 @@ class DecoderOnlyModel:
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
     return self.module.apply(
         dict(variables), batch["decoder_input_tokens"],
-        input_mask=batch.get("decoder_input_mask"),
-        positions=batch.get("decoder_positions"),
-        segment_ids=batch.get("decoder_segment_ids"),
-        prefix_mask=batch.get("decoder_causal_attention"),
-        enable_dropout=rngs is not None, rngs=rngs)
+        **self._network_kwargs(batch), enable_dropout=rngs is not None,
+        rngs=rngs)
+
+  @staticmethod
+  def _network_kwargs(batch: Batch) -> dict[str, Optional[Array]]:
+    return dict(input_mask=batch.get("decoder_input_mask"),
+                positions=batch.get("decoder_positions"),
+                segment_ids=batch.get("decoder_segment_ids"),
+                prefix_mask=batch.get("decoder_causal_attention"))
 
   def token_sums(self, variables: Variables, batch: Batch,
                  dropout_rng: Optional[Array]
@@ -104,10 +108,12 @@ class DecoderOnlyModel:
     """(loss, aux) summed over weighted target tokens, as
     EncoderDecoderModel.token_sums. The objectives (lta.data.decoder_only)
     weigh the answer only, never the prompt."""
-    logits = self.logits(variables, batch, dropout_rng)
     targets = batch["decoder_target_tokens"]
-    weights = batch.get("decoder_loss_weights", targets > 0)
-    return cross_entropy_with_z_loss(logits, targets, weights, self.z_loss)
+    return network_token_sums(
+        self.module, variables, (batch["decoder_input_tokens"],),
+        self._network_kwargs(batch), targets,
+        batch.get("decoder_loss_weights", targets > 0), self.z_loss,
+        dropout_rng)
 
   def loss_fn(self, variables: Variables, batch: Batch,
               dropout_rng: Optional[Array]) -> tuple[Array, dict[str, Array]]:

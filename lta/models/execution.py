@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
 import gin
 import jax
 
@@ -29,7 +30,8 @@ DROPOUT_MASK_BITS = (32, 16, 8)
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class ExecutionConfig:
-  """Speed and memory options of the mT5 training step.
+  """Speed and memory options of the training step, for every model family
+  (mT5, mBART / NLLB, decoder-only).
 
   dropout_mask_bits: 32 is flax's nn.Dropout (one 32-bit threefry word per
     element). 16 or 8 draw one 32-bit word per 2 or 4 elements and compare
@@ -37,7 +39,7 @@ class ExecutionConfig:
     to a multiple of 2**-bits (at most 2**-(bits+1) away) and kept values
     are scaled by its inverse, so the expectation is exact.
   remat_policy: one of REMAT_POLICIES, applied to every encoder and decoder
-    layer (nn.remat) when gradients are taken; decoding is unaffected.
+    layer (nn.remat, `remat_layer`); cached decoding is unaffected.
   loss_chunk_length: 0 computes the full (batch, length, vocab) logits. A
     positive value computes the output projection and the cross entropy
     over that many target positions at a time, rematerialised in the
@@ -66,3 +68,17 @@ class ExecutionConfig:
   @property
   def remat(self):
     return REMAT_POLICIES[self.remat_policy]
+
+
+def remat_layer(cls: type[nn.Module], execution: ExecutionConfig,
+                static_argnums: tuple[int, ...],
+                decode: bool = False) -> type[nn.Module]:
+  """A layer class wrapped in nn.remat with `execution`'s policy, or `cls`
+  itself without a policy or when decoding with a cache.
+
+  static_argnums count `self` as 0: the layer's Python-valued arguments
+  (deterministic, decode, ...).
+  """
+  if execution.remat_policy == "none" or decode:
+    return cls
+  return nn.remat(cls, policy=execution.remat, static_argnums=static_argnums)

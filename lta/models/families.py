@@ -32,7 +32,8 @@ def build_model(config: ModelConfig,
                 bidirectional_prompt: bool = False) -> Model:
   """The model contract of `config`'s family, with `adapter` unmerged.
 
-  `execution` (speed and memory options) applies to mT5 only so far.
+  `execution`: speed and memory options of the training step (dropout
+  masks, remat, chunked loss), the same for every family.
   `bidirectional_prompt`: a decoder-only model decodes with its prompt
   attending to itself both ways (trained with DecoderObjective.
   prefix_attention='bidirectional'; DecoderOnlyModel).
@@ -42,11 +43,8 @@ def build_model(config: ModelConfig,
       raise errors.ConfigError(
           f"AdapterConfig.kind={adapter.kind!r} is built for mT5 "
           "(T5Config) only; a decoder-only model takes 'lora' or 'krona'")
-    if execution not in (None, ExecutionConfig()):
-      raise errors.ConfigError(
-          f"{execution} applies to mT5 (T5Config) only; the decoder-only "
-          "family runs the plain step: drop the ExecutionConfig bindings")
-    return DecoderOnlyModel(DecoderOnly(config, adapter),
+    return DecoderOnlyModel(DecoderOnly(config, adapter,
+                                        execution or ExecutionConfig()),
                             bidirectional_prompt=bidirectional_prompt)
   if bidirectional_prompt:
     raise errors.ConfigError(
@@ -62,11 +60,8 @@ def build_model(config: ModelConfig,
       raise errors.ConfigError(
           f"AdapterConfig.kind={adapter.kind!r} is built for mT5 "
           "(T5Config) only; mBART / NLLB take 'lora' or 'krona'")
-    if execution not in (None, ExecutionConfig()):
-      raise errors.ConfigError(
-          f"{execution} applies to mT5 (T5Config) only; mBART / NLLB run "
-          "the plain step: drop the ExecutionConfig bindings")
-    return EncoderDecoderModel(bart_network.Transformer(config, adapter))
+    return EncoderDecoderModel(bart_network.Transformer(
+        config, adapter, execution or ExecutionConfig()))
   raise errors.ConfigError(
       f"model config {type(config).__name__} is not a model family's config;"
       " bind T5Config, BartConfig or DecoderConfig (gin/models)")

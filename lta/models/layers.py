@@ -503,6 +503,7 @@ class GroupedQueryAttention(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  dropout_mask_bits: int = 32
 
   def _norm(self, name):
     return RMSNorm(self.norm_epsilon, self.dtype, self.param_dtype,
@@ -538,8 +539,8 @@ class GroupedQueryAttention(nn.Module):
     scores = soft_cap(scores * self.query_scale, self.softcap)
     scores = jnp.where(mask[:, :, None], scores, NEG_INF)
     weights = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
-    weights = nn.Dropout(self.dropout_rate)(weights,
-                                            deterministic=deterministic)
+    weights = dropout(self.dropout_rate, self.dropout_mask_bits)(
+        weights, deterministic=deterministic)
     ctx = jnp.einsum("bgrqk,bkgd->bqgrd", weights, v)
     ctx = constrain(ctx.reshape(b, length, self.num_heads * hd),
                     (BATCH, LENGTH, JOINED_KV))

@@ -143,7 +143,7 @@ def train(*,
       DecoderConfig (decoder-only: the tasks are then the prompt -> answer
       ones of lta_tasks.decoder_only).
     execution: dropout masks, remat and the chunked loss (speed and memory
-      only; mT5); default ExecutionConfig() with its gin bindings.
+      only; every family); default ExecutionConfig() with its gin bindings.
     batch_size: global batch size; split over hosts and the data axis.
     num_microbatches: gradient accumulation steps within a batch.
     optimizer: default `optimizers.make_optimizer()`.

@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from lta.adapters.config import AdapterConfig
+from lta.models import execution as execution_lib
 from lta.models import layers
 from lta.models.bart.config import BartConfig
+from lta.models.execution import ExecutionConfig
 from lta.models.layers import BATCH, EMBED, LENGTH, MLP, VOCAB, constrain
 
 Array = jax.Array
@@ -55,6 +57,7 @@ class _Parts(nn.Module):
   config: BartConfig
   adapter: Optional[AdapterConfig]
   shared_embedding: nn.Module
+  execution: ExecutionConfig = ExecutionConfig()
 
   @property
   def dtype(self):
@@ -78,15 +81,22 @@ class _Parts(nn.Module):
     return layers.MultiHeadAttention(
         c.num_heads, c.d_kv, c.attention_dropout_rate, self.adapter,
         self.dtype, self.param_dtype, use_bias=True, scale_scores=True,
-        name=name)
+        dropout_mask_bits=self.execution.dropout_mask_bits, name=name)
 
   def mlp(self):
     c = self.config
     return MlpBlock(c.d_ff, c.activation, c.activation_dropout_rate,
-                    self.adapter, self.dtype, self.param_dtype, name="mlp")
+                    self.adapter, self.dtype, self.param_dtype,
+                    self.execution.dropout_mask_bits, name="mlp")
 
   def dropout(self, x, deterministic):
-    return nn.Dropout(self.config.dropout_rate)(x, deterministic=deterministic)
+    return layers.dropout(self.config.dropout_rate,
+                          self.execution.dropout_mask_bits)(
+                              x, deterministic=deterministic)
+
+  def layer_class(self, cls, static_argnums, decode=False):
+    return execution_lib.remat_layer(cls, self.execution, static_argnums,
+                                     decode)
 
   def embed(self, tokens, position_ids, deterministic):
     """Scaled token embeddings plus positions (and mBART's LayerNorm)."""
@@ -127,6 +137,7 @@ class MlpBlock(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
+  dropout_mask_bits: int = 32
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
@@ -137,7 +148,8 @@ class MlpBlock(nn.Module):
                              nn.initializers.normal(d_model**-0.5), "wi",
                              use_bias=True)(x, deterministic)
     h = constrain(act(h), (BATCH, LENGTH, MLP))
-    h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
+    h = layers.dropout(self.dropout_rate, self.dropout_mask_bits)(
+        h, deterministic=deterministic)
     return layers.projection_of(self, d_model, (MLP, EMBED),
                                 nn.initializers.normal(self.d_ff**-0.5), "wo",
                                 use_bias=True)(h, deterministic)
@@ -185,9 +197,10 @@ class Encoder(_Parts):
   def __call__(self, tokens: Array, deterministic: bool = True) -> Array:
     x = self.embed(tokens, self.position_ids(tokens), deterministic)
     mask = layers.padding_key_mask(tokens, self.config.pad_token_id)
+    layer = self.layer_class(EncoderLayer, static_argnums=(3,))
     for i in range(self.config.num_encoder_layers):
-      x = EncoderLayer(self.config, self.adapter, self.shared_embedding,
-                       name=f"layers_{i}")(x, mask, deterministic)
+      x = layer(self.config, self.adapter, self.shared_embedding,
+                self.execution, name=f"layers_{i}")(x, mask, deterministic)
     return self.norm("encoder_norm")(x)
 
 
@@ -195,9 +208,15 @@ class Decoder(_Parts):
 
   @nn.compact
   def __call__(self, encoded: Optional[Array], encoder_tokens: Optional[Array],
-               decoder_input_tokens: Array, deterministic: bool = True,
-               decode: bool = False,
-               max_decode_length: Optional[int] = None) -> Array:
+               decoder_input_tokens: Optional[Array],
+               deterministic: bool = True, decode: bool = False,
+               max_decode_length: Optional[int] = None,
+               output: str = "logits",
+               hidden: Optional[Array] = None) -> Array:
+    """Logits; or the final hidden states ('hidden'), or only the output
+    layer applied to given hidden states ('head'), for a chunked loss."""
+    if output == "head":
+      return self._head(hidden)
     c = self.config
     q_len = decoder_input_tokens.shape[1]
     position = None
@@ -214,12 +233,18 @@ class Decoder(_Parts):
                                      0 if position is None else position),
                    deterministic)
     self_mask = layers.causal_mask(q_len, k_len, q_pos[0])
+    layer = self.layer_class(DecoderLayer, static_argnums=(5, 6, 8),
+                             decode=decode)
     for i in range(c.num_decoder_layers):
-      y = DecoderLayer(c, self.adapter, self.shared_embedding,
-                       name=f"layers_{i}")(y, encoded, self_mask, cross_mask,
-                                           deterministic, decode, position,
-                                           max_decode_length)
+      y = layer(c, self.adapter, self.shared_embedding, self.execution,
+                name=f"layers_{i}")(y, encoded, self_mask, cross_mask,
+                                    deterministic, decode, position,
+                                    max_decode_length)
     y = self.norm("decoder_norm")(y)
+    return y if output == "hidden" else self._head(y)
+
+  def _head(self, y):
+    c = self.config
     logits = self.shared_embedding.attend(y)
     if c.final_logits_bias:
       logits = logits + self.param(
@@ -233,6 +258,7 @@ class Transformer(nn.Module):
   """mBART / NLLB encoder-decoder; the interface of lta.models.mt5's."""
   config: BartConfig
   adapter: Optional[AdapterConfig] = None
+  execution: ExecutionConfig = ExecutionConfig()
 
   def setup(self):
     c = self.config
@@ -241,8 +267,10 @@ class Transformer(nn.Module):
         param_dtype=jnp.dtype(c.param_dtype),
         embedding_init=nn.with_logical_partitioning(
             nn.initializers.normal(c.d_model**-0.5), (VOCAB, EMBED)))
-    self.encoder = Encoder(c, self.adapter, self.token_embedder)
-    self.decoder = Decoder(c, self.adapter, self.token_embedder)
+    self.encoder = Encoder(c, self.adapter, self.token_embedder,
+                           self.execution)
+    self.decoder = Decoder(c, self.adapter, self.token_embedder,
+                           self.execution)
 
   def encode(self, encoder_input_tokens: Array,
              enable_dropout: bool = False) -> Array:
@@ -258,7 +286,14 @@ class Transformer(nn.Module):
                         max_decode_length=max_decode_length)
 
   def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
-               enable_dropout: bool = False) -> Array:
+               enable_dropout: bool = False, output: str = "logits") -> Array:
+    """Logits (batch, length, vocab); output='hidden': the decoder's final
+    hidden states, before the output layer (see `head`)."""
     encoded = self.encode(encoder_input_tokens, enable_dropout)
-    return self.decode(encoded, encoder_input_tokens, decoder_input_tokens,
-                       enable_dropout)
+    return self.decoder(encoded, encoder_input_tokens, decoder_input_tokens,
+                        deterministic=not enable_dropout, output=output)
+
+  def head(self, hidden: Array, enable_dropout: bool = False) -> Array:
+    """The output layer alone: float32 logits of decoder hidden states."""
+    del enable_dropout  # BART's head has no dropout.
+    return self.decoder(None, None, None, output="head", hidden=hidden)

@@ -52,8 +52,10 @@ import jax
 import jax.numpy as jnp
 
 from lta.adapters.config import AdapterConfig
+from lta.models import execution as execution_lib
 from lta.models import layers
 from lta.models.decoder.config import DecoderConfig
+from lta.models.execution import ExecutionConfig
 from lta.models.layers import BATCH, EMBED, LENGTH, VOCAB, constrain
 
 Array = jax.Array
@@ -63,6 +65,7 @@ class DecoderLayer(nn.Module):
   config: DecoderConfig
   adapter: Optional[AdapterConfig]
   sliding: bool
+  execution: ExecutionConfig = ExecutionConfig()
 
   def _norm(self, name):
     c = self.config
@@ -74,7 +77,8 @@ class DecoderLayer(nn.Module):
                max_decode_length):
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
-    drop = nn.Dropout(c.dropout_rate)
+    bits = self.execution.dropout_mask_bits
+    drop = layers.dropout(c.dropout_rate, bits)
     h = self._norm("pre_attention_norm")(x)
     h = layers.GroupedQueryAttention(
         c.num_heads, c.num_kv_heads, c.head_dim,
@@ -82,7 +86,7 @@ class DecoderLayer(nn.Module):
         qkv_bias=c.qkv_bias, qk_norm=c.qk_norm, norm_plus_one=c.gemma_norms,
         norm_epsilon=c.rms_norm_eps, softcap=c.attn_logit_softcap,
         dropout_rate=c.dropout_rate, adapter=self.adapter, dtype=dtype,
-        param_dtype=param_dtype, name="attention")(
+        param_dtype=param_dtype, dropout_mask_bits=bits, name="attention")(
             h, rope, mask, decode=decode, cache_index=cache_index,
             max_decode_length=max_decode_length, deterministic=deterministic)
     if c.gemma_norms:
@@ -93,7 +97,8 @@ class DecoderLayer(nn.Module):
         c.intermediate_size, gated=True,
         activation="silu" if c.activation == "silu" else "gelu",
         dropout_rate=c.dropout_rate, adapter=self.adapter, dtype=dtype,
-        param_dtype=param_dtype, name="mlp")(h, deterministic)
+        param_dtype=param_dtype, dropout_mask_bits=bits, name="mlp")(
+            h, deterministic)
     if c.gemma_norms:
       h = self._norm("post_mlp_norm")(h)
     x = x + drop(h, deterministic=deterministic)
@@ -118,16 +123,29 @@ def attention_mask(query_slots: Array, key_slots: Array, key_real: Array,
 
 
 class Decoder(nn.Module):
-  """The layer stack, final norm and head (parameter scope 'decoder')."""
+  """The layer stack, final norm and head (parameter scope 'decoder').
+
+  output: 'logits'; 'hidden', the final hidden states before the head; or
+  'head', the head alone applied to `hidden` (for a chunked loss).
+  """
   config: DecoderConfig
   adapter: Optional[AdapterConfig]
   shared_embedding: nn.Module
+  execution: ExecutionConfig = ExecutionConfig()
+
+  def dropout(self, x, deterministic):
+    return layers.dropout(self.config.dropout_rate,
+                          self.execution.dropout_mask_bits)(
+                              x, deterministic=deterministic)
 
   @nn.compact
   def __call__(self, tokens, input_mask, positions, segment_ids, prefix_mask,
-               enable_dropout, decode, max_decode_length):
+               enable_dropout, decode, max_decode_length, output="logits",
+               hidden=None):
     c = self.config
     deterministic = not enable_dropout
+    if output == "head":
+      return self._head(hidden, deterministic)
     length = tokens.shape[1]
     if input_mask is None:
       input_mask = jnp.ones(tokens.shape, jnp.bool_)
@@ -164,10 +182,12 @@ class Decoder(nn.Module):
     x = self.shared_embedding(tokens).astype(jnp.dtype(c.dtype))
     if c.scale_embeddings:
       x = x * jnp.asarray(math.sqrt(c.hidden_size), x.dtype)
-    x = nn.Dropout(c.dropout_rate)(constrain(x, (BATCH, LENGTH, EMBED)),
-                                   deterministic=deterministic)
+    x = self.dropout(constrain(x, (BATCH, LENGTH, EMBED)), deterministic)
     ropes = self._ropes(positions)
     masks = {}
+    # static_argnums: deterministic, decode, max_decode_length.
+    layer = execution_lib.remat_layer(DecoderLayer, self.execution, (4, 5, 7),
+                                      decode)
     for i in range(c.num_layers):
       sliding = c.is_sliding(i)
       if sliding not in masks:
@@ -175,13 +195,18 @@ class Decoder(nn.Module):
             query_slots, key_slots, key_real,
             c.sliding_window if sliding else None, same_segment,
             bidirectional)
-      x = DecoderLayer(c, self.adapter, sliding, name=f"layers_{i}")(
-          x, ropes[sliding], masks[sliding], deterministic, decode, first,
-          max_decode_length)
+      x = layer(c, self.adapter, sliding, self.execution,
+                name=f"layers_{i}")(x, ropes[sliding], masks[sliding],
+                                    deterministic, decode, first,
+                                    max_decode_length)
     x = layers.RMSNorm(c.rms_norm_eps, jnp.dtype(c.dtype),
                        jnp.dtype(c.param_dtype), c.gemma_norms,
                        name="decoder_norm")(x)
-    x = nn.Dropout(c.dropout_rate)(x, deterministic=deterministic)
+    x = self.dropout(x, deterministic)
+    return x if output == "hidden" else self._head(x, deterministic)
+
+  def _head(self, x, deterministic):
+    c = self.config
     if c.tie_word_embeddings:
       logits = self.shared_embedding.attend(x)
     else:
@@ -190,6 +215,7 @@ class Decoder(nn.Module):
           kernel_init=nn.initializers.normal(c.hidden_size**-0.5),
           adapter=self.adapter, dtype=jnp.dtype(c.dtype),
           param_dtype=jnp.dtype(c.param_dtype),
+          dropout_mask_bits=self.execution.dropout_mask_bits,
           name="logits_dense")(x, deterministic)
     logits = layers.soft_cap(logits.astype(jnp.float32),
                              c.final_logit_softcap)
@@ -242,6 +268,7 @@ class DecoderOnly(nn.Module):
   """A decoder-only LM. Variables: 'params' (base), optional 'adapters'."""
   config: DecoderConfig
   adapter: Optional[AdapterConfig] = None
+  execution: ExecutionConfig = ExecutionConfig()
 
   def setup(self):
     c = self.config
@@ -250,18 +277,26 @@ class DecoderOnly(nn.Module):
         param_dtype=jnp.dtype(c.param_dtype),
         embedding_init=nn.with_logical_partitioning(
             nn.initializers.normal(1.0), (VOCAB, EMBED)))
-    self.decoder = Decoder(c, self.adapter, self.token_embedder)
+    self.decoder = Decoder(c, self.adapter, self.token_embedder,
+                           self.execution)
 
   def __call__(self, tokens: Array, input_mask: Optional[Array] = None,
                positions: Optional[Array] = None,
                segment_ids: Optional[Array] = None,
                prefix_mask: Optional[Array] = None,
                enable_dropout: bool = False, decode: bool = False,
-               max_decode_length: Optional[int] = None) -> Array:
-    """Logits (batch, length, vocab) in float32; see the module docstring."""
+               max_decode_length: Optional[int] = None,
+               output: str = "logits") -> Array:
+    """Logits (batch, length, vocab) in float32; see the module docstring.
+    output='hidden': the final hidden states, before the head (`head`)."""
     return self.decoder(tokens, input_mask, positions, segment_ids,
                         prefix_mask, enable_dropout, decode,
-                        max_decode_length)
+                        max_decode_length, output)
+
+  def head(self, hidden: Array, enable_dropout: bool = False) -> Array:
+    """The output layer alone: float32 logits of final hidden states."""
+    return self.decoder(None, None, None, None, None, enable_dropout, False,
+                        None, "head", hidden)
 
 
 def param_shapes(config: DecoderConfig) -> dict[str, tuple[int, ...]]:

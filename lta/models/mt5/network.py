@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from lta.models import adapter_layers
+from lta.models import execution as execution_lib
 from lta.models import layers
 from lta.models.execution import ExecutionConfig
 from lta.models.mt5.config import T5Config
@@ -59,12 +60,8 @@ class _Parts(nn.Module):
                               x, deterministic=deterministic)
 
   def layer_class(self, cls, static_argnums, decode=False):
-    """`cls`, wrapped in nn.remat with the configured policy when training."""
-    if self.execution.remat_policy == "none" or decode:
-      return cls
-    # static_argnums count `self` as 0.
-    return nn.remat(cls, policy=self.execution.remat,
-                    static_argnums=static_argnums)
+    return execution_lib.remat_layer(cls, self.execution, static_argnums,
+                                     decode)
 
   def relpos(self, bidirectional):
     c = self.config
