@@ -5,6 +5,7 @@ Installed as `lta_tasks`. Task names:
   tydiqa_goldp.<lang>, tydiqa_goldp_dev.<lang>  TyDi QA GoldP, 9 languages
   xquad.<lang>, xquad_eval.<lang>            XQuAD, 11 languages (from SQuAD)
   mc4_prefix_lm.<lang>                       mC4 prefix-LM, every mC4 language
+  synthetic_qa.<lang>, synthetic_qa_prompt.<lang>  the synthetic world's QA
   xlsum_prompt.*, tydiqa_goldp_prompt.*,     the same as prompt -> answer for
   mc4_decoder_prefix_lm.<lang>               decoder-only models (decoder_only)
 Mixtures: xlsum_seen, xlsum_zeroshot, tydiqa_goldp_zeroshot, xquad_zeroshot,
@@ -16,6 +17,7 @@ prepare` writes SQuAD and XQuAD offline from their release files.
 from . import decoder_only
 from . import mc4
 from . import mixtures
+from . import synthetic_qa
 from . import tydiqa
 from . import tydiqa_builder
 from . import xlsum
