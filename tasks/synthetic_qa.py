@@ -16,6 +16,7 @@ import functools
 import os
 from typing import Sequence
 
+from absl import logging
 import seqio
 import tensorflow_datasets as tfds
 from tensorflow_datasets.question_answering import qa_utils
@@ -56,6 +57,14 @@ class SyntheticQa(tfds.core.GeneratorBasedBuilder):
   The directory lta.synthetic.qa.write_qa_files wrote: SQuAD v1.1 files
   `<code>-{train,validation,test}.json`.
   """
+
+  # As lta_tasks.xlsum_builder: the local files' size is unknown, so TFDS's
+  # "Downloading and preparing" lines go to the log, not stdout.
+  def _log_download_bytes(self) -> None:
+    logging.info("Preparing %s in %s", self.info.full_name, self.data_dir)
+
+  def _log_download_done(self) -> None:
+    logging.info("Prepared %s in %s", self.info.full_name, self.data_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(

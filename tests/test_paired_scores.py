@@ -81,3 +81,17 @@ def test_ablations_and_extra_methods_are_checked_with_a_hint():
   with pytest.raises(errors.ConfigError,
                      match="did you mean 'task_only_add_all'"):
     pipeline.PipelineConfig(extra_methods=("task_only_add_al",))
+
+
+def test_squad_scores_of_the_qa_task_per_example():
+  records = [{"target": "juji", "prediction": " juji "},
+             {"target": "tibipi", "prediction": "tibipi vo"},
+             {"target": "hora", "prediction": "lija"}]
+  f1 = paired_scores.per_example(records, "pt", "f1", VOCAB)
+  em = paired_scores.per_example(records, "pt", "em", VOCAB)
+  np.testing.assert_allclose(f1, [100.0, 100 * 2 / 3, 0.0])
+  np.testing.assert_array_equal(em, [100.0, 0.0, 0.0])
+  want = metrics.squad_f1_em([r["target"] for r in records],
+                             [r["prediction"] for r in records])
+  assert f1.mean() == pytest.approx(want["f1"])
+  assert em.mean() == pytest.approx(want["em"])

@@ -20,7 +20,7 @@ from lta.eval import langid
 from lta.eval import metrics
 
 PREDICTIONS_FILE = "predictions.jsonl"
-METRICS = ("rouge2", "exact_match", "language_fidelity")
+METRICS = ("rouge2", "exact_match", "language_fidelity", "f1", "em")
 # Means of the recomputed scores may differ from the run's by rounding only.
 TOLERANCE = 1e-6
 
@@ -52,6 +52,8 @@ def per_example(records: Sequence[Mapping], lang: str, metric: str,
   if metric == "exact_match":  # as lta.synthetic.scoring counts it
     return 100.0 * np.array([p.strip() == t.strip()
                              for t, p in zip(targets, predictions)], float)
+  if metric in ("f1", "em"):  # SQuAD, as the QA tasks score (one answer)
+    return metrics.squad_per_example(targets, predictions)[metric]
   if metric == "language_fidelity":
     return 100.0 * langid.language_matches(predictions, lang,
                                            identifier).astype(float)

@@ -31,6 +31,7 @@ from lta.eval import effect_heatmap
 from lta.eval import methods as method_registry
 from lta.eval import paired_bootstrap
 from lta.pipeline import paired_results
+from lta.pipeline import qa as qa_stage
 from lta.pipeline import rescoring
 from lta.eval.across_seeds import stats
 from lta.pipeline import run as pipeline
@@ -48,7 +49,10 @@ OUTCOMES = {"beats": "beats the baseline in every seed",
             "does_not_beat": "does not beat the baseline"}
 METRIC_NAMES = {"rouge2": "ROUGE-2 (spm)", "exact_match": "exact match (%)",
                 "language_fidelity": "target-language fidelity (%)",
-                "content_any_language": "right content, any language (%)"}
+                "content_any_language": "right content, any language (%)",
+                "f1": "SQuAD F1", "em": "SQuAD exact match (%)"}
+# Table 4's metrics (MiniatureConfig.qa): the first one is the verdict's.
+QA_METRICS = ("f1", "em", "language_fidelity")
 
 
 @gin.configurable
@@ -76,6 +80,9 @@ class MiniatureConfig:
   # (lta.pipeline.rescoring.ABLATABLE): "space=delta",
   # "language_steps=1000", "lambdas=0.3/0.5/0.7".
   ablations: tuple[str, ...] = ()
+  # Table 4: the QA-like task vector of the source (lta.pipeline.qa),
+  # composed with the same language vectors (experiments/miniature_qa.gin).
+  qa: bool = False
 
   def __post_init__(self):
     for text in self.ablations:
@@ -359,13 +366,14 @@ def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
                  model_config: Optional[families.ModelConfig] = None,
                  effects: Optional[Mapping[str, Any]] = None,
                  figure2: Optional[Mapping[str, Any]] = None,
-                 ablations: Optional[Mapping[str, Any]] = None
-                 ) -> dict[str, str]:
+                 ablations: Optional[Mapping[str, Any]] = None,
+                 qa: Optional[Mapping[str, Any]] = None) -> dict[str, str]:
   """table.md, miniature.png, lambda_sweep.png and per_seed.json.
 
   `effects` (paired_effects) adds the paired intervals and the verdict
   worded from them; `figure2` (by_source_effects) the per-source grid and
-  figure2.png; `ablations` (ablation_effects) a table per metric.
+  figure2.png; `ablations` (ablation_effects) a table per metric; `qa`
+  (qa_results) the Table 4 section.
   """
   os.makedirs(out_dir, exist_ok=True)
   targets = list(pcfg.targets)
@@ -396,6 +404,7 @@ def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
       "\n\n".join(delta_table(per_seed, methods, targets, k)
                   for k in metrics[:2]),
       *(_figure2_sections(figure2, pcfg) if figure2 else []),
+      *(qa_sections(qa, targets, mcfg, pcfg) if qa else []),
       *([ablation_table(effects[k][METHOD], ablations[k], targets, k, pcfg)
          for k in ablations] if ablations and effects else []),
       "### Sanity: were the parts trained well enough?\n",
@@ -423,7 +432,8 @@ def write_report(out_dir: str, per_seed: Mapping[str, Mapping[str, Any]],
                "verdicts": verdicts, "paired": effects or {},
                "by_source": figure2 or {}, "ablations": ablations or {},
                "paired_verdicts": (paired_verdicts(effects) if effects
-                                   else [])},
+                                   else []),
+               **({"qa": qa} if qa else {})},
               f, indent=2, sort_keys=False)
   return paths
 
@@ -476,6 +486,55 @@ def _paired_sections(effects: Mapping[str, Any], targets: Sequence[str],
       "\n".join(paired_table(effects, targets, k) for k in effects)]
 
 
+# --- Table 4: the QA-like task (lta.pipeline.qa) ----------------------------
+
+def qa_results(workdir: str, seeds: Sequence[int],
+               pcfg: pipeline.PipelineConfig,
+               effects: Mapping[str, Any]) -> dict[str, Any]:
+  """Every seed's QA scores (as collect_seed's, by method label), their
+  aggregate, the paired `effects` (paired_results.qa_effects) and verdicts."""
+  per_seed, on_source = {}, {}
+  for seed in seeds:
+    run = _read_json(os.path.join(workdir, f"seed_{seed}", "results",
+                                  qa_stage.QA_FILE))
+    per_seed[str(seed)] = {"scores": {
+        method_registry.label(name): {t: cell["scores"][name]
+                                      for t, cell in run["targets"].items()}
+        for name in qa_stage.METHODS}, "lambdas": {
+            t: cell["lambda"] for t, cell in run["targets"].items()}}
+    on_source[str(seed)] = run["task_vector_on_source"]
+  labels = [method_registry.label(name) for name in qa_stage.METHODS]
+  return {"per_seed": per_seed, "task_vector_on_source": on_source,
+          "summary": aggregate(per_seed, labels, pcfg.targets, QA_METRICS),
+          "paired": effects, "paired_verdicts": [
+              s for m in labels[1:] for s in paired_verdicts(effects, m)]}
+
+
+def qa_sections(qa: Mapping[str, Any], targets: Sequence[str],
+                mcfg: MiniatureConfig,
+                pcfg: pipeline.PipelineConfig) -> list[str]:
+  """Table 4 in miniature: verdicts, scores, paired Δ tables."""
+  sanity = "; ".join(
+      f"seed {seed}: F1 {scores[pcfg.source]['f1']:.1f}, exact match "
+      f"{scores[pcfg.source]['em']:.1f}"
+      for seed, scores in qa["task_vector_on_source"].items())
+  return [
+      "## Table 4 in miniature: the QA-like task\n",
+      "One question per document (\"who <verb> <object>?\" or \"<subject> "
+      "<verb> what?\"), answered by a span of it (lta.synthetic.qa), in "
+      f"every language. A QA task vector trained on {pcfg.source} "
+      f"({pcfg.task_steps} steps) is composed with the same language "
+      "vectors as the summarization one; λ is chosen per target and seed on "
+      "validation SQuAD F1. QA task vector on its own test set: "
+      f"{sanity}.\n",
+      f"**Verdict from the paired {mcfg.confidence:.0%} interval**\n",
+      "\n".join(f"* {s}" for s in qa["paired_verdicts"]) + "\n",
+      markdown_tables(qa["summary"], targets, QA_METRICS,
+                      len(qa["per_seed"])),
+      "\n".join(paired_table(qa["paired"], targets, k)
+                for k in qa["paired"])]
+
+
 def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
                   model_config: families.ModelConfig, adapter: AdapterConfig,
                   command: str = "lta miniature") -> dict[str, str]:
@@ -495,6 +554,8 @@ def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
       rescoring.score_by_source(cfg, model_config, adapter)
     if mcfg.ablations:
       rescoring.score_ablations(cfg, model_config, adapter, mcfg.ablations)
+    if mcfg.qa:
+      qa_stage.score_qa(cfg, model_config, adapter)
     per_seed[str(seed)] = collect_seed(cfg.workdir)
   bootstrap = (mcfg.workdir, mcfg.seeds, pcfg, mcfg.metrics)
   resampling = (mcfg.bootstrap_samples, mcfg.confidence)
@@ -503,10 +564,13 @@ def run_miniature(mcfg: MiniatureConfig, pcfg: pipeline.PipelineConfig,
                if mcfg.ablations else None)
   figure2 = (paired_results.by_source_effects(*bootstrap, *resampling)
              if mcfg.by_source else None)
+  qa = (qa_results(mcfg.workdir, mcfg.seeds, pcfg, paired_results.qa_effects(
+      mcfg.workdir, mcfg.seeds, pcfg, QA_METRICS, *resampling))
+        if mcfg.qa else None)
   seconds = time.time() - t0
   paths = write_report(os.path.join(mcfg.workdir, "results"), per_seed, pcfg,
                        mcfg, seconds, command, model_config, effects, figure2,
-                       ablations)
+                       ablations, qa)
   with open(paths["table.md"], encoding="utf-8") as f:
     print(f.read())
   print(f"Wrote {', '.join(sorted(paths.values()))}")

@@ -20,6 +20,7 @@ import numpy as np
 from lta.eval import methods as method_registry
 from lta.eval import paired_bootstrap
 from lta.eval import paired_scores
+from lta.pipeline import qa
 from lta.pipeline import rescoring
 from lta.pipeline import run as pipeline
 
@@ -146,4 +147,26 @@ def ablation_effects(workdir: str, seeds: Sequence[int],
       out[metric][ablation] = _by_target(
           method_rows, [m[baseline] for m in main], pcfg.targets,
           num_samples, confidence)
+  return out
+
+
+def qa_effects(workdir: str, seeds: Sequence[int],
+               pcfg: pipeline.PipelineConfig, metrics: Sequence[str],
+               num_samples: int = paired_bootstrap.NUM_SAMPLES,
+               confidence: float = paired_bootstrap.CONFIDENCE) -> Effects:
+  """Table 4: metric -> method label -> target (and AVG) -> the effect of
+  the method over the QA task vector alone (qa.QA_FILE of every seed)."""
+  tools = scoring_tools(workdir, pcfg)
+  files = {s: _results(workdir, s, qa.QA_FILE) for s in seeds}
+  runs = {s: _read_json(path)["targets"] for s, path in files.items()}
+  baseline, *others = qa.METHODS
+  out: Effects = {}
+  for metric in metrics:
+    rows = {name: [[_cell_scores(run[t], name, t, metric, tools,
+                                 f"{files[s]}: {name}")
+                    for t in pcfg.targets] for s, run in runs.items()]
+            for name in qa.METHODS}
+    out[metric] = {method_registry.label(name): _by_target(
+        rows[name], rows[baseline], pcfg.targets, num_samples, confidence)
+                   for name in others}
   return out

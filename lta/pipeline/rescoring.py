@@ -29,6 +29,7 @@ from typing import Any, Mapping, Optional, Sequence
 from lta import errors
 from lta.adapters.config import AdapterConfig
 from lta.eval import composed
+from lta.eval.results import metric_label
 from lta.models import families
 from lta.pipeline import data as pipeline_data
 from lta.pipeline import run as pipeline
@@ -47,6 +48,8 @@ class Parts:
   scorer: pipeline.Scorer
   task_vectors: dict
   language_vectors: dict
+  base: pipeline.Base
+  data: pipeline_data.Data
 
 
 def load_parts(cfg: pipeline.PipelineConfig,
@@ -69,7 +72,7 @@ def load_parts(cfg: pipeline.PipelineConfig,
                                                         True),
         "language_steps", base, model_config, adapter, data)
   return Parts(pipeline.Scorer(cfg, base.path, data), task_vectors,
-               language_vectors)
+               language_vectors, base, data)
 
 
 def score_cell(cfg: pipeline.PipelineConfig, parts: Parts, source: str,
@@ -90,13 +93,15 @@ def score_cell(cfg: pipeline.PipelineConfig, parts: Parts, source: str,
                               for e in examples]
     if name == METHOD:
       cell["lambda"] = record.lam
+  metric = cfg.selection_metric
   pipeline.say(f"  {source} -> {target}: " + ", ".join(
-      f"{n} ROUGE-2 {cell['scores'][n]['rouge2']:.2f}" for n in names)
+      f"{n} {metric_label(metric)} {cell['scores'][n][metric]:.2f}"
+      for n in names)
                + f" (λ={cell.get('lambda', 1.0):g})")
   return cell
 
 
-def _write(cfg: pipeline.PipelineConfig, name: str, value: Any) -> str:
+def write_result(cfg: pipeline.PipelineConfig, name: str, value: Any) -> str:
   path = os.path.join(cfg.workdir, "results", name)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w", encoding="utf-8") as f:
@@ -110,7 +115,7 @@ def score_by_source(cfg: pipeline.PipelineConfig,
   """Figure 2: BASELINE and METHOD from every source to every target."""
   pipeline.banner(f"Figure 2: {METHOD} against {BASELINE}, per source")
   parts = load_parts(cfg, model_config, adapter)
-  return _write(cfg, BY_SOURCE_FILE, {
+  return write_result(cfg, BY_SOURCE_FILE, {
       s: {t: score_cell(cfg, parts, s, t, (BASELINE, METHOD))
           for t in cfg.targets} for s in cfg.sources})
 
@@ -143,4 +148,4 @@ def score_ablations(cfg: pipeline.PipelineConfig,
                        (cfg.source,) + tuple(cfg.targets))
     out[text] = {t: score_cell(variant, parts, cfg.source, t, (METHOD,))
                  for t in cfg.targets}
-  return _write(cfg, ABLATIONS_FILE, out)
+  return write_result(cfg, ABLATIONS_FILE, out)
