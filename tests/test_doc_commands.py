@@ -94,6 +94,11 @@ NOT_RUN = {
     "--gin_file=experiments/miniature_related.gin":
         "the larger miniature with Table 2 and Figure 2, longer still; "
         "tests/test_miniature_large.py (slow) runs it on the tiny world",
+    "docs/miniature.md: lta miniature "
+    "--gin_file=experiments/miniature_large.gin "
+    "--gin_file=experiments/miniature_qa.gin":
+        "the larger miniature with Table 4 (the QA task); "
+        "tests/test_miniature_qa.py (slow) runs it on the tiny world",
     "docs/scale.md: lta plan --gin_file=models/mt5_xxl.gin "
     "--gin_file=peft/lora_r4.gin":
         "compiles mT5-XXL's train step for 16 and 8 fake devices (tens of "
