@@ -1,7 +1,16 @@
-"""Test-wide set-up: 8 fake CPU devices, set before JAX is imported."""
+"""Test-wide set-up: 8 fake CPU devices, set before JAX is imported, and
+one persistent XLA compilation cache for every test and the processes the
+tests start.
+
+The tests compile the same small programs in many runs and processes; the
+cache (keyed by the program, so never stale) lets every run after the first
+skip compilation. Subprocesses share it through the environment, except the
+processes of one multi-process job (tests/multiprocess/processes.py).
+"""
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -13,6 +22,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # noqa: E402  (must follow XLA_FLAGS)
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+CACHE_DIR = os.path.join(tempfile.gettempdir(), "lta_trainer_tests_xla_cache")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", CACHE_DIR)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
