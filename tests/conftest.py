@@ -56,3 +56,35 @@ def unoptimised_compiles():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", before)
+
+
+# `make test` hands whole files to its 2 xdist workers in collection order
+# (--dist loadfile --no-loadscope-reorder). xdist's default order, files with
+# the most tests first, left the files of a few long end-to-end tests (the
+# multi-process jobs above all) for the end, where one worker ran them while
+# the other sat idle. These files, the longest first, start the run; the
+# many short files then fill both workers up to the same end.
+LONGEST_FIRST = (
+    "tests/tasks/test_peft_kinds_e2e_tiny.py",
+    "tests/multiprocess/test_train.py",
+    "tests/cli/test_study_recipes.py",
+    "tests/tasks/test_decoder_only_e2e_tiny.py",
+    "tests/tasks/test_bart_data_e2e.py",
+    "tests/multiprocess/test_eval.py",
+    "tests/multiprocess/test_peer_lost.py",
+    "tests/peft/test_prompt_bottleneck.py",
+    "tests/trainer/test_fsdp.py",
+    "tests/trainer/test_memory_plan.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  missing = [p for p in LONGEST_FIRST
+             if not os.path.exists(os.path.join(config.rootpath, p))]
+  if missing:
+    raise pytest.UsageError(
+        f"tests/conftest.py LONGEST_FIRST names no file at {missing}")
+  rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+  # A stable sort: each file's tests, and the other files, keep their order.
+  items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0],
+                                       len(rank)))
