@@ -25,14 +25,15 @@ demo: $(STAMP)
 	$(PY) -m lta.cli.pipeline
 
 # Test files are spread over TEST_WORKERS processes (pytest-xdist); a file's
-# tests share one process, so its module fixtures are built once. The
+# tests share one process, so its module fixtures are built once. Files go
+# out in collection order, where tests/conftest.py puts the longest first. The
 # tests that run the HF peer (bench plumbing) are slow-marked: test-all.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=30
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 
 test-all: $(STAMP) $(HF_VENV)/.installed
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Re-resolves the lock from pyproject.toml (needs uv: pip install uv).
 lock:

@@ -1,7 +1,16 @@
-"""Test-wide set-up: 8 fake CPU devices, set before JAX is imported."""
+"""Test-wide set-up: 8 fake CPU devices, set before JAX is imported, and
+one persistent XLA compilation cache for every test and the processes the
+tests start.
+
+The tests compile the same small programs in many runs and processes; the
+cache (keyed by the program, so never stale) lets every run after the first
+skip compilation. Subprocesses share it through the environment, except the
+processes of one multi-process job (tests/multiprocess/processes.py).
+"""
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -13,6 +22,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # noqa: E402  (must follow XLA_FLAGS)
 
 jax.config.update("jax_default_matmul_precision", "highest")
+
+CACHE_DIR = os.path.join(tempfile.gettempdir(), "lta_trainer_tests_xla_cache")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", CACHE_DIR)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -40,3 +56,35 @@ def unoptimised_compiles():
   jax.config.update("jax_disable_most_optimizations", True)
   yield
   jax.config.update("jax_disable_most_optimizations", before)
+
+
+# `make test` hands whole files to its 2 xdist workers in collection order
+# (--dist loadfile --no-loadscope-reorder). xdist's default order, files with
+# the most tests first, left the files of a few long end-to-end tests (the
+# multi-process jobs above all) for the end, where one worker ran them while
+# the other sat idle. These files, the longest first, start the run; the
+# many short files then fill both workers up to the same end.
+LONGEST_FIRST = (
+    "tests/tasks/test_peft_kinds_e2e_tiny.py",
+    "tests/multiprocess/test_train.py",
+    "tests/cli/test_study_recipes.py",
+    "tests/tasks/test_decoder_only_e2e_tiny.py",
+    "tests/tasks/test_bart_data_e2e.py",
+    "tests/multiprocess/test_eval.py",
+    "tests/multiprocess/test_peer_lost.py",
+    "tests/peft/test_prompt_bottleneck.py",
+    "tests/trainer/test_fsdp.py",
+    "tests/trainer/test_memory_plan.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  missing = [p for p in LONGEST_FIRST
+             if not os.path.exists(os.path.join(config.rootpath, p))]
+  if missing:
+    raise pytest.UsageError(
+        f"tests/conftest.py LONGEST_FIRST names no file at {missing}")
+  rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+  # A stable sort: each file's tests, and the other files, keep their order.
+  items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0],
+                                       len(rank)))

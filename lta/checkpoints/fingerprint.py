@@ -30,6 +30,7 @@ from lta.models.mt5.config import T5Config
 from lta.adapters.tree import flatten_tree
 
 SAMPLES_PER_TENSOR = 256
+COPY_WHOLE_AT_MOST = 1 << 16  # elements
 VERSION = 1
 
 
@@ -45,8 +46,14 @@ def _sample(value: Any) -> np.ndarray:
   shape = tuple(np.shape(value))
   if not shape:
     return np.asarray(value).reshape(1)
+  indices = sample_indices(shape)
+  # A small tensor is copied whole: cheaper than compiling a device gather
+  # for its shape (the same values, so the same fingerprint).
+  if (np.prod(shape, dtype=np.int64) <= COPY_WHOLE_AT_MOST and
+      getattr(value, "is_fully_addressable", True)):
+    return np.asarray(value)[indices]
   # Indexing a jax.Array gathers on device; only the sample is copied back.
-  return np.asarray(value[sample_indices(shape)])
+  return np.asarray(value[indices])
 
 
 def base_model_fingerprint(config: T5Config, params: Mapping[str, Any]) -> str:

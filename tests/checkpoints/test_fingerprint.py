@@ -2,7 +2,9 @@ import os
 import re
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
@@ -68,3 +70,18 @@ def test_sample_is_strided_and_bounded():
   assert flat[0] == 0 and flat[-1] == 10**6 - 1
   small = np.ravel_multi_index(fingerprint.sample_indices((3, 5)), (3, 5))
   np.testing.assert_array_equal(small, np.arange(15))
+
+
+def test_a_large_sharded_device_array_hashes_as_its_host_copy(mt5):
+  """Above COPY_WHOLE_AT_MOST elements the sample is gathered on device
+  (the smaller tensors above are copied whole): the same fingerprint."""
+  config, _ = mt5
+  devices = jax.devices()
+  columns = fingerprint.COPY_WHOLE_AT_MOST // len(devices) + 1
+  host = np.arange(len(devices) * columns, dtype=np.float32).reshape(
+      len(devices), columns)
+  sharding = NamedSharding(Mesh(np.array(devices), ("rows",)), P("rows"))
+  on_device = jax.device_put(host, sharding)
+  assert on_device.size > fingerprint.COPY_WHOLE_AT_MOST
+  assert fingerprint.base_model_fingerprint(config, {"w": on_device}) == (
+      fingerprint.base_model_fingerprint(config, {"w": host}))

@@ -17,7 +17,7 @@ import time
 from lta import partitioning
 from tests import cli_run
 
-# Like the trainer tests' XLA cache, compiled bytecode is shared by runs.
+# Like the XLA cache (tests/conftest.py), compiled bytecode is shared by runs.
 PYCACHE = os.path.join(tempfile.gettempdir(), "lta_trainer_tests_pycache")
 
 

@@ -8,7 +8,7 @@ and mC4 json.gz is read directly (plus a `c4/multilingual:3.1.0` directory
 written with TFDS's SequentialWriter).
 
 The end-to-end tests here train and decode the same tiny programs many
-times: they share the trainer tests' persistent XLA cache.
+times: they share the persistent XLA cache that tests/conftest.py sets.
 """
 
 import gzip
@@ -19,8 +19,6 @@ import sys
 
 import gin
 import pytest
-
-from tests.trainer.conftest import CACHE_DIR  # noqa: F401  (sets the cache)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "data"

@@ -46,13 +46,20 @@ def _train(tmp_path, name, task, base, adapter):
   return result.adapter_dir
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_train_compose_eval_with_a_new_adapter_kind(tfds_dir, tmp_path, kind):
-  adapter = KINDS[kind]
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+  """One random base for both kinds (their adapters are what differs)."""
   params = jax.jit(families.build_model(CONFIG).init_unboxed)(
       jax.random.PRNGKey(0))["params"]
-  base = str(tmp_path / "base")
-  base_model.save_base_model(params, CONFIG, base)
+  path = str(tmp_path_factory.mktemp("peft_kinds") / "base")
+  base_model.save_base_model(params, CONFIG, path)
+  return path
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_compose_eval_with_a_new_adapter_kind(tfds_dir, tmp_path, base,
+                                                    kind):
+  adapter = KINDS[kind]
   task_en = _train(tmp_path, "task_en", "xlsum.en", base, adapter)
   lang_en = _train(tmp_path, "lang_en", "mc4_prefix_lm.en", base, adapter)
   tree, manifest = adapter_io.load_adapter(task_en)
