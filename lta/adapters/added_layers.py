@@ -1,8 +1,9 @@
 """Adapter kinds that add to the network instead of adding dW to a kernel.
 
 A soft prompt (kind 'prompt') is a (num_virtual_tokens, d_model) matrix
-prepended to the encoder's input embeddings: its one leaf is
-'encoder/prompt'. A bottleneck adapter (kind 'bottleneck') computes
+prepended to the input embeddings of the stack that reads the input: its
+one leaf is 'encoder/prompt' (mT5, mBART, NLLB) or 'decoder/prompt' (a
+decoder-only model). A bottleneck adapter (kind 'bottleneck') computes
 x + up(act(down(x))) on a sublayer's output; its module is named after the
 sublayer, '<stack>/layers_<i>/<sublayer>_adapter', with the leaves below.
 
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
   from lta.adapters.config import AdapterConfig
 
 PROMPT = "prompt"
-PROMPT_PATH = "encoder/" + PROMPT
+# The stacks a prompt may sit in: an encoder-decoder's encoder, or the
+# decoder of a decoder-only model.
+PROMPT_STACKS = ("encoder", "decoder")
 DOWN_KERNEL, DOWN_BIAS = "down_kernel", "down_bias"
 UP_KERNEL, UP_BIAS = "up_kernel", "up_bias"
 BOTTLENECK_LEAVES = (DOWN_KERNEL, DOWN_BIAS, UP_KERNEL, UP_BIAS)
@@ -56,13 +59,15 @@ def mismatch(modules: Mapping[str, Mapping[str, Sequence[int]]],
   """How {module: {leaf: shape}} contradicts a prompt or bottleneck
   config, or None."""
   if config.kind == "prompt":
-    want = {"encoder": [PROMPT]}
-    if {m: sorted(l) for m, l in modules.items()} != want:
-      return (f"a prompt adapter has exactly one leaf {PROMPT_PATH!r}, got "
-              f"{sorted(f'{m}/{l}' for m, ls in modules.items() for l in ls)}")
-    shape = list(modules["encoder"][PROMPT])
+    got = {m: sorted(l) for m, l in modules.items()}
+    if got not in [{stack: [PROMPT]} for stack in PROMPT_STACKS]:
+      return (f"a prompt adapter has exactly one leaf, "
+              f"{' or '.join(repr(f'{s}/{PROMPT}') for s in PROMPT_STACKS)}, "
+              f"got {sorted(f'{m}/{l}' for m, ls in got.items() for l in ls)}")
+    (stack, leaves), = modules.items()
+    shape = list(leaves[PROMPT])
     if len(shape) != 2 or shape[0] != config.num_virtual_tokens:
-      return (f"{PROMPT_PATH} has shape {shape}; the config gives "
+      return (f"{stack}/{PROMPT} has shape {shape}; the config gives "
               f"num_virtual_tokens={config.num_virtual_tokens} rows")
     return None
   allowed = sublayers(config.bottleneck_placement)
@@ -96,7 +101,7 @@ def refuse_fold(modules: Mapping[str, Mapping[str, Any]],
   """Raises unless the adapter folds into nothing (an identity bottleneck)."""
   if config.kind == "prompt":
     raise CheckpointError(
-        "a prompt adapter adds encoder positions, not a dW on base weights: "
+        "a prompt adapter adds input positions, not a dW on base weights: "
         "it cannot be merged into the base; decode it unmerged")
   if not is_identity(modules):
     raise CheckpointError(

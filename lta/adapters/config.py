@@ -90,8 +90,9 @@ class AdapterConfig:
     out. Non-square attention (mT5) then gets per-module factors.
   scale = alpha / rank, or alpha / sqrt(rank) with `rslora`.
 
-  prompt: `num_virtual_tokens` soft prompt vectors prepended to the encoder
-    input (lta.models.adapter_layers); `targets` and the LoRA / Kronecker
+  prompt: `num_virtual_tokens` soft prompt vectors prepended to the input
+    embeddings of the encoder (mT5, mBART, NLLB) or of a decoder-only
+    model (lta.models.adapter_layers); `targets` and the LoRA / Kronecker
     fields do not apply.
   bottleneck: x + up(act(down(x))) of width `bottleneck_width` on a
     sublayer's output, before its residual: `bottleneck_placement`

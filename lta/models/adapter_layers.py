@@ -38,7 +38,8 @@ def _adapter_variable(module: nn.Module, name: str, init, shape, axes,
 def prepend_prompt(module: nn.Module, adapter: Optional[AdapterConfig],
                    embedded: Array) -> Array:
   """`embedded` (batch, length, d) with the soft prompt in front, when
-  `module` (the encoder) carries a prompt adapter; else unchanged.
+  `module` (the stack that reads the input: an encoder, or a decoder-only
+  model's decoder) carries a prompt adapter; else unchanged.
 
   Initialised N(0, 1), as PEFT's RANDOM prompt-tuning init.
   """

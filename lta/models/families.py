@@ -39,10 +39,6 @@ def build_model(config: ModelConfig,
   prefix_attention='bidirectional'; DecoderOnlyModel).
   """
   if isinstance(config, DecoderConfig):
-    if adapter is not None and not adapter.foldable:
-      raise errors.ConfigError(
-          f"AdapterConfig.kind={adapter.kind!r} is built for mT5 "
-          "(T5Config) only; a decoder-only model takes 'lora' or 'krona'")
     return DecoderOnlyModel(DecoderOnly(config, adapter,
                                         execution or ExecutionConfig()),
                             bidirectional_prompt=bidirectional_prompt)

@@ -18,6 +18,7 @@ import numpy as np
 
 from lta.adapters.config import AdapterConfig
 from lta.models import execution as execution_lib
+from lta.models import adapter_layers
 from lta.models import layers
 from lta.models.bart.config import BartConfig
 from lta.models.execution import ExecutionConfig
@@ -42,13 +43,13 @@ def sinusoidal_positions(position_ids: Array, d_model: int,
   return jnp.where((position_ids == pad_id)[..., None], 0.0, table)
 
 
-def counted_position_ids(tokens: Array, pad_id: int, start: Array | int = 0
+def counted_position_ids(real: Array, pad_id: int, start: Array | int = 0
                          ) -> Array:
-  """M2M100's ids: pad_id + the count of non-pad tokens so far (pads: pad_id).
-
-  `start` is the number of tokens before `tokens` (a decoding cache's).
+  """M2M100's ids: pad_id + the count of real positions so far (pads:
+  pad_id). `real` (batch, length) bool: non-pad tokens, and soft prompt
+  slots. `start` is the number of tokens before them (a decoding cache's).
   """
-  real = (tokens != pad_id).astype(jnp.int32)
+  real = real.astype(jnp.int32)
   return (jnp.cumsum(real, axis=1) + start) * real + pad_id
 
 
@@ -98,10 +99,20 @@ class _Parts(nn.Module):
     return execution_lib.remat_layer(cls, self.execution, static_argnums,
                                      decode)
 
-  def embed(self, tokens, position_ids, deterministic):
-    """Scaled token embeddings plus positions (and mBART's LayerNorm)."""
+  def embed(self, tokens, deterministic, start=0, prompt=False):
+    """Scaled token embeddings plus positions (and mBART's LayerNorm).
+
+    With `prompt`, a prompt adapter's soft prompt goes in front of the
+    scaled embeddings and takes the first positions, as PEFT's
+    inputs_embeds do in HF's MBart and M2M100 encoders.
+    """
     c = self.config
     x = self.shared_embedding(tokens).astype(self.dtype) * c.embedding_scale
+    real = tokens != c.pad_token_id
+    if prompt:
+      x = adapter_layers.prepend_prompt(self, self.adapter, x)
+      real = jnp.pad(real, ((0, 0), (x.shape[1] - tokens.shape[1], 0)),
+                     constant_values=True)
     if c.learned_positions:
       table = self.param(
           "position_embedding",
@@ -109,21 +120,17 @@ class _Parts(nn.Module):
                                        (LENGTH, EMBED)),
           (c.max_position_embeddings + LEARNED_POSITION_OFFSET, c.d_model),
           self.param_dtype)
+      position_ids = start + jnp.arange(x.shape[1])
       positions = jnp.take(table, position_ids + LEARNED_POSITION_OFFSET,
-                           axis=0)
+                           axis=0)[None]
     else:
-      positions = sinusoidal_positions(position_ids, c.d_model,
-                                       c.pad_token_id)
+      positions = sinusoidal_positions(
+          counted_position_ids(real, c.pad_token_id, start), c.d_model,
+          c.pad_token_id)
     x = x + positions.astype(self.dtype)
     if c.embedding_layer_norm:
       x = self.norm("embedding_norm")(x)
     return self.dropout(constrain(x, (BATCH, LENGTH, EMBED)), deterministic)
-
-  def position_ids(self, tokens, start=0):
-    if self.config.learned_positions:
-      return jnp.broadcast_to(start + jnp.arange(tokens.shape[1]),
-                              tokens.shape)
-    return counted_position_ids(tokens, self.config.pad_token_id, start)
 
 
 class MlpBlock(nn.Module):
@@ -162,9 +169,11 @@ class EncoderLayer(_Parts):
     h = self.norm("pre_attention_layer_norm")(x)
     h = self.attention("attention")(h, h, jnp.zeros((), self.dtype), mask,
                                     deterministic=deterministic)
+    h = adapter_layers.bottleneck_after(self, "attention", h)
     x = x + self.dropout(h, deterministic)
     h = self.norm("pre_mlp_layer_norm")(x)
-    h = self.mlp()(h, deterministic)
+    h = adapter_layers.bottleneck_after(self, "mlp",
+                                        self.mlp()(h, deterministic))
     return constrain(x + self.dropout(h, deterministic),
                      (BATCH, LENGTH, EMBED))
 
@@ -179,6 +188,7 @@ class DecoderLayer(_Parts):
     h = self.attention("self_attention")(
         h, h, no_bias, self_mask, decode=decode, cache_position=position,
         max_decode_length=max_decode_length, deterministic=deterministic)
+    h = adapter_layers.bottleneck_after(self, "self_attention", h)
     y = y + self.dropout(h, deterministic)
     h = self.norm("pre_cross_attention_layer_norm")(y)
     h = self.attention("encoder_decoder_attention")(
@@ -186,7 +196,8 @@ class DecoderLayer(_Parts):
         deterministic=deterministic)
     y = y + self.dropout(h, deterministic)
     h = self.norm("pre_mlp_layer_norm")(y)
-    h = self.mlp()(h, deterministic)
+    h = adapter_layers.bottleneck_after(self, "mlp",
+                                        self.mlp()(h, deterministic))
     return constrain(y + self.dropout(h, deterministic),
                      (BATCH, LENGTH, EMBED))
 
@@ -195,8 +206,9 @@ class Encoder(_Parts):
 
   @nn.compact
   def __call__(self, tokens: Array, deterministic: bool = True) -> Array:
-    x = self.embed(tokens, self.position_ids(tokens), deterministic)
-    mask = layers.padding_key_mask(tokens, self.config.pad_token_id)
+    x = self.embed(tokens, deterministic, prompt=True)
+    mask = adapter_layers.encoder_key_mask(tokens, x.shape[1],
+                                           self.config.pad_token_id)
     layer = self.layer_class(EncoderLayer, static_argnums=(3,))
     for i in range(self.config.num_encoder_layers):
       x = layer(self.config, self.adapter, self.shared_embedding,
@@ -221,17 +233,18 @@ class Decoder(_Parts):
     q_len = decoder_input_tokens.shape[1]
     position = None
     if decode:
+      # Encoder keys: the tokens after any soft prompt (always visible).
       position, k_len, cross_mask = layers.decoding_state(
           self, encoder_tokens, q_len, max_decode_length,
-          functools.partial(layers.padding_key_mask, pad_id=c.pad_token_id))
+          lambda tokens: adapter_layers.encoder_key_mask(
+              tokens, encoded.shape[1], c.pad_token_id))
       q_pos = position + jnp.arange(q_len)
     else:
       k_len, q_pos = q_len, jnp.arange(q_len)
-      cross_mask = layers.padding_key_mask(encoder_tokens, c.pad_token_id)
-    y = self.embed(decoder_input_tokens,
-                   self.position_ids(decoder_input_tokens,
-                                     0 if position is None else position),
-                   deterministic)
+      cross_mask = adapter_layers.encoder_key_mask(
+          encoder_tokens, encoded.shape[1], c.pad_token_id)
+    y = self.embed(decoder_input_tokens, deterministic,
+                   0 if position is None else position)
     self_mask = layers.causal_mask(q_len, k_len, q_pos[0])
     layer = self.layer_class(DecoderLayer, static_argnums=(5, 6, 8),
                              decode=decode)

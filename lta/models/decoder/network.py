@@ -51,8 +51,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from lta import errors
 from lta.adapters.config import AdapterConfig
 from lta.models import execution as execution_lib
+from lta.models import adapter_layers
 from lta.models import layers
 from lta.models.decoder.config import DecoderConfig
 from lta.models.execution import ExecutionConfig
@@ -66,6 +68,10 @@ class DecoderLayer(nn.Module):
   adapter: Optional[AdapterConfig]
   sliding: bool
   execution: ExecutionConfig = ExecutionConfig()
+
+  @property
+  def dtype(self):  # of the bottleneck adapters' compute
+    return jnp.dtype(self.config.dtype)
 
   def _norm(self, name):
     c = self.config
@@ -91,6 +97,8 @@ class DecoderLayer(nn.Module):
             max_decode_length=max_decode_length, deterministic=deterministic)
     if c.gemma_norms:
       h = self._norm("post_attention_norm")(h)
+    # Bottlenecks read each sublayer's output as it joins the residual.
+    h = adapter_layers.bottleneck_after(self, "attention", h)
     x = x + drop(h, deterministic=deterministic)
     h = self._norm("pre_mlp_norm")(x)
     h = layers.MlpBlock(
@@ -101,6 +109,7 @@ class DecoderLayer(nn.Module):
             h, deterministic)
     if c.gemma_norms:
       h = self._norm("post_mlp_norm")(h)
+    h = adapter_layers.bottleneck_after(self, "mlp", h)
     x = x + drop(h, deterministic=deterministic)
     return constrain(x, (BATCH, LENGTH, EMBED))
 
@@ -146,10 +155,19 @@ class Decoder(nn.Module):
     deterministic = not enable_dropout
     if output == "head":
       return self._head(hidden, deterministic)
-    length = tokens.shape[1]
     if input_mask is None:
       input_mask = jnp.ones(tokens.shape, jnp.bool_)
     input_mask = input_mask.astype(jnp.bool_)
+    x = self.shared_embedding(tokens).astype(jnp.dtype(c.dtype))
+    if c.scale_embeddings:
+      x = x * jnp.asarray(math.sqrt(c.hidden_size), x.dtype)
+    prompt_slots = 0
+    if not (decode and self.has_variable("cache", "index")):
+      x, input_mask, positions, prefix_mask, max_decode_length = (
+          self._prepend_prompt(x, input_mask, positions, segment_ids,
+                               prefix_mask, max_decode_length))
+      prompt_slots = x.shape[1] - tokens.shape[1]
+    length = x.shape[1]
     if decode:
       if segment_ids is not None:
         raise ValueError("Cached decoding takes no segment_ids: it decodes "
@@ -169,7 +187,7 @@ class Decoder(nn.Module):
     else:
       first = None
       if positions is None:
-        positions = jnp.broadcast_to(jnp.arange(length), tokens.shape)
+        positions = jnp.broadcast_to(jnp.arange(length), input_mask.shape)
       query_slots = key_slots = jnp.arange(length)
       key_real = input_mask
       same_segment = bidirectional = None
@@ -179,9 +197,6 @@ class Decoder(nn.Module):
       if prefix_mask is not None:
         prefix = prefix_mask.astype(jnp.bool_) & input_mask
         bidirectional = prefix[:, :, None] & prefix[:, None, :]
-    x = self.shared_embedding(tokens).astype(jnp.dtype(c.dtype))
-    if c.scale_embeddings:
-      x = x * jnp.asarray(math.sqrt(c.hidden_size), x.dtype)
     x = self.dropout(constrain(x, (BATCH, LENGTH, EMBED)), deterministic)
     ropes = self._ropes(positions)
     masks = {}
@@ -201,7 +216,7 @@ class Decoder(nn.Module):
                                     max_decode_length)
     x = layers.RMSNorm(c.rms_norm_eps, jnp.dtype(c.dtype),
                        jnp.dtype(c.param_dtype), c.gemma_norms,
-                       name="decoder_norm")(x)
+                       name="decoder_norm")(x[:, prompt_slots:])
     x = self.dropout(x, deterministic)
     return x if output == "hidden" else self._head(x, deterministic)
 
@@ -220,6 +235,35 @@ class Decoder(nn.Module):
     logits = layers.soft_cap(logits.astype(jnp.float32),
                              c.final_logit_softcap)
     return constrain(logits, (BATCH, LENGTH, VOCAB))
+
+  def _prepend_prompt(self, x, input_mask, positions, segment_ids,
+                      prefix_mask, max_decode_length):
+    """A prompt adapter's soft prompt in front of the embedded tokens
+    (PEFT's CAUSAL_LM prompt tuning), with every per-token input widened
+    to match: the prompt is real, first in position and part of a prefix.
+    Cached decoding calls this at the prefill only, whose cache gets room
+    for the prompt's slots."""
+    embedded = x
+    x = adapter_layers.prepend_prompt(self, self.adapter, x)
+    n = x.shape[1] - embedded.shape[1]
+    if not n:
+      return x, input_mask, positions, prefix_mask, max_decode_length
+    if segment_ids is not None:
+      raise errors.ConfigError(
+          "a prompt adapter on a decoder-only model takes unpacked batches: "
+          "set DecoderObjective.pack=False")
+    front = ((0, 0), (n, 0))
+    input_mask = jnp.pad(input_mask, front, constant_values=True)
+    if positions is not None:
+      first = jnp.broadcast_to(jnp.arange(n, dtype=positions.dtype),
+                               (positions.shape[0], n))
+      positions = jnp.concatenate([first, positions + n], axis=1)
+    if prefix_mask is not None:
+      prefix_mask = jnp.pad(prefix_mask.astype(jnp.bool_), front,
+                            constant_values=True)
+    if max_decode_length is not None:
+      max_decode_length += n
+    return x, input_mask, positions, prefix_mask, max_decode_length
 
   def _ropes(self, positions):
     """{sliding?: (cos, sin)}: Gemma 3's sliding layers have their own."""
