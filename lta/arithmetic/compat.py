@@ -97,8 +97,11 @@ def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
     raise ConfigError(f"space={space!r}; expected one of {SPACES}")
   ma, mb = a.manifest, b.manifest
   ca, cb = a.config, b.config
-  _mismatch(a, b, "base model fingerprint", ma.base_model_fingerprint,
-            mb.base_model_fingerprint)
+  if ma.base_model_fingerprint != mb.base_model_fingerprint:
+    raise IncompatibleAdaptersError(
+        f"{a.label} and {b.label} differ in base model fingerprint: "
+        f"{ma.base_model_fingerprint!r} vs {mb.base_model_fingerprint!r} "
+        f"(base models {ma.base_model_name!r} vs {mb.base_model_name!r})")
   _mismatch(a, b, "adapter type", ca.kind, cb.kind)
   _mismatch(a, b, "targets", ca.targets, cb.targets)
   _mismatch(a, b, "dtype", ma.dtype, mb.dtype)
