@@ -292,7 +292,7 @@ def import_peft_adapter(
   peft_type = cfg.get("peft_type")
   if peft_type == peft_prompt.PEFT_TYPE:
     return peft_prompt.import_prompt(cfg, config_path, weights, weights_path,
-                                     family.name, model_config)
+                                     family, model_config)
   if peft_type == "LORA":
     _check_lora_fields(cfg, config_path)
     rank = _field(cfg, "r", config_path, "int")
@@ -388,7 +388,7 @@ def export_peft_adapter(adapters: Mapping[str, Any],
     raise ValueError("PEFT has no bottleneck-adapter type to export to; "
                      "keep bottleneck adapters in lta's format")
   if a.kind == "prompt":
-    peft_prompt.export_prompt(adapters, a, model_config, out_dir,
+    peft_prompt.export_prompt(adapters, a, model_config, family, out_dir,
                               base_model_name_or_path or model_config.name,
                               CONFIG_FILE, WEIGHTS_FILE)
     return

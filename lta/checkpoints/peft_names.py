@@ -19,6 +19,7 @@ from lta.adapters import config as adapter_lib
 from lta.checkpoints import hf
 from lta.checkpoints import layout
 from lta.errors import CheckpointError, did_you_mean
+from lta.models.bart.config import BartConfig
 from lta.models.decoder import network as decoder_network
 from lta.models.decoder.config import DecoderConfig
 from lta.models.mt5.config import T5Config
@@ -184,6 +185,11 @@ def family_of(model_config) -> PeftFamily:
   """The family of an lta base-model config (T5Config, DecoderConfig)."""
   if isinstance(model_config, T5Config):
     return MT5
+  if isinstance(model_config, BartConfig):
+    raise CheckpointError(
+        f"HF PEFT import and export cover mT5 and the decoder-only families;"
+        f" {model_config.name} ({model_config.model_type}) adapters stay in "
+        "lta's format")
   if not isinstance(model_config, DecoderConfig):
     raise TypeError(f"Not an lta model config: {model_config!r}")
   if model_config.family not in FAMILIES:

@@ -159,14 +159,19 @@ class Decoder(nn.Module):
       input_mask = jnp.ones(tokens.shape, jnp.bool_)
     input_mask = input_mask.astype(jnp.bool_)
     x = self.shared_embedding(tokens).astype(jnp.dtype(c.dtype))
-    if c.scale_embeddings:
-      x = x * jnp.asarray(math.sqrt(c.hidden_size), x.dtype)
+    # As in HF: Gemma 2 scales the embeddings it is given, a soft prompt
+    # included; Gemma 3 scales in its embedding layer, before the prompt.
+    scale_after_prompt = c.family == "gemma2"
+    if not scale_after_prompt:
+      x = self._scaled(x)
     prompt_slots = 0
     if not (decode and self.has_variable("cache", "index")):
       x, input_mask, positions, prefix_mask, max_decode_length = (
           self._prepend_prompt(x, input_mask, positions, segment_ids,
                                prefix_mask, max_decode_length))
       prompt_slots = x.shape[1] - tokens.shape[1]
+    if scale_after_prompt:
+      x = self._scaled(x)
     length = x.shape[1]
     if decode:
       if segment_ids is not None:
@@ -235,6 +240,12 @@ class Decoder(nn.Module):
     logits = layers.soft_cap(logits.astype(jnp.float32),
                              c.final_logit_softcap)
     return constrain(logits, (BATCH, LENGTH, VOCAB))
+
+  def _scaled(self, x):
+    c = self.config
+    if not c.scale_embeddings:
+      return x
+    return x * jnp.asarray(math.sqrt(c.hidden_size), x.dtype)
 
   def _prepend_prompt(self, x, input_mask, positions, segment_ids,
                       prefix_mask, max_decode_length):
