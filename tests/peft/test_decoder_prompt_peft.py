@@ -1,6 +1,6 @@
 """HF PEFT prompt tuning (CAUSAL_LM) on the decoder-only families.
 
-A prompt made with `peft` on tiny Llama and Qwen2 checkpoints
+A prompt made with `peft` on tiny Llama, Qwen2 and Gemma 2 checkpoints
 (tests/fixtures/make_decoder_prompt_tuning_fixtures.py) imports as lta's
 'decoder/prompt' with peft's logits within 1e-4, and lta's cached decoder
 (predict_batch: the prompt goes in at the prefill) generates what peft's
@@ -25,8 +25,10 @@ from lta.models.decoder.network import DecoderOnly
 from tests.model import decoder_fixtures as fx
 
 TOLERANCE = 1e-4  # float32 parity with peft
-# Qwen2 (q/k/v biases, untied head) takes the same prompt path as Llama.
-FAMILIES = ["llama", pytest.param("qwen2", marks=pytest.mark.slow)]
+# Qwen2 (q/k/v biases, untied head) takes the same prompt path as Llama;
+# Gemma 2 scales the prompt with the embeddings, as HF does.
+FAMILIES = ["llama", pytest.param("qwen2", marks=pytest.mark.slow),
+            pytest.param("gemma2", marks=pytest.mark.slow)]
 
 
 def _name(family):
