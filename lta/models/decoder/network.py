@@ -18,7 +18,10 @@ Parameters (`params`; adapters, when present, sit under the same paths in
   decoder/logits_dense/kernel                    (embed, vocab) untied only
 
 Every projection is a layers.Projection, so AdapterConfig's default
-ATTENTION_TARGETS / MLP_TARGETS regexes match these paths unchanged.
+ATTENTION_TARGETS / MLP_TARGETS regexes match these paths unchanged. The
+adapter kinds that add layers (lta.models.adapter_layers) sit at
+decoder/prompt (a soft prompt in front of the tokens; `_prepend_prompt`)
+and decoder/layers_{i}/{attention,mlp}_adapter (bottlenecks).
 
 Calling convention, `DecoderOnly.__call__(tokens, ...)` -> float32 logits
 (batch, length, vocab):
