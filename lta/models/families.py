@@ -52,10 +52,6 @@ def build_model(config: ModelConfig,
     return EncoderDecoderModel(Transformer(config, adapter,
                                            execution or ExecutionConfig()))
   if isinstance(config, BartConfig):
-    if adapter is not None and not adapter.foldable:
-      raise errors.ConfigError(
-          f"AdapterConfig.kind={adapter.kind!r} is built for mT5 "
-          "(T5Config) only; mBART / NLLB take 'lora' or 'krona'")
     return EncoderDecoderModel(bart_network.Transformer(
         config, adapter, execution or ExecutionConfig()))
   raise errors.ConfigError(
