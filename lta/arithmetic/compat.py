@@ -98,10 +98,12 @@ def check_pair(a: Adapter, b: Adapter, space: str = "factor") -> None:
   ma, mb = a.manifest, b.manifest
   ca, cb = a.config, b.config
   if ma.base_model_fingerprint != mb.base_model_fingerprint:
+    names = ("" if ma.base_model_name == mb.base_model_name else
+             f" (base models {ma.base_model_name!r} vs {mb.base_model_name!r})")
     raise IncompatibleAdaptersError(
         f"{a.label} and {b.label} differ in base model fingerprint: "
-        f"{ma.base_model_fingerprint!r} vs {mb.base_model_fingerprint!r} "
-        f"(base models {ma.base_model_name!r} vs {mb.base_model_name!r})")
+        f"{ma.base_model_fingerprint!r} vs {mb.base_model_fingerprint!r}"
+        f"{names}")
   _mismatch(a, b, "adapter type", ca.kind, cb.kind)
   _mismatch(a, b, "targets", ca.targets, cb.targets)
   _mismatch(a, b, "dtype", ma.dtype, mb.dtype)

@@ -15,6 +15,7 @@ data it consumed.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import re
 from typing import Any, Iterator, Mapping, Optional, Sequence
@@ -118,10 +119,12 @@ def _unknown_task_message(name: str) -> str:
              f"or mixture")
   if hint:
     return message + hint
-  families = sorted({task_names.family(n) + (".<...>" if "." in n else "")
-                     for n in registered})
+  # The largest families first: a user's typo most likely belongs to one.
+  sizes = collections.Counter(
+      task_names.family(n) + (".<...>" if "." in n else "") for n in registered)
+  families = sorted(sizes, key=lambda f: (-sizes[f], f))
   return (f"{message}; none of the {len(registered)} registered names is "
-          f"close (families: {', '.join(families[:12])}"
+          f"close (largest families: {', '.join(families[:12])}"
           f"{', ...' if len(families) > 12 else ''}); if another module "
           "registers it, name it in MIXTURE_OR_TASK_MODULE")
 
