@@ -16,7 +16,6 @@ import functools
 import os
 from typing import Sequence
 
-from absl import logging
 import seqio
 import tensorflow_datasets as tfds
 from tensorflow_datasets.question_answering import qa_utils
@@ -29,6 +28,7 @@ from lta.synthetic import languages as synthetic_languages
 from lta.synthetic import qa as synthetic_qa
 
 from . import tydiqa
+from . import xlsum_builder
 
 TFDS_VERSION = "1.0.0"
 SPLITS = tuple(synthetic_qa.SPLITS)
@@ -47,7 +47,8 @@ def prompt_task_name(lang: str) -> str:
   return f"synthetic_qa_prompt.{lang}"
 
 
-class SyntheticQa(tfds.core.GeneratorBasedBuilder):
+class SyntheticQa(xlsum_builder.QuietPreparation,
+                  tfds.core.GeneratorBasedBuilder):
   """Questions about the synthetic world's documents, answers are spans."""
 
   VERSION = tfds.core.Version(TFDS_VERSION)
@@ -57,14 +58,6 @@ class SyntheticQa(tfds.core.GeneratorBasedBuilder):
   The directory lta.synthetic.qa.write_qa_files wrote: SQuAD v1.1 files
   `<code>-{train,validation,test}.json`.
   """
-
-  # As lta_tasks.xlsum_builder: the local files' size is unknown, so TFDS's
-  # "Downloading and preparing" lines go to the log, not stdout.
-  def _log_download_bytes(self) -> None:
-    logging.info("Preparing %s in %s", self.info.full_name, self.data_dir)
-
-  def _log_download_done(self) -> None:
-    logging.info("Prepared %s in %s", self.info.full_name, self.data_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(

@@ -96,7 +96,22 @@ class XlsumConfig(tfds.core.BuilderConfig):
     self.release_name = release_name
 
 
-class Xlsum(tfds.core.GeneratorBasedBuilder):
+class QuietPreparation:
+  """Mixin for builders of local release files.
+
+  TFDS prints "Downloading and preparing dataset Unknown size ..." and a
+  "downloaded" line on stdout; the files are usually local and their size is
+  unknown, so both go to the log instead.
+  """
+
+  def _log_download_bytes(self) -> None:
+    logging.info("Preparing %s in %s", self.info.full_name, self.data_dir)
+
+  def _log_download_done(self) -> None:
+    logging.info("Prepared %s in %s", self.info.full_name, self.data_dir)
+
+
+class Xlsum(QuietPreparation, tfds.core.GeneratorBasedBuilder):
   """XL-Sum: BBC articles with one-sentence summaries in 45 languages."""
 
   VERSION = tfds.core.Version("2.0.0")
@@ -120,15 +135,6 @@ class Xlsum(tfds.core.GeneratorBasedBuilder):
     """Builder; `skip_malformed=None` reads gin's `skip_malformed_records`."""
     self._skip_malformed = skip_malformed
     super().__init__(**kwargs)
-
-  # TFDS prints "Downloading and preparing dataset Unknown size ..." and a
-  # "downloaded" line on stdout; the release files are usually local and
-  # their size is unknown, so both go to the log instead.
-  def _log_download_bytes(self) -> None:
-    logging.info("Preparing %s in %s", self.info.full_name, self.data_dir)
-
-  def _log_download_done(self) -> None:
-    logging.info("Prepared %s in %s", self.info.full_name, self.data_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
