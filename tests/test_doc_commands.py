@@ -99,6 +99,15 @@ NOT_RUN = {
     "--gin_file=experiments/miniature_qa.gin":
         "the larger miniature with Table 4 (the QA task); "
         "tests/test_miniature_qa.py (slow) runs it on the tiny world",
+    "docs/miniature.md: lta miniature "
+    "--gin_file=experiments/miniature_large.gin "
+    "--gin_file=experiments/miniature_qa.gin "
+    "'--gin.MiniatureConfig.ablations=(\"space=delta\", \"lambdas=0.3\", "
+    "\"lambdas=0.5\", \"lambdas=0.7\", \"lambdas=0.9\", "
+    "\"language_steps=100\")'":
+        "the run behind docs/miniature_options/ (an hour here, on the "
+        "finished run's stages); tests/test_miniature_large.py (slow) runs "
+        "ablations on the tiny world",
     "docs/scale.md: lta plan --gin_file=models/mt5_xxl.gin "
     "--gin_file=peft/lora_r4.gin":
         "compiles mT5-XXL's train step for 16 and 8 fake devices (tens of "
