@@ -413,6 +413,23 @@ def wait_for_processes(name: str, timeout_s: int = 1800) -> None:
       f"lta/{name}/{_barriers}", timeout_in_ms=timeout_s * 1000)
 
 
+def compile_then_wait(jitted, name: str):
+  """`jitted` (a jax.jit function), compiled ahead of its first call; then
+  every process waits for the others (`wait_for_processes`) before running
+  it, so that a peer still compiling does not fail a collective in it.
+  Later calls run the compiled program at once (same shapes only)."""
+  compiled = None
+
+  def call(*args):
+    nonlocal compiled
+    if compiled is None:
+      compiled = jitted.lower(*args).compile()
+      wait_for_processes(f"compiled_{name}")
+    return compiled(*args)
+
+  return call
+
+
 def gather_from_processes(local: np.ndarray) -> np.ndarray:
   """Every process's `local` (same shape everywhere), stacked in process
   order: shape (process_count, *local.shape), on every process.

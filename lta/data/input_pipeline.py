@@ -193,7 +193,8 @@ def get_dataset(mixture_or_task_name: str,
                 data_shards: Optional[int] = None,
                 architecture: str = "encoder_decoder",
                 bos_id: int = 0, pad_id: int = 0,
-                language_scheme: Optional[str] = None) -> tf.data.Dataset:
+                language_scheme: Optional[str] = None,
+                drop_remainder: bool = True) -> tf.data.Dataset:
   """This host's batches of `architecture`'s features (`feature_converter`).
 
   `num_epochs=None` repeats forever (training); `shard` defaults to this
@@ -203,6 +204,8 @@ def get_dataset(mixture_or_task_name: str,
   on `data_shards`, not on the host count: one process reading 2 shards
   sees the batches 2 processes see together. `pad_id` and
   `language_scheme` are the model's (`model_data_options`).
+  `drop_remainder=False` keeps a last, smaller batch (one shard per host
+  only; `pad_batch` completes it).
   """
   check_task(mixture_or_task_name)
   index, count = shard or partitioning.data_shard()
@@ -213,14 +216,21 @@ def get_dataset(mixture_or_task_name: str,
         f"({count}), and the host batch ({host_batch_size}) a multiple of "
         "the shards each host reads")
   per_host = shards // count
+  if not drop_remainder and per_host != 1:
+    raise errors.ConfigError(
+        f"data_shards={shards}: partial batches (drop_remainder=False) "
+        "need one data shard per host")
   with language_codes.use_scheme(language_scheme):
     datasets = [seqio.get_dataset(
         mixture_or_task_name, dict(task_feature_lengths),
         feature_converter(architecture, bos_id, pad_id), dataset_split=split,
         shuffle=shuffle, num_epochs=num_epochs,
         shard_info=seqio.ShardInfo(index=i, num_shards=shards), seed=seed,
-        batch_size=host_batch_size // per_host, verbose=False)
+        batch_size=host_batch_size // per_host if drop_remainder else None,
+        verbose=False)
                 for i in range(index * per_host, (index + 1) * per_host)]
+  if not drop_remainder:
+    return datasets[0].batch(host_batch_size)
   if per_host == 1:
     return datasets[0]
   return tf.data.Dataset.zip(tuple(datasets)).map(
@@ -246,6 +256,27 @@ def numpy_batches(ds: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
 
 def _model_features(batch) -> dict[str, np.ndarray]:
   return {k: batch[k].numpy() for k in ALL_MODEL_FEATURES if k in batch}
+
+
+def padding_batch(ds: tf.data.Dataset,
+                  batch_size: int) -> dict[str, np.ndarray]:
+  """`batch_size` padding examples shaped like `ds`'s batches: all zeros,
+  so their decoder_loss_weights leave every loss and accuracy sum as is."""
+  spec = ds.element_spec
+  if "decoder_loss_weights" not in spec:
+    raise ValueError("padding examples need decoder_loss_weights to carry "
+                     f"no weight; the batches have only {sorted(spec)}")
+  return {k: np.zeros((batch_size, *spec[k].shape[1:]),
+                      spec[k].dtype.as_numpy_dtype)
+          for k in ALL_MODEL_FEATURES if k in spec}
+
+
+def pad_batch(batch: Mapping[str, np.ndarray],
+              padding: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """`batch` completed to `padding`'s size with its padding examples."""
+  rows = len(next(iter(batch.values())))
+  return {k: np.concatenate([v, padding[k][rows:]]) for k, v in
+          batch.items()}
 
 
 class TrainBatches:

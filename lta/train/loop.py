@@ -18,6 +18,7 @@ import gin
 import jax
 from jax.experimental import multihost_utils
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lta import errors
@@ -171,6 +172,8 @@ def train(*,
   run, state = _build_model_and_state(opts, mesh, rules, host_batch_size)
   _say_what_trains(opts, run, state)
   identity = _describe_run(opts, run, state)
+  # Orbax synchronises the processes (gloo collectives) from here on.
+  partitioning.wait_for_processes("checkpoints")
   ckpt = orbax_ckpt.TrainCheckpointer(opts.model_dir, opts.keep_checkpoints,
                                       opts.async_checkpointing)
   state, batches = _resume(ckpt, state, _training_data(opts, run), identity)
@@ -277,7 +280,9 @@ def _build_model_and_state(opts: TrainOptions, mesh: jax.sharding.Mesh,
   with partitioning.activated(mesh, rules):
     variables = steps.init_variables(model, var_sh, opts.seed, base)
     del base
-    # Recorded before training donates the buffers.
+    # Recorded before training donates the buffers. Its samples of sharded
+    # leaves are gathered in collectives: every process starts them together.
+    partitioning.wait_for_processes("fingerprint")
     base_fp = fingerprint.base_model_fingerprint(config, variables["params"])
     if opts.initial_adapter_path:
       if "adapters" not in variables:
@@ -409,10 +414,10 @@ def _loop(opts: TrainOptions, run: _Run, state: TrainState,
                                      outcome.step)
   with (partitioning.activated(run.mesh, run.rules),
         preemption.StopRequest() as stop):
-    p_train = _compile_then_wait(steps.jit_train_step(
+    p_train = partitioning.compile_then_wait(steps.jit_train_step(
         run.model, run.optimizer, run.state_shardings, run.mesh,
         opts.num_microbatches), "train_step")
-    p_eval = _compile_then_wait(steps.jit_eval_step(
+    p_eval = partitioning.compile_then_wait(steps.jit_eval_step(
         run.model, run.state_shardings, run.mesh), "eval_step")
     while outcome.step < opts.train_steps:
       host_batch = _next_batch(batches, opts.mixture_or_task_name)
@@ -448,21 +453,6 @@ def _loop(opts: TrainOptions, run: _Run, state: TrainState,
   return state, outcome
 
 
-def _compile_then_wait(jitted, name: str):
-  """`jitted`, compiled at its first call; then every process waits for the
-  others before running it (see partitioning.wait_for_processes)."""
-  compiled = None
-
-  def call(*args):
-    nonlocal compiled
-    if compiled is None:
-      compiled = jitted.lower(*args).compile()
-      partitioning.wait_for_processes(f"compiled_{name}")
-    return compiled(*args)
-
-  return call
-
-
 def _next_batch(batches: input_pipeline.TrainBatches, name: str):
   try:
     return next(batches)
@@ -482,20 +472,34 @@ def _save(ckpt: orbax_ckpt.TrainCheckpointer, step: int, state: TrainState,
 
 def _evaluate(opts: TrainOptions, run: _Run, p_eval,
               state: TrainState) -> dict[str, jax.Array]:
-  """Token sums over `eval_steps` batches of `eval_split`."""
+  """Token sums over the first `eval_steps` batches of `eval_split`.
+
+  Each process reads its shard of the split in host batches, the last one
+  possibly smaller. All run as many steps as the process with the most
+  batches: a partial batch is completed, and a missing one made, with
+  padding examples of no loss weight. So no process waits in a collective
+  its peers never start, and every example read counts once: on the whole
+  split (eval_steps large enough) the sums equal one process's.
+  """
   ds = input_pipeline.get_dataset(
       opts.mixture_or_task_name, opts.task_feature_lengths,
       run.host_batch_size, split=opts.eval_split, shuffle=False,
-      num_epochs=1, **input_pipeline.model_data_options(run.model))
+      num_epochs=1, drop_remainder=False,
+      **input_pipeline.model_data_options(run.model))
+  mine = list(input_pipeline.numpy_batches(ds.take(opts.eval_steps)))
+  num_steps = int(partitioning.gather_from_processes(
+      np.asarray(len(mine))).max())
+  if not num_steps:
+    raise errors.DataError(f"{opts.mixture_or_task_name} has no "
+                           f"{opts.eval_split!r} example for eval")
+  padding = input_pipeline.padding_batch(ds, run.host_batch_size)
   totals = None
-  for host_batch in input_pipeline.numpy_batches(ds.take(opts.eval_steps)):
+  for i in range(num_steps):
+    host_batch = (input_pipeline.pad_batch(mine[i], padding)
+                  if i < len(mine) else padding)
     sums = p_eval(state, partitioning.host_batch_to_global(host_batch,
                                                            run.mesh))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  if totals is None:
-    raise ValueError(f"{opts.mixture_or_task_name} has no full "
-                     f"{opts.eval_split!r} batch of {run.host_batch_size} "
-                     "examples for eval")
   return totals
 
 
@@ -527,6 +531,7 @@ def _export(opts: TrainOptions, run: _Run, state: TrainState,
 def to_host(tree: Any) -> Any:
   """Numpy copies of (possibly multi-host sharded) arrays."""
   if jax.process_count() > 1:
+    partitioning.wait_for_processes("to_host")
     return multihost_utils.process_allgather(tree, tiled=True)
   return jax.device_get(tree)
 

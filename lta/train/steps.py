@@ -199,22 +199,38 @@ def jit_eval_step(model, shardings: TrainState, mesh):
 
 def init_variables(model: families.Model, var_sh, seed: int,
                    base: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-  """Sharded random variables; `base` (numpy) replaces the random params."""
-  init = jax.jit(model.init_unboxed, out_shardings=var_sh)
-  variables = init(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+  """Sharded random variables; `base` (numpy) replaces the random params.
+
+  On several processes each compiles the init, then waits for the others
+  before the first collective of start-up (partitioning.compile_then_wait):
+  a host that loads or compiles slower must not fail its peers.
+  """
+  def init():
+    return model.init_unboxed(jax.random.fold_in(jax.random.PRNGKey(seed), 1))
+
+  variables = partitioning.compile_then_wait(
+      jax.jit(init, out_shardings=var_sh), "init_variables")()
   if base is None:
     return variables
   _check_same_shapes(base, variables["params"], "INITIAL_CHECKPOINT_PATH")
+  # Placing host values on a multi-process mesh checks, leaf by leaf in a
+  # collective, that every process holds the same values.
+  partitioning.wait_for_processes("base_to_devices")
   params = jax.device_put(base, var_sh["params"])
   return {**variables, "params": params}
 
 
 def create_state(variables: dict[str, Any], pattern: str, optimizer,
                  var_sh, state_sh: TrainState, seed: int) -> TrainState:
+  """The train state of `variables` (device arrays or numpy leaves, such as
+  an initial adapter), placed as `state_sh` says."""
   create = functools.partial(train_state_lib.create, pattern=pattern,
                              optimizer=optimizer, seed=seed)
-  return jax.jit(create, in_shardings=(var_sh,),
-                 out_shardings=state_sh)(variables)
+  partitioning.wait_for_processes("variables_to_devices")
+  variables = jax.device_put(variables, var_sh)
+  return partitioning.compile_then_wait(
+      jax.jit(create, in_shardings=(var_sh,), out_shardings=state_sh),
+      "create_state")(variables)
 
 
 def _check_same_shapes(loaded, expected, what: str) -> None:

@@ -55,11 +55,13 @@ class Process:
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True)
     self.lines: list[str] = []
+    self.times: list[float] = []  # time.monotonic() each line came
     self._reader = threading.Thread(target=self._read, daemon=True)
     self._reader.start()
 
   def _read(self):
     for line in self.proc.stdout:
+      self.times.append(time.monotonic())
       self.lines.append(line)
 
   @property
@@ -93,14 +95,16 @@ class Process:
 
 
 class Job:
-  """`python -m module args` as `num_processes` processes of one job."""
+  """`python -m module args` as `num_processes` processes of one job, each
+  with `env` added to its environment."""
 
   def __init__(self, module: str, args, num_processes: int,
-               devices_per_process: int = 1):
+               devices_per_process: int = 1, env=None):
     port = free_port()
     self.processes = [
         Process([sys.executable, "-m", module, *args],
-                process_env(i, num_processes, port, devices_per_process))
+                {**process_env(i, num_processes, port, devices_per_process),
+                 **(env or {})})
         for i in range(num_processes)]
 
   def wait(self, timeout: float = 900) -> list[int]:

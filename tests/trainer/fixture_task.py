@@ -25,6 +25,9 @@ from lta.models.mt5.config import T5Config
 TASK = "lta_test.reverse_words"
 LOGGED_TASK = "lta_test.reverse_words_logged"
 LOGGED_PY_TASK = "lta_test.reverse_words_logged_py"
+# TASK's training data, 17 validation examples: 2 shards of 9 and 8.
+UNEVEN_EVAL_TASK = "lta_test.reverse_words_17_eval"
+UNEVEN_EVAL_EXAMPLES = 17
 READ_LOG_ENV = "LTA_TEST_READ_LOG"
 LENGTHS = {"inputs": 32, "targets": 16}
 NUM_EXAMPLES = {"train": 512, "validation": 32}
@@ -48,9 +51,12 @@ def examples(split: str) -> list[dict[str, str]]:
   return out
 
 
-def _dataset_fn(split: str, shuffle_files: bool, seed=None) -> tf.data.Dataset:
+def _dataset_fn(split: str, shuffle_files: bool, seed=None, *,
+                num_validation=None) -> tf.data.Dataset:
   del shuffle_files, seed  # One in-memory shard.
   rows = examples(split)
+  if split == "validation":
+    rows = rows[:num_validation]
   return tf.data.Dataset.from_tensor_slices({
       "inputs": [r["inputs"] for r in rows],
       "targets": [r["targets"] for r in rows]})
@@ -85,15 +91,19 @@ def register() -> None:
   if TASK in seqio.TaskRegistry.names():
     return
   vocabulary = seqio.ByteVocabulary()
-  for name, dataset_fn in (
-      (TASK, _dataset_fn), (LOGGED_TASK, _logged_dataset_fn),
+  uneven = {**NUM_EXAMPLES, "validation": UNEVEN_EVAL_EXAMPLES}
+  for name, dataset_fn, counts in (
+      (TASK, _dataset_fn, NUM_EXAMPLES),
+      (LOGGED_TASK, _logged_dataset_fn, NUM_EXAMPLES),
       (LOGGED_PY_TASK, functools.partial(_logged_dataset_fn,
-                                         python_indices=True))):
+                                         python_indices=True), NUM_EXAMPLES),
+      (UNEVEN_EVAL_TASK, functools.partial(
+          _dataset_fn, num_validation=UNEVEN_EVAL_EXAMPLES), uneven)):
     seqio.TaskRegistry.add(
         name,
         source=seqio.FunctionDataSource(dataset_fn,
-                                        splits=tuple(NUM_EXAMPLES),
-                                        num_input_examples=NUM_EXAMPLES),
+                                        splits=tuple(counts),
+                                        num_input_examples=counts),
         preprocessors=[seqio.preprocessors.tokenize,
                        seqio.preprocessors.append_eos_after_trim],
         output_features={

@@ -5,6 +5,7 @@ import collections
 import numpy as np
 import pytest
 
+from lta import errors
 from lta.data import input_pipeline
 from tests.trainer import fixture_task
 
@@ -94,3 +95,31 @@ def test_unregistered_task_is_named():
 def test_unimportable_task_module_is_named():
   with pytest.raises(ImportError, match="MIXTURE_OR_TASK_MODULE 'no_such_mod"):
     input_pipeline.import_task_modules("no_such_module_xyz")
+
+
+def test_eval_shards_keep_their_partial_batches_and_pad_them():
+  """17 examples over 2 hosts: shards of 9 and 8 in host batches of 4."""
+  shards = [list(input_pipeline.numpy_batches(_dataset(
+      fixture_task.UNEVEN_EVAL_TASK, split="validation", shuffle=False,
+      num_epochs=1, shard=(i, 2), drop_remainder=False))) for i in (0, 1)]
+  assert [[len(b["decoder_target_tokens"]) for b in s] for s in shards] == [
+      [4, 4, 1], [4, 4]]
+  padding = input_pipeline.padding_batch(_dataset(
+      fixture_task.UNEVEN_EVAL_TASK, split="validation", num_epochs=1,
+      drop_remainder=False), 4)
+  assert set(padding) == set(input_pipeline.MODEL_FEATURES)
+  assert all(not v.any() for v in padding.values())
+  last = shards[0][-1]
+  padded = input_pipeline.pad_batch(last, padding)
+  for k, v in padded.items():
+    assert v.shape == padding[k].shape and v.dtype == last[k].dtype, k
+    np.testing.assert_array_equal(v[:1], last[k])
+  weights = padded["decoder_loss_weights"]
+  assert weights[0].sum() > 0 and not weights[1:].any()
+
+
+def test_partial_batches_need_one_shard_per_host():
+  with pytest.raises(errors.ConfigError,
+                     match="data_shards=2: partial batches"):
+    _dataset(split="validation", num_epochs=1, data_shards=2,
+             drop_remainder=False)
