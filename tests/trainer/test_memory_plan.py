@@ -172,6 +172,27 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
 
 
 @pytest.mark.usefixtures("clean_gin")
+def test_lta_plan_passes_debug_to_the_process_it_reruns_in(capfd):
+  # Kronecker factors that do not divide tiny.gin's kernels pass the
+  # parent's checks and fail in the re-run process (16 devices for v4-32)
+  # as it builds the model, before anything compiles.
+  assert len(jax.devices()) < 16  # JAX has started here: lta plan re-runs
+  bad = PLAN + ["--gin.AdapterConfig.kron_factors=(5, 5)",
+                "--gin.TARGETS=['v4-32']", "--gin.MODEL_AXIS_SIZES=[8]"]
+  assert cli.main(bad) == 2
+  err = capfd.readouterr().err
+  assert err == (
+      "lta plan: Kronecker factors (m, n)=(5, 5) do not fit "
+      "encoder/layers_0/attention/query/kernel of shape (in=64, out=48): "
+      "m must divide 64 and n must divide 48.\n")
+
+  assert cli.main(["--debug"] + bad) == 1  # the child's uncaught error
+  err = capfd.readouterr().err
+  assert "Traceback (most recent call last)" in err
+  assert "lta.errors.ConfigError: Kronecker factors (m, n)=(5, 5)" in err
+
+
+@pytest.mark.usefixtures("clean_gin")
 def test_lta_plan_refuses_a_batch_size_that_is_not_positive(capsys):
   # Unknown targets and model axes that do not divide the chips: rows of
   # docs/errors.md (tests/cli/test_errors.py).
