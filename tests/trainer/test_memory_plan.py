@@ -159,7 +159,9 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
   # This session has 8 fake devices and v4-32 has 16 chips: lta plan
   # re-runs in a fresh process, which makes 16 CPU devices before JAX
   # starts, as `lta plan` does on a laptop or a GPU/TPU host.
-  code = cli.main(PLAN + ["--gin.TARGETS=['v4-32']", "--gin.BATCH_SIZES=[2]",
+  # v5e-16 has as many chips: its rows reuse v4-32's compiles.
+  code = cli.main(PLAN + ["--gin.TARGETS=['v4-32', 'v5e-16']",
+                          "--gin.BATCH_SIZES=[2]",
                           "--gin.MODEL_AXIS_SIZES=[1, 8]"])
   out = capfd.readouterr().out
   assert code == 0, out
@@ -169,6 +171,11 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
           "skipped: batch 2 / 1 microbatch(es) does not split over data=16 | — |"
           in out)  # nothing compiled
   assert "v4-32 train: fits at batch 2 on mesh(es) 2×8" in out
+  v4, v5e = ([line.split(" | ") for line in out.splitlines()
+              if line.startswith(f"| {name} | train | 2×8 ")][0]
+             for name in ("v4-32", "v5e-16"))
+  assert v5e[4:9] == v4[4:9]  # arguments .. total
+  assert v5e[9:] == ["16 GiB", "yes", "as v4-32 |"]
 
 
 @pytest.mark.usefixtures("clean_gin")
