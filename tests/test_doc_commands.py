@@ -113,6 +113,11 @@ NOT_RUN = {
         "compiles mT5-XXL's train step for 16 and 8 fake devices (tens of "
         "minutes here); tests/trainer/test_memory_plan.py runs lta plan on "
         "the tiny model for a 16-chip target",
+    "docs/scale.md: lta plan --gin_file=models/mt5_xl.gin "
+    "--gin_file=peft/lora_r4.gin":
+        "compiles mT5-XL's train step for 16 fake devices (minutes here); "
+        "tests/trainer/test_memory_plan.py runs lta plan on the tiny model "
+        "for the two 16-chip targets",
 }
 
 

@@ -45,10 +45,12 @@ def main(argv: Sequence[str]) -> int:
     rows = memory_plan.plan_memory(report=report)
   except memory_plan.TooFewDevices as e:
     # JAX started with fewer devices than the target has chips (as in a
-    # test session): plan in a fresh process that has enough.
+    # test session): plan in a fresh process that has enough, which
+    # shows its own traceback under --debug.
     env = memory_plan.fake_device_env(e.needed, dict(os.environ))
-    return subprocess.run([sys.executable, "-m", "lta.cli.plan", *argv],
-                          env=env, check=False).returncode
+    return subprocess.run(
+        [sys.executable, "-m", "lta.cli.plan", *runner.debug_flags(), *argv],
+        env=env, check=False).returncode
   print("\n".join(memory_plan.summary(rows)), flush=True)
   return 0
 

@@ -49,6 +49,15 @@ def split_debug(argv: Sequence[str]) -> tuple[list[str], bool]:
           if not (i < end and a == "--debug")], debug
 
 
+_running_with_debug = [False]  # the innermost running command's --debug
+
+
+def debug_flags() -> list[str]:
+  """["--debug"] while a command given --debug runs, else []: what a
+  command that re-runs itself in a child process (lta plan) passes on."""
+  return ["--debug"] if _running_with_debug[-1] else []
+
+
 def _wants_help(argv: Sequence[str]) -> bool:
   end = argv.index("--") if "--" in argv else len(argv)
   return any(a in ("-h", "--help") for a in argv[:end])
@@ -145,6 +154,7 @@ def run(command: str, module: types.ModuleType, argv: Sequence[str]) -> int:
     return 0
   if getattr(module, "USES_TENSORFLOW", False) and not wants_help:
     import_tensorflow_for_data(show_noise=debug)
+  _running_with_debug.append(debug)
   try:
     code = module.main(argv)
   except errors.LtaError as e:
@@ -160,6 +170,8 @@ def run(command: str, module: types.ModuleType, argv: Sequence[str]) -> int:
   except BaseException:
     _leave_job(1, unexpected=True)
     raise
+  finally:
+    _running_with_debug.pop()
   _leave_job(code, unexpected=False)
   return code
 

@@ -118,6 +118,7 @@ class PlanRow:
   stats: Optional[MemoryStats]
   compile_seconds: float
   skipped: str = ""  # why this row was not compiled
+  same_program_as: str = ""  # a target with as many chips compiled it
 
   @property
   def fits(self) -> bool:
@@ -323,6 +324,9 @@ def plan_memory(*,
   rules = partitioning.MeshConfig().rules
   lengths = dict(task_feature_lengths)
   rows = []
+  # v4-32 and v5e-16 both have 16 chips: the same mesh gives the same
+  # program, so its accounting is compiled once (minutes for a large model).
+  compiled: dict[tuple, tuple[MemoryStats, str]] = {}
   for t in chosen:
     for data, model_size in meshes[t.name]:
       mesh = partitioning.make_mesh(
@@ -332,16 +336,18 @@ def plan_memory(*,
         for step in ("train", "decode") if decode else ("train",):
           micro = num_microbatches if step == "train" else 1
           skipped = _skip_reason(batch_size, data, micro)
-          stats, start = None, time.perf_counter()
-          if not skipped and step == "train":
-            stats = plan_train_step(model, pattern, optimizer, mesh, rules,
-                                    batch_size, lengths, micro)
-          elif not skipped:
-            stats = plan_decode_step(
-                model, mesh, rules, batch_size, lengths,
-                DecodingConfig(max_decode_length=max_decode_length))
+          start = time.perf_counter()
+          program = (t.chips, data, model_size, batch_size, step, micro)
+          stats, same_as = compiled.get(program, (None, ""))
+          if stats is None and not skipped:
+            stats = plan_train_step(
+                model, pattern, optimizer, mesh, rules, batch_size, lengths,
+                micro) if step == "train" else plan_decode_step(
+                    model, mesh, rules, batch_size, lengths,
+                    DecodingConfig(max_decode_length=max_decode_length))
+            compiled[program] = stats, t.name
           row = PlanRow(t, step, data, model_size, batch_size, stats,
-                        time.perf_counter() - start, skipped)
+                        time.perf_counter() - start, skipped, same_as)
           report(row)
           rows.append(row)
   return rows
@@ -370,11 +376,13 @@ def table_row(row: PlanRow) -> str:
     return where + (f"| — | — | — | — | — | {row.target.memory_gib:g} GiB "
                     f"| skipped: {row.skipped} | — |")
   s = row.stats
+  seconds = (f"as {row.same_program_as}" if row.same_program_as else
+             f"{row.compile_seconds:.0f}")
   return where + (f"| {size(s.arguments)} | {size(s.outputs)} "
                   f"| {size(s.aliased)} | {size(s.temporaries)} "
                   f"| {size(s.total)} | {row.target.memory_gib:g} GiB "
                   f"| {'yes' if row.fits else 'no'} "
-                  f"| {row.compile_seconds:.0f} |")
+                  f"| {seconds} |")
 
 
 def summary(rows: Sequence[PlanRow]) -> list[str]:

@@ -159,7 +159,9 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
   # This session has 8 fake devices and v4-32 has 16 chips: lta plan
   # re-runs in a fresh process, which makes 16 CPU devices before JAX
   # starts, as `lta plan` does on a laptop or a GPU/TPU host.
-  code = cli.main(PLAN + ["--gin.TARGETS=['v4-32']", "--gin.BATCH_SIZES=[2]",
+  # v5e-16 has as many chips: its rows reuse v4-32's compiles.
+  code = cli.main(PLAN + ["--gin.TARGETS=['v4-32', 'v5e-16']",
+                          "--gin.BATCH_SIZES=[2]",
                           "--gin.MODEL_AXIS_SIZES=[1, 8]"])
   out = capfd.readouterr().out
   assert code == 0, out
@@ -169,6 +171,32 @@ def test_lta_plan_reruns_itself_with_the_targets_chips_and_prints_the_fit(
           "skipped: batch 2 / 1 microbatch(es) does not split over data=16 | — |"
           in out)  # nothing compiled
   assert "v4-32 train: fits at batch 2 on mesh(es) 2×8" in out
+  v4, v5e = ([line.split(" | ") for line in out.splitlines()
+              if line.startswith(f"| {name} | train | 2×8 ")][0]
+             for name in ("v4-32", "v5e-16"))
+  assert v5e[4:9] == v4[4:9]  # arguments .. total
+  assert v5e[9:] == ["16 GiB", "yes", "as v4-32 |"]
+
+
+@pytest.mark.usefixtures("clean_gin")
+def test_lta_plan_passes_debug_to_the_process_it_reruns_in(capfd):
+  # Kronecker factors that do not divide tiny.gin's kernels pass the
+  # parent's checks and fail in the re-run process (16 devices for v4-32)
+  # as it builds the model, before anything compiles.
+  assert len(jax.devices()) < 16  # JAX has started here: lta plan re-runs
+  bad = PLAN + ["--gin.AdapterConfig.kron_factors=(5, 5)",
+                "--gin.TARGETS=['v4-32']", "--gin.MODEL_AXIS_SIZES=[8]"]
+  assert cli.main(bad) == 2
+  err = capfd.readouterr().err
+  assert err == (
+      "lta plan: Kronecker factors (m, n)=(5, 5) do not fit "
+      "encoder/layers_0/attention/query/kernel of shape (in=64, out=48): "
+      "m must divide 64 and n must divide 48.\n")
+
+  assert cli.main(["--debug"] + bad) == 1  # the child's uncaught error
+  err = capfd.readouterr().err
+  assert "Traceback (most recent call last)" in err
+  assert "lta.errors.ConfigError: Kronecker factors (m, n)=(5, 5)" in err
 
 
 @pytest.mark.usefixtures("clean_gin")
