@@ -91,6 +91,25 @@ def test_remat_and_chunks_with_dropout_equal_the_plain_step(variables, plain):
   assert abs(float(got[0]["loss"] - plain[0]["loss"])) > 1e-3  # dropout ran
 
 
+def test_the_tiers_quick_compiles_give_the_optimised_programs_results(
+    variables, plain):
+  """The tests compile without LLVM optimisation (tests/conftest.py); users'
+  runs compile with it. Same loss and gradients, dropout off and on."""
+  assert jax.config.read("jax_disable_most_optimizations")
+  config = SMALL.replace(dropout_rate=0.3)
+  rng = jax.random.key(7)
+  quick = _loss_and_grads(variables, ExecutionConfig(), config, rng)
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    optimised = _loss_and_grads(variables, ExecutionConfig())
+    optimised_dropout = _loss_and_grads(variables, ExecutionConfig(), config,
+                                        rng)
+  finally:
+    jax.config.update("jax_disable_most_optimizations", True)
+  _assert_same(plain, optimised)
+  _assert_same(quick, optimised_dropout)
+
+
 def test_bf16_compute_keeps_float32_master_gradients(variables, plain):
   got = _loss_and_grads(variables, ExecutionConfig(),
                         SMALL.replace(dtype="bfloat16"))
