@@ -1,11 +1,17 @@
-"""Test-wide set-up: 8 fake CPU devices, set before JAX is imported, and
-one persistent XLA compilation cache for every test and the processes the
-tests start.
+"""Test-wide set-up: 8 fake CPU devices, set before JAX is imported, one
+persistent XLA compilation cache for every test and the processes the
+tests start, and quick compiles.
 
 The tests compile the same small programs in many runs and processes; the
 cache (keyed by the program, so never stale) lets every run after the first
 skip compilation. Subprocesses share it through the environment, except the
 processes of one multi-process job (tests/multiprocess/processes.py).
+
+Compilation, not running, is most of a tiny model's time on CPU, so the
+tests and their subprocesses compile without XLA's LLVM optimisation
+(JAX_DISABLE_MOST_OPTIMIZATIONS): about half the CPU time of a compile.
+The HLO passes still run; tests/test_compile_modes.py checks that a
+training step's loss and gradients equal the optimised program's.
 """
 
 import os
@@ -18,6 +24,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402  (must follow XLA_FLAGS)
 
@@ -43,19 +50,6 @@ def clean_gin():
   gin.clear_config()
   yield
   gin.clear_config()
-
-
-@pytest.fixture(scope="module")
-def unoptimised_compiles():
-  """The same jitted code, compiled without XLA's optimisation passes: on
-  CPU the tiny decoder-only models then compile in about half the time,
-  which the default tier's budget needs. Numerics stay within the parity
-  tolerances (checked with and without). Module-scoped: a module's tests
-  that use it should come last in it."""
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", before)
 
 
 # `make test` hands whole files to its 2 xdist workers in collection order

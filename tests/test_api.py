@@ -140,7 +140,6 @@ ARTICLES = ["Heavy rain flooded the old market on Monday.",
             "The council met."]
 
 
-@pytest.mark.usefixtures("unoptimised_compiles")
 def test_generate_on_a_decoder_only_model_fills_the_prompt_and_left_pads():
   llm = api.load_base(LLAMA)
   assert llm.config.family == "llama"

@@ -25,7 +25,6 @@ from lta.models.decoder.network import DecoderOnly
 from lta.models.decoder_only import DecoderOnlyModel
 from tests.model import decoder_fixtures as fx
 
-pytestmark = pytest.mark.usefixtures("unoptimised_compiles")
 SAMPLE = dict(method="sample", temperature=1.5, topk=20)
 
 

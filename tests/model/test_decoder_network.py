@@ -77,7 +77,6 @@ def test_adapter_targets_matching_no_kernel_are_refused():
     jax.eval_shape(lambda: model.init_variables(jax.random.key(0)))
 
 
-@pytest.mark.usefixtures("unoptimised_compiles")
 def test_scores_match_transformers_log_likelihoods():
   config, params = fx.load("gemma2")
   ref = fx.reference("gemma2")
@@ -102,7 +101,6 @@ def test_left_pad_moves_right_padded_rows_to_the_right():
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("unoptimised_compiles")
 def test_beam_search_scores_equal_uncached_scoring():
   """Beam search reorders the cache (k/v, real key slots, positions) as
   beams swap; the best hypothesis' summed log-probability (alpha 0) must
@@ -147,8 +145,7 @@ def test_beam_search_scores_equal_uncached_scoring():
 
 
 @pytest.fixture(scope="module")
-def everything_forward(unoptimised_compiles):
-  del unoptimised_compiles
+def everything_forward():
   module = DecoderOnly(EVERYTHING)
   rng = np.random.default_rng(0)  # no init compile: random values by path
   params = unflatten_tree({

@@ -14,7 +14,6 @@ import pytest
 from tests.model import decoder_fixtures as fx
 
 TOLERANCE = 1e-4  # float32 parity with transformers (issue 16)
-pytestmark = pytest.mark.usefixtures("unoptimised_compiles")
 
 
 @pytest.mark.parametrize("family", fx.FAMILIES)

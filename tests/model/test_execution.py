@@ -15,6 +15,7 @@ import pytest
 from lta import errors
 from lta import partitioning
 from lta.adapters import trainable as trainable_lib
+from lta.eval import compilations
 from lta.models import dropout as layers
 from lta.models.contract import EncoderDecoderModel
 from lta.models.execution import ExecutionConfig
@@ -89,6 +90,25 @@ def test_remat_and_chunks_with_dropout_equal_the_plain_step(variables, plain):
       config, rng)
   _assert_same(got, want)
   assert abs(float(got[0]["loss"] - plain[0]["loss"])) > 1e-3  # dropout ran
+
+
+def test_the_tiers_quick_compiles_give_the_optimised_programs_results(
+    variables):
+  """The tests compile without LLVM optimisation (tests/conftest.py); users'
+  runs compile with it. Same loss and gradients (dropout on: its masks too)."""
+  assert jax.config.read("jax_disable_most_optimizations")
+  config = SMALL.replace(dropout_rate=0.3)
+  rng = jax.random.key(7)
+  quick = _loss_and_grads(variables, ExecutionConfig(), config, rng)
+  jax.config.update("jax_disable_most_optimizations", False)
+  try:
+    with compilations.counting() as compiled:
+      optimised = _loss_and_grads(variables, ExecutionConfig(), config, rng)
+  finally:
+    jax.config.update("jax_disable_most_optimizations", True)
+  # A program of its own (compiled, or loaded from the persistent cache).
+  assert compiled.of("token_sums") or compiled.persistent_cache_hits
+  _assert_same(quick, optimised)
 
 
 def test_bf16_compute_keeps_float32_master_gradients(variables, plain):

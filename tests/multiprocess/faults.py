@@ -6,6 +6,9 @@ The process whose LTA_PROCESS_ID is LTA_TEST_FAULTY_PROCESS
   model (lta.train.steps.init_variables): after it joined the job, before
   any collective of start-up. Its peers meanwhile reach their first
   collective alone, as when one host loads or compiles much slower;
+- sleeps before it saves the checkpoint of a step, as LTA_TEST_SLOW_SAVE
+  ("STEP:SECONDS") says (lta.train.loop._save): its peers start orbax's
+  save, and its syncs, alone;
 - SIGKILLs itself once it has written its part of the checkpoint of step
   LTA_TEST_KILL_BEFORE_COMMIT, before orbax commits it (orbax's background
   save thread, before its barrier with the other processes).
@@ -20,11 +23,13 @@ import time
 from orbax.checkpoint._src.checkpointers import async_checkpointer
 
 from lta import partitioning
+from lta.train import loop
 from lta.train import steps
 
 FAULTY_PROCESS_ENV = "LTA_TEST_FAULTY_PROCESS"
 SLOW_START_ENV = "LTA_TEST_SLOW_START_S"
 KILL_BEFORE_COMMIT_ENV = "LTA_TEST_KILL_BEFORE_COMMIT"
+SLOW_SAVE_ENV = "LTA_TEST_SLOW_SAVE"
 
 
 def _say(message: str) -> None:
@@ -37,6 +42,15 @@ def _slow_to_start(init_variables, delay_s: float):
     _say(f"sleeps {delay_s:g} s before building its model")
     time.sleep(delay_s)
     return init_variables(*args, **kwargs)
+  return delayed
+
+
+def _slow_to_save(save, step: int, delay_s: float):
+  def delayed(ckpt, at_step, *args, **kwargs):
+    if at_step == step:
+      _say(f"sleeps {delay_s:g} s before saving step {step}")
+      time.sleep(delay_s)
+    return save(ckpt, at_step, *args, **kwargs)
   return delayed
 
 
@@ -59,6 +73,9 @@ def main() -> None:
     if float(env.get(SLOW_START_ENV, 0)):
       steps.init_variables = _slow_to_start(steps.init_variables,
                                             float(env[SLOW_START_ENV]))
+    if env.get(SLOW_SAVE_ENV):
+      step, delay_s = env[SLOW_SAVE_ENV].split(":")
+      loop._save = _slow_to_save(loop._save, int(step), float(delay_s))  # pylint: disable=protected-access
     if env.get(KILL_BEFORE_COMMIT_ENV):
       # pylint: disable=protected-access
       async_checkpointer._background_wait_for_commit_futures = (

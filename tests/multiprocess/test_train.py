@@ -6,9 +6,10 @@ from the processes' halves; the 1-process run reads both shards and puts
 their batches side by side. Same global batches and seed, so the same
 adapter, up to the order of float sums across devices.
 
-The 2-process job is also made hard in two ways, at no extra run:
+The 2-process job is also made hard in three ways, at no extra run:
 process 1 starts building its model SLOW_START_S after process 0 (longer
-than gloo's fixed 30 s wait at a collective), and both runs evaluate at
+than gloo's fixed 30 s wait at a collective), it starts saving step
+SLOW_SAVE_STEP SLOW_START_S after process 0, and both runs evaluate at
 their last step on 17 validation examples, which the 2 processes read as
 shards of 9 and 8 (3 and 2 host batches, the last ones partial).
 """
@@ -32,6 +33,7 @@ TINY_GIN = os.path.join(processes.cli_run.REPO, "tests", "trainer",
                         "tiny_run.gin")
 STEPS = 6
 SLOW_START_S = 40
+SLOW_SAVE_STEP = 4
 # The fixture task's training data; eval at the last step on 17 examples.
 UNEVEN_EVAL = (f'--gin.MIXTURE_OR_TASK_NAME="{fixture_task.UNEVEN_EVAL_TASK}"',
                f"--gin.train.eval_period={STEPS}")
@@ -89,7 +91,8 @@ def runs(tmp_path_factory):
   one_dir, two_dir = str(tmp_path / "one"), str(tmp_path / "two")
   one = train(one_dir, 1, STEPS, *UNEVEN_EVAL)
   two = train(two_dir, 2, STEPS, *UNEVEN_EVAL, faults_of_process_1={
-      faults.SLOW_START_ENV: str(SLOW_START_S)})
+      faults.SLOW_START_ENV: str(SLOW_START_S),
+      faults.SLOW_SAVE_ENV: f"{SLOW_SAVE_STEP}:{SLOW_START_S}"})
   try:
     two_output, one_output = two.finish(), one.finish()
   finally:
@@ -143,6 +146,21 @@ def test_a_process_slow_to_start_is_waited_for(runs):
   # Process 0 could not train before process 1 woke up and built its model.
   assert first.times[trained] - slow.times[asleep] > SLOW_START_S > 30
   assert "faults:" not in first.output
+
+
+def test_a_process_slow_to_save_is_waited_for(runs):
+  """Past the first collective, gloo waits longer than its 30 s start-up
+  limit: process 0 waits for process 1, late to save step SLOW_SAVE_STEP
+  (orbax's syncs, then step SLOW_SAVE_STEP + 1), and the job finishes with
+  the 1-process adapter and last checkpoint
+  (test_two_process_train_equals_one_process)."""
+  *_, (first, slow) = runs
+  asleep = slow.wait_for_line(
+      f"faults: process 1 sleeps {SLOW_START_S} s before saving step "
+      f"{SLOW_SAVE_STEP}")
+  after = first.wait_for_line(f"step {SLOW_SAVE_STEP + 1}/{STEPS}")
+  assert first.times[after] - slow.times[asleep] > SLOW_START_S > 30
+  assert first.output.count(f"Finished at step {STEPS}") == 1
 
 
 def test_uneven_eval_shards_give_the_one_process_eval_metrics(runs):

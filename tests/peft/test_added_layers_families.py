@@ -50,11 +50,6 @@ STEPS = 5
 ROWS = [[5, 9, 17, 33, 8, 11], [7, 21, 4]]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles(unoptimised_compiles):
-  del unoptimised_compiles
-
-
 def _is_decoder_only(family):
   return family == "decoder"
 
