@@ -10,8 +10,9 @@ processes of one multi-process job (tests/multiprocess/processes.py).
 Compilation, not running, is most of a tiny model's time on CPU, so the
 tests and their subprocesses compile without XLA's LLVM optimisation
 (JAX_DISABLE_MOST_OPTIMIZATIONS): about half the CPU time of a compile.
-The HLO passes still run; tests/test_compile_modes.py checks that a
-training step's loss and gradients equal the optimised program's.
+The HLO passes still run; tests/model/test_execution.py (the quick
+compiles test) checks that a training step's loss and gradients equal the
+optimised program's.
 """
 
 import os
