@@ -10,7 +10,9 @@ JAX's own error polling aborts the others first, with a stack trace.)
 The victim dies at the worst moment for a checkpoint: it has written its
 part of step 4 (its state shards and input position), and orbax's commit
 waits for every process first, so process 0 never commits step 4; the
-last checkpoint is still step 2.
+last checkpoint is still step 2. Restarted, both processes resume from
+step 2 and end with the adapter of an uninterrupted run (the 1-process run
+with data_shards=2, up to the order of float sums).
 """
 
 import glob
@@ -22,6 +24,8 @@ import time
 import pytest
 
 from lta import partitioning
+from lta.adapters import adapter_io
+from lta.adapters.tree import flatten_tree
 from lta.checkpoints import orbax_ckpt
 from tests.multiprocess import faults
 from tests.multiprocess import test_train
@@ -83,8 +87,41 @@ def test_a_process_killed_before_the_commit_leaves_the_last_checkpoint(
     assert glob.glob(os.path.join(steps_dir, pending[0], f"{item}.orbax-*",
                                   victims_part)), (item, victims_part)
   assert not os.path.exists(os.path.join(model_dir, "adapter"))
-  # What a rerun resumes from (test_kill_resume.py reruns the job): step 2,
-  # the uncommitted step 4 cleaned away.
+  # What a rerun resumes from (the next test reruns the job): step 2, the
+  # uncommitted step 4 cleaned away.
   step, _, data, _ = single_process._last_checkpoint(model_dir)  # pylint: disable=protected-access
   assert step == 2 and data["consumed_batches"] == 2
   assert sorted(os.listdir(steps_dir)) == ["2"]
+
+
+@pytest.fixture(scope="module")
+def restarted_job(killed_job, tmp_path_factory):
+  """(the killed job's dir, the restart's output, the 1-process run's dir).
+
+  Requested after the tests above have read what the kill left on disk."""
+  model_dir = killed_job[0]
+  reference_dir = str(tmp_path_factory.mktemp("uninterrupted"))
+  jobs = [test_train.train(model_dir, 2, test_train.STEPS),
+          test_train.train(reference_dir, 1, test_train.STEPS)]
+  try:
+    output = jobs[0].finish()
+    jobs[1].finish()
+  finally:
+    for job in jobs:
+      job.kill()
+  return model_dir, output, reference_dir
+
+
+def test_restarting_both_resumes_from_the_last_checkpoint(restarted_job):
+  model_dir, output, _ = restarted_job
+  assert output.count(f"Finished at step {test_train.STEPS}") == 2, output
+  assert (f"Resuming from {model_dir}/{orbax_ckpt.SUBDIR}/{KILLED_AT - 2} "
+          "at its saved input position") in output, output
+
+
+def test_the_restarted_job_ends_with_the_uninterrupted_adapter(restarted_job):
+  model_dir, _, reference_dir = restarted_job
+  got, _ = adapter_io.load_adapter(os.path.join(model_dir, "adapter"))
+  want, _ = adapter_io.load_adapter(os.path.join(reference_dir, "adapter"))
+  test_train.assert_close(flatten_tree(got), flatten_tree(want),
+                          "exported adapter")
