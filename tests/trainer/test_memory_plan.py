@@ -54,10 +54,28 @@ def setup():
           partitioning.LOGICAL_AXIS_RULES)
 
 
-def test_planned_train_step_accounts_as_the_real_compiled_step(setup):
-  model, optimizer, pattern, mesh, rules = setup
+# The rows docs/scale.md plans: mT5 and decoder-only bases, the default
+# (tensor-parallel) and FSDP rules, one step or microbatches.
+DECODER_CONFIG = DecoderConfig(vocab_size=64, hidden_size=16,
+                               intermediate_size=32, num_layers=1,
+                               num_heads=2, num_kv_heads=2, head_dim=8,
+                               bos_token_id=2, name="plan-test")
+
+
+@pytest.mark.parametrize("config,rules_name,num_microbatches", [
+    (CONFIG, "tensor_parallel", 1),
+    (CONFIG, "fsdp", 2),
+    (DECODER_CONFIG, "tensor_parallel", 2),
+], ids=["mt5", "mt5-fsdp-microbatches", "decoder-microbatches"])
+def test_planned_train_step_accounts_as_the_real_compiled_step(
+    setup, config, rules_name, num_microbatches):
+  _, optimizer, pattern, mesh, _ = setup
+  model = families.build_model(config, AdapterConfig(kind="lora", rank=2,
+                                                     alpha=2.0))
+  rules = partitioning.MeshConfig(rules=rules_name).rules
   planned = memory_plan.plan_train_step(model, pattern, optimizer, mesh,
-                                        rules, BATCH, LENGTHS)
+                                        rules, BATCH, LENGTHS,
+                                        num_microbatches)
   # The plan's arguments are exactly one device's shards of state + batch.
   _, state_sh = steps.state_shardings(model, pattern, optimizer, mesh, rules)
   abstract_state = memory_plan.abstract_train_state(model, pattern,
@@ -74,14 +92,15 @@ def test_planned_train_step_accounts_as_the_real_compiled_step(setup):
                                            rules)
   rng = np.random.default_rng(0)
   batch = {k: jax.device_put(
-      rng.integers(1, CONFIG.vocab_size, s.shape).astype(np.int32), batch_sh)
+      rng.integers(1, config.vocab_size, s.shape).astype(np.int32), batch_sh)
            for k, s in abstract_batch.items()}
   with partitioning.activated(mesh, rules):
     variables = steps.init_variables(model, var_sh, seed=0)
     state = steps.create_state(variables, pattern, optimizer, var_sh,
                                state_sh, seed=0)
-    compiled = steps.jit_train_step(model, optimizer, state_sh, mesh).lower(
-        state, batch).compile()
+    compiled = steps.jit_train_step(model, optimizer, state_sh, mesh,
+                                    num_microbatches).lower(
+                                        state, batch).compile()
     real = memory_plan.MemoryStats.of(compiled)
     new_state, metrics = compiled(state, batch)
   assert int(new_state.step) == 1 and np.isfinite(float(metrics["loss"]))
@@ -108,10 +127,7 @@ def test_planned_decode_step_holds_the_variables_and_prompts(setup):
 
 def test_decoder_only_full_finetuning_plan_holds_its_state_and_rows(setup):
   _, optimizer, _, mesh, rules = setup
-  config = DecoderConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
-                         num_layers=1, num_heads=2, num_kv_heads=2,
-                         head_dim=8, bos_token_id=2, name="plan-test")
-  model = families.build_model(config)
+  model = families.build_model(DECODER_CONFIG)
   pattern = trainable_lib.resolve_pattern("full")
   planned = memory_plan.plan_train_step(model, pattern, optimizer, mesh,
                                         rules, BATCH, LENGTHS)
