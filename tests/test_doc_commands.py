@@ -118,6 +118,12 @@ NOT_RUN = {
         "compiles mT5-XL's train step for 16 fake devices (minutes here); "
         "tests/trainer/test_memory_plan.py runs lta plan on the tiny model "
         "for the two 16-chip targets",
+    "docs/scale.md: lta plan --gin_file=models/qwen2_5_7b.gin "
+    "--gin_file=peft/lora_r4.gin":
+        "compiles Qwen2.5-7B's train step for 16 fake devices; "
+        "tests/trainer/test_memory_plan.py parses this command and checks "
+        "the decoder-only plan against the real compiled step on a tiny "
+        "model",
 }
 
 

@@ -248,6 +248,29 @@ def test_lta_plan_parses_an_mbart_model_file():
       "mbart_tiny", 160, 32)
 
 
+@pytest.mark.usefixtures("clean_gin")
+def test_lta_plan_parses_docs_scale_decoder_only_command():
+  # docs/scale.md's Qwen2.5-7B rows (its compile: tens of seconds for 16
+  # fake devices, so test_doc_commands.py does not run it).
+  import gin  # pylint: disable=g-import-not-at-top
+  from lta.cli import gin_flags  # pylint: disable=g-import-not-at-top
+  gin_flags.parse_and_configure([
+      "--gin_file=models/qwen2_5_7b.gin", "--gin_file=peft/lora_r4.gin",
+      "--gin_file=runs/plan.gin",
+      "--gin.plan_memory.model_config=@DecoderConfig()",
+      "--gin.TASK_FEATURE_LENGTHS={'inputs': 512, 'targets': 64}",
+      "--gin.BATCH_SIZES=[32]", "--gin.MODEL_AXIS_SIZES=[4]",
+      "--gin.TARGETS=['v4-32', 'v5e-16']",
+      "--gin.plan_memory.num_microbatches=4"],
+                                entries=[memory_plan.plan_memory])
+  config = gin.query_parameter(
+      "plan_memory.model_config").scoped_configurable_fn()
+  assert isinstance(config, DecoderConfig)
+  assert (config.name, config.num_heads, config.num_kv_heads) == (
+      "qwen2.5-7b", 28, 4)
+  assert gin.query_parameter("plan_memory.num_microbatches") == 4
+
+
 @pytest.mark.slow  # compiles the step for 8 devices: about a minute here
 @pytest.mark.usefixtures("clean_gin")
 def test_lta_plan_plans_an_mbart_model(capfd):
