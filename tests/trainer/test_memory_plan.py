@@ -233,16 +233,20 @@ MBART_PLAN = ["--gin_file=models/mbart_tiny.gin",
               "--gin.MODEL_AXIS_SIZES=[1]"]
 
 
-@pytest.mark.usefixtures("clean_gin")
-def test_lta_plan_parses_an_mbart_model_file():
-  # As `lta plan` parses its flags: runs/plan.gin imports BartConfig.
+def _planned_model_config(flags: list[str]):
+  """plan_memory.model_config as `lta plan` parses `flags`."""
   import gin  # pylint: disable=g-import-not-at-top
   from lta.cli import gin_flags  # pylint: disable=g-import-not-at-top
-  from lta.models.bart.config import BartConfig  # pylint: disable=g-import-not-at-top
-  gin_flags.parse_and_configure(MBART_PLAN,
-                                entries=[memory_plan.plan_memory])
-  config = gin.query_parameter(
+  gin_flags.parse_and_configure(flags, entries=[memory_plan.plan_memory])
+  return gin.query_parameter(
       "plan_memory.model_config").scoped_configurable_fn()
+
+
+@pytest.mark.usefixtures("clean_gin")
+def test_lta_plan_parses_an_mbart_model_file():
+  # runs/plan.gin imports BartConfig.
+  from lta.models.bart.config import BartConfig  # pylint: disable=g-import-not-at-top
+  config = _planned_model_config(MBART_PLAN)
   assert isinstance(config, BartConfig)
   assert (config.name, config.vocab_size, config.d_model) == (
       "mbart_tiny", 160, 32)
@@ -253,18 +257,14 @@ def test_lta_plan_parses_docs_scale_decoder_only_command():
   # docs/scale.md's Qwen2.5-7B rows (its compile: tens of seconds for 16
   # fake devices, so test_doc_commands.py does not run it).
   import gin  # pylint: disable=g-import-not-at-top
-  from lta.cli import gin_flags  # pylint: disable=g-import-not-at-top
-  gin_flags.parse_and_configure([
+  config = _planned_model_config([
       "--gin_file=models/qwen2_5_7b.gin", "--gin_file=peft/lora_r4.gin",
       "--gin_file=runs/plan.gin",
       "--gin.plan_memory.model_config=@DecoderConfig()",
       "--gin.TASK_FEATURE_LENGTHS={'inputs': 512, 'targets': 64}",
       "--gin.BATCH_SIZES=[32]", "--gin.MODEL_AXIS_SIZES=[4]",
       "--gin.TARGETS=['v4-32', 'v5e-16']",
-      "--gin.plan_memory.num_microbatches=4"],
-                                entries=[memory_plan.plan_memory])
-  config = gin.query_parameter(
-      "plan_memory.model_config").scoped_configurable_fn()
+      "--gin.plan_memory.num_microbatches=4"])
   assert isinstance(config, DecoderConfig)
   assert (config.name, config.num_heads, config.num_kv_heads) == (
       "qwen2.5-7b", 28, 4)
