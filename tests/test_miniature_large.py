@@ -45,8 +45,9 @@ def workdir(tmp_path_factory):
           "--gin.PipelineConfig.batch_size=4",
           "--gin.PipelineConfig.lambdas=(0.5, 0.9)",
           "--gin.PipelineConfig.eval_examples=4"]
-  # Two seeds with five sources and three ablations: over an hour on a
-  # shared 2-core machine (one seed took 23 min at load 17, docs/miniature.md).
+  # Two seeds with five sources and three ablations: 6.5 minutes on one
+  # core beside a benchmark (2026-12-02); over an hour on a heavily loaded
+  # shared 2-core machine (one seed took 23 min at load 17).
   proc = cli_run.run_module("lta.cli.miniature", args, timeout=4 * 3600)
   assert "Verdict from the paired 95% interval" in proc.stdout
   return out
