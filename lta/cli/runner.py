@@ -36,8 +36,8 @@ EXIT_USER_ERROR = 2
 # TensorFlow's start-up lines, printed whatever TF_CPP_MIN_LOG_LEVEL says:
 # on a machine without CUDA the CUDA runtime stub and driver probes, absl's
 # note that logging is not set up yet, and on CPUs where TensorFlow turns on
-# its oneDNN kernels a note saying so (lta runs
-# no TensorFlow math that it affects: only input pipelines).
+# its oneDNN kernels a note saying so (lta runs no TensorFlow math that it
+# affects: only input pipelines).
 _TF_NOISE = re.compile(
     r"cudart_stub\.cc|Could not find cuda drivers|cuda_platform\.cc|cuInit|"
     r"All log messages before absl::InitializeLog\(\) is called|"
