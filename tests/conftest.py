@@ -66,7 +66,7 @@ LONGEST_FIRST = (
     "tests/tasks/test_decoder_only_e2e_tiny.py",
     "tests/tasks/test_bart_data_e2e.py",
     "tests/multiprocess/test_eval.py",
-    "tests/multiprocess/test_peer_lost.py",
+    "tests/multiprocess/test_kill_and_preempt.py",
     "tests/peft/test_prompt_bottleneck.py",
     "tests/trainer/test_fsdp.py",
     "tests/trainer/test_memory_plan.py",

@@ -182,7 +182,13 @@ def run(command: str, module: types.ModuleType, argv: Sequence[str]) -> int:
 
 def _leave_job(exit_code: int, unexpected: bool) -> None:
   """A failed process of a multi-process job exits without waiting for
-  its peers (lta.partitioning.leave_job_after_failure)."""
+  its peers (lta.partitioning.leave_job_after_failure). A preempted one is
+  not failed: every process stopped at the step they agreed on, so they
+  leave together through JAX's shutdown barrier, as after a finished run.
+  Leaving at once, process 0 (the coordinator) would abort a peer still
+  closing its checkpointer."""
+  if exit_code == errors.EXIT_PREEMPTED:
+    return
   if exit_code and "lta.partitioning" in sys.modules:
     from lta import partitioning  # pylint: disable=g-import-not-at-top
     partitioning.leave_job_after_failure(exit_code, unexpected)

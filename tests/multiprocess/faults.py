@@ -11,7 +11,10 @@ The process whose LTA_PROCESS_ID is LTA_TEST_FAULTY_PROCESS
   save, and its syncs, alone;
 - SIGKILLs itself once it has written its part of the checkpoint of step
   LTA_TEST_KILL_BEFORE_COMMIT, before orbax commits it (orbax's background
-  save thread, before its barrier with the other processes).
+  save thread, before its barrier with the other processes);
+- sleeps LTA_TEST_SLOW_EXIT_S seconds once its training loop has ended,
+  before it exports and exits (lta.train.loop._export): its peers reach
+  their exit first.
 """
 
 import os
@@ -30,6 +33,7 @@ FAULTY_PROCESS_ENV = "LTA_TEST_FAULTY_PROCESS"
 SLOW_START_ENV = "LTA_TEST_SLOW_START_S"
 KILL_BEFORE_COMMIT_ENV = "LTA_TEST_KILL_BEFORE_COMMIT"
 SLOW_SAVE_ENV = "LTA_TEST_SLOW_SAVE"
+SLOW_EXIT_ENV = "LTA_TEST_SLOW_EXIT_S"
 
 
 def _say(message: str) -> None:
@@ -51,6 +55,14 @@ def _slow_to_save(save, step: int, delay_s: float):
       _say(f"sleeps {delay_s:g} s before saving step {step}")
       time.sleep(delay_s)
     return save(ckpt, at_step, *args, **kwargs)
+  return delayed
+
+
+def _slow_to_exit(export, delay_s: float):
+  def delayed(*args, **kwargs):
+    _say(f"sleeps {delay_s:g} s before it exports and exits")
+    time.sleep(delay_s)
+    return export(*args, **kwargs)
   return delayed
 
 
@@ -76,6 +88,8 @@ def main() -> None:
     if env.get(SLOW_SAVE_ENV):
       step, delay_s = env[SLOW_SAVE_ENV].split(":")
       loop._save = _slow_to_save(loop._save, int(step), float(delay_s))  # pylint: disable=protected-access
+    if float(env.get(SLOW_EXIT_ENV, 0)):
+      loop._export = _slow_to_exit(loop._export, float(env[SLOW_EXIT_ENV]))  # pylint: disable=protected-access
     if env.get(KILL_BEFORE_COMMIT_ENV):
       # pylint: disable=protected-access
       async_checkpointer._background_wait_for_commit_futures = (
