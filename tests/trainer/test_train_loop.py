@@ -227,15 +227,19 @@ def test_sigterm_saves_and_stops(tmp_path):
   model_dir = str(tmp_path)
   events_dir = os.path.join(model_dir, "train")
 
+  # What the process had: a background job, say, starts with SIGINT ignored.
+  before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
   def preempt_after_first_step():
+    # The events file is made before the trainer's handler is installed:
+    # a SIGTERM then would kill this (pytest's) process.
     deadline = time.time() + 120
-    while time.time() < deadline and not glob.glob(
-        os.path.join(events_dir, "events.out.*")):
+    while time.time() < deadline and (
+        not glob.glob(os.path.join(events_dir, "events.out.*")) or
+        signal.getsignal(signal.SIGTERM) == before[signal.SIGTERM]):
       time.sleep(0.05)
     os.kill(os.getpid(), signal.SIGTERM)
 
-  # What the process had: a background job, say, starts with SIGINT ignored.
-  before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
   killer = threading.Thread(target=preempt_after_first_step, daemon=True)
   killer.start()
   result = _train(model_dir, train_steps=10_000, checkpoint_period=10_000)
