@@ -5,7 +5,8 @@
 
 Each λ runs what `lta eval`'s λ selection runs for one λ (lta.eval.composed):
 compose lang_task_add at λ, merge ΔW into the base (merged_variables), put
-the variables on the device and greedy-decode every example batch with the
+the changed kernels on the device beside the base's device copy
+(composed.on_device) and greedy-decode every example batch with the
 jitted predict_batch (scoring.decode_examples). Detokenising and ROUGE are
 left out (the same per-λ cost in every variant). Workers, each in a fresh
 process, interleaved in rounds (bench/fair_rounds.py: ABBA order, load
@@ -17,6 +18,9 @@ recorded, loaded rounds repeated):
             the encoder changes with λ and is run for every λ
   sweep_dec the same with decoder-only adapters: the base's encoder
             outputs are computed once per batch and reused (EncoderReuse)
+  sweep_copy `sweep` as lta did before on_device: every λ copies all the
+            merged variables to the device, the unchanged embeddings too
+            (the optimisation's "before", paired with `sweep`)
 
 Reported per round (paired) and as medians over rounds: sweep / (points x
 eval + compile), the goal being <= 1 (issue #18: an 11-point sweep at most
@@ -42,7 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fair_rounds  # noqa: E402
 import host_info  # noqa: E402
 
-VARIANTS = ("one", "sweep", "sweep_dec")
+VARIANTS = ("one", "sweep", "sweep_dec", "sweep_copy")
+SWEEPS = VARIANTS[1:]
 QUICK = dict(layers=1, d_model=32, heads=2, d_kv=16, d_ff=64, vocab=128,
              batch=2, examples=4, inputs=16, decode=4, points=3, rounds=1)
 
@@ -138,8 +143,11 @@ def worker(flags) -> dict:
         "lang_task_add", task_vectors=tasks, language_vectors=langs,
         target="pt", sources="en", lam=lam)
     variables, encoder_unchanged = composed.merged_variables(params, adapter)
+    on_device = (jax.device_put(variables) if variant == "sweep_copy" else
+                 composed.on_device(variables, params,
+                                    base_on_device["params"]))
     ids = scoring.decode_examples(
-        predict, jax.device_put(variables), examples, flags.batch,
+        predict, on_device, examples, flags.batch,
         flags.inputs, encoder=reuse if encoder_unchanged else None)
     return np.stack(ids), encoder_unchanged
 
@@ -168,7 +176,7 @@ def report(flags, rounds) -> list[dict]:
     compile_s = max(first - one, 0.0)
     row = {"round": i + 1, "eval_s": one, "compile_s": compile_s,
            "first_call_s": first, "others_load": r.others_load}
-    for name in ("sweep", "sweep_dec"):
+    for name in SWEEPS:
       sweep = r.results[name]
       row[name] = {"wall_s": sweep["wall"],
                    "vs_goal": sweep["wall"] / (flags.points * one +
@@ -180,21 +188,26 @@ def report(flags, rounds) -> list[dict]:
     rows.append(row)
   print(f"{'round':<7}{'eval s':>8}{'compile s':>10}" + "".join(
       f"{n + ' s':>12}{'/goal':>8}{'/first':>8}{'compiles':>9}"
-      for n in ("sweep", "sweep_dec")) + f"{'others load':>13}")
+      for n in SWEEPS) + f"{'others load':>13}")
   for row in rows:
     print(f"{row['round']:<7}{row['eval_s']:>8.2f}{row['compile_s']:>10.2f}"
           + "".join(f"{row[n]['wall_s']:>12.2f}{row[n]['vs_goal']:>8.3f}"
                     f"{row[n]['vs_first_call']:>8.2f}"
                     f"{row[n]['compilations']:>9}"
-                    for n in ("sweep", "sweep_dec"))
+                    for n in SWEEPS)
           + f"{row['others_load']:>13.2f}")
-  for n in ("sweep", "sweep_dec"):
+  for n in SWEEPS:
     ratios = [row[n]["vs_goal"] for row in rows]
     print(f"{n}: {flags.points}-point sweep / ({flags.points} x eval + "
           f"compile), paired, median (min-max) over rounds: "
           f"{fair_rounds.summary(ratios)}; goal <= 1; predict_batch "
           f"compiled {rows[0][n]['predict_compilations']}x; encoder "
           f"outputs reused: {rows[0][n]['encoder_reused']}")
+  speedups = [row["sweep_copy"]["wall_s"] / row["sweep"]["wall_s"]
+              for row in rows]
+  print("on_device (only changed kernels transferred) against copying all "
+        "variables per λ: sweep_copy / sweep wall, paired, median (min-max): "
+        f"{fair_rounds.summary(speedups)}")
   return rows
 
 

@@ -20,6 +20,8 @@ import numpy as np
 from lta import errors
 from lta.adapters import deltas
 from lta.adapters.manifest import Adapter
+from lta.adapters.tree import flatten_tree
+from lta.adapters.tree import unflatten_tree
 from lta.arithmetic import compat
 from lta.arithmetic import compositions
 from lta.checkpoints import base_model
@@ -50,6 +52,22 @@ def merged_variables(params: Mapping[str, Any], adapter: Optional[Adapter]
   encoder_unchanged = all(path.startswith("decoder/") or not np.any(dw)
                           for path, dw in dws.items())
   return {"params": deltas.add_deltas(params, dws)}, encoder_unchanged
+
+
+def on_device(variables: Mapping[str, Any], base: Mapping[str, Any],
+              base_on_device: Mapping[str, Any]) -> dict[str, Any]:
+  """`variables` on the device, reusing `base_on_device` (the device copy
+  of the base params `base`) for every leaf that is the base's own array:
+  a merged adapter transfers only the kernels it changed, so each λ of a
+  sweep does not copy the whole model (the embeddings) again."""
+  base_flat = flatten_tree(base)
+  device_flat = flatten_tree(base_on_device)
+  flat = {}
+  for path, leaf in flatten_tree(variables).items():
+    collection, _, rest = path.partition("/")
+    same = collection == "params" and base_flat.get(rest) is leaf
+    flat[path] = device_flat[rest] if same else jax.device_put(leaf)
+  return unflatten_tree(flat)
 
 
 class MergedScorer:
@@ -145,12 +163,15 @@ class MergedScorer:
       compat.check_base([adapter], self.fingerprint, self.base_path)
     return merged_variables(self.params, adapter)
 
+  def _base_variables_on_device(self) -> dict[str, Any]:
+    if self._base_on_device is None:  # one copy for every adapter and task
+      self._base_on_device = jax.device_put({"params": self.params})
+    return self._base_on_device
+
   def _encoder_reuse(self, task: str, split: str) -> scoring.EncoderReuse:
     if (task, split) not in self.encodings:
-      if self._base_on_device is None:  # one copy for every task split
-        self._base_on_device = jax.device_put({"params": self.params})
       self.encodings[(task, split)] = scoring.EncoderReuse(
-          self.model, self._base_on_device)
+          self.model, self._base_variables_on_device())
     return self.encodings[(task, split)]
 
   def score(self, adapter: Optional[Adapter], task: str,
@@ -165,7 +186,9 @@ class MergedScorer:
     encoder = (self._encoder_reuse(task, split)
                if self.reuse_encoder and encoder_unchanged else None)
     ids = scoring.decode_examples(
-        self.predict_fn(task, adapter), jax.device_put(variables), examples,
+        self.predict_fn(task, adapter),
+        on_device(variables, self.params,
+                  self._base_variables_on_device()["params"]), examples,
         self.batch_size, self.feature_lengths["inputs"], progress,
         encoder=encoder)
     with self._vocabulary_in_use():
