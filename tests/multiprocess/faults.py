@@ -41,11 +41,12 @@ def _say(message: str) -> None:
         f"{message}", flush=True)
 
 
-def _slow_to_start(init_variables, delay_s: float):
+def _delayed(function, delay_s: float, before: str):
+  """`function`, called after a sleep of `delay_s` seconds."""
   def delayed(*args, **kwargs):
-    _say(f"sleeps {delay_s:g} s before building its model")
+    _say(f"sleeps {delay_s:g} s {before}")
     time.sleep(delay_s)
-    return init_variables(*args, **kwargs)
+    return function(*args, **kwargs)
   return delayed
 
 
@@ -55,14 +56,6 @@ def _slow_to_save(save, step: int, delay_s: float):
       _say(f"sleeps {delay_s:g} s before saving step {step}")
       time.sleep(delay_s)
     return save(ckpt, at_step, *args, **kwargs)
-  return delayed
-
-
-def _slow_to_exit(export, delay_s: float):
-  def delayed(*args, **kwargs):
-    _say(f"sleeps {delay_s:g} s before it exports and exits")
-    time.sleep(delay_s)
-    return export(*args, **kwargs)
   return delayed
 
 
@@ -83,13 +76,15 @@ def main() -> None:
   env = os.environ
   if env.get(partitioning.ENV_PROCESS_ID) == env.get(FAULTY_PROCESS_ENV):
     if float(env.get(SLOW_START_ENV, 0)):
-      steps.init_variables = _slow_to_start(steps.init_variables,
-                                            float(env[SLOW_START_ENV]))
+      steps.init_variables = _delayed(steps.init_variables,
+                                      float(env[SLOW_START_ENV]),
+                                      "before building its model")
     if env.get(SLOW_SAVE_ENV):
       step, delay_s = env[SLOW_SAVE_ENV].split(":")
       loop._save = _slow_to_save(loop._save, int(step), float(delay_s))  # pylint: disable=protected-access
     if float(env.get(SLOW_EXIT_ENV, 0)):
-      loop._export = _slow_to_exit(loop._export, float(env[SLOW_EXIT_ENV]))  # pylint: disable=protected-access
+      loop._export = _delayed(loop._export, float(env[SLOW_EXIT_ENV]),  # pylint: disable=protected-access
+                              "before it exports and exits")
     if env.get(KILL_BEFORE_COMMIT_ENV):
       # pylint: disable=protected-access
       async_checkpointer._background_wait_for_commit_futures = (
