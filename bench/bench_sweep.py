@@ -25,7 +25,8 @@ recorded, loaded rounds repeated):
 Reported per round (paired) and as medians over rounds: sweep / (points x
 eval + compile), the goal being <= 1 (issue #18: an 11-point sweep at most
 11x one evaluation plus one compile), sweep / first call, and the XLA
-compilations each sweep made (one predict program for all λ).
+compilations each sweep made (one predict program for all λ), and the
+megabytes each λ puts on the device (sweep against sweep_copy).
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def worker(flags) -> dict:
       model, DecodingConfig(max_decode_length=flags.decode))
   base_on_device = jax.device_put({"params": params})
   reuse = scoring.EncoderReuse(model, base_on_device)
+  base_leaves = {id(leaf) for leaf in jax.tree.leaves(base_on_device)}
+  moved_bytes = []
 
   def evaluate(lam):
     adapter = compositions.compose(
@@ -146,6 +149,8 @@ def worker(flags) -> dict:
     on_device = (jax.device_put(variables) if variant == "sweep_copy" else
                  composed.on_device(variables, params,
                                     base_on_device["params"]))
+    moved_bytes.append(sum(leaf.nbytes for leaf in jax.tree.leaves(on_device)
+                           if id(leaf) not in base_leaves))
     ids = scoring.decode_examples(
         predict, on_device, examples, flags.batch,
         flags.inputs, encoder=reuse if encoder_unchanged else None)
@@ -165,6 +170,7 @@ def worker(flags) -> dict:
           "compilations": len(compiled.names),
           "predict_compilations": len(compiled.of("predict_batch")),
           "encoder_reused": bool(encoder_unchanged),
+          "moved_mb_per_lambda": max(moved_bytes) / 2**20,
           "last_ids_sum": int(ids.sum()),
           "backend": f"jax {jax.__version__} on {jax.default_backend()}"}
 
@@ -184,7 +190,8 @@ def report(flags, rounds) -> list[dict]:
                    "vs_first_call": sweep["wall"] / first,
                    "compilations": sweep["compilations"],
                    "predict_compilations": sweep["predict_compilations"],
-                   "encoder_reused": sweep["encoder_reused"]}
+                   "encoder_reused": sweep["encoder_reused"],
+                   "moved_mb_per_lambda": sweep["moved_mb_per_lambda"]}
     rows.append(row)
   print(f"{'round':<7}{'eval s':>8}{'compile s':>10}" + "".join(
       f"{n + ' s':>12}{'/goal':>8}{'/first':>8}{'compiles':>9}"
@@ -207,7 +214,9 @@ def report(flags, rounds) -> list[dict]:
               for row in rows]
   print("on_device (only changed kernels transferred) against copying all "
         "variables per λ: sweep_copy / sweep wall, paired, median (min-max): "
-        f"{fair_rounds.summary(speedups)}")
+        f"{fair_rounds.summary(speedups)}; put on the device per λ: "
+        f"{rows[0]['sweep']['moved_mb_per_lambda']:.1f} MB against "
+        f"{rows[0]['sweep_copy']['moved_mb_per_lambda']:.1f} MB")
   return rows
 
 
