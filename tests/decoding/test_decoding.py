@@ -141,6 +141,42 @@ def test_greedy_matches_numpy_argmax_and_pads_after_eos():
     assert np.all(got[b, :eos_at] != PAD)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_first_argmax_is_argmax_with_ties_infinities_and_nans(dtype):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((9, 1000)).astype(np.float32)
+  x[1, [3, 500, 999]] = 50.0                  # ties: the first wins
+  x[2] = 0.0                                  # all tied
+  x[3] = -np.inf                              # all -inf
+  x[4, 7] = np.inf
+  x[4, 900] = np.inf
+  x[5, [10, 20]] = np.nan                     # the first NaN wins
+  x[6, 999] = 80.0                            # the last index
+  x[7, [4, 40]] = [np.nan, np.inf]
+  x[8] = rng.integers(0, 3, 1000)             # many exact ties
+  x = jnp.asarray(x, dtype)
+  want = np.asarray(jnp.argmax(x, axis=-1))
+  np.testing.assert_array_equal(np.asarray(decoding.first_argmax(x)), want)
+  np.testing.assert_array_equal(
+      np.asarray(jax.jit(decoding.first_argmax)(x)), want)
+  np.testing.assert_array_equal(want[:8], [want[0], 3, 0, 0, 7, 10, 999, 4])
+  # Leading axes, as in the training loss's [batch, length, vocab].
+  x3 = x[:8].reshape(2, 4, 1000)
+  np.testing.assert_array_equal(np.asarray(decoding.first_argmax(x3)),
+                                want[:8].reshape(2, 4))
+
+
+def test_greedy_log_prob_is_the_log_softmax_of_its_tokens():
+  rng = np.random.default_rng(1)
+  logits = jnp.asarray(rng.standard_normal((4, 300)) * 5, jnp.float32)
+  tokens = jnp.asarray([0, 17, 299, 150])
+  want = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)),
+                            np.asarray(tokens)[:, None], -1)[:, 0]
+  np.testing.assert_allclose(
+      np.asarray(decoding._log_prob_of(logits, tokens)), want,  # pylint: disable=protected-access
+      rtol=1e-6, atol=1e-5)
+
+
 def test_greedy_runs_full_length_without_eos():
   model = ToyModel(max_len=6, seed=1, eos_mode="never")
   got = _greedy(model, 6)
