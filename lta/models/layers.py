@@ -252,7 +252,9 @@ class MultiHeadAttention(nn.Module):
 
   In decode mode self-attention keeps a key/value cache of
   `max_decode_length` positions; cross-attention caches the projected
-  encoder keys/values once, at the prefill call.
+  encoder keys/values once, at the prefill call. Caches are head-major,
+  (batch, heads, length, d_kv), the layout the score and context dots
+  read, so a step copies nothing but its own key and value into them.
 
   use_bias and scale_scores give BART's attention (mBART, NLLB): biased
   q/k/v/o projections and scores scaled by d_kv**-0.5.
@@ -289,20 +291,20 @@ class MultiHeadAttention(nn.Module):
                         bias_)
 
     q = query(inputs_q, deterministic)
+    b, ql = q.shape[:2]
+    q = q.reshape(b, ql, self.num_heads, self.d_kv)
+    # k, v: (batch, length, heads, d_kv), or head-major from a cache.
+    keys = "bhkd" if decode else "bkhd"
     if decode and is_cross:
       k, v = self._cached_cross_kv(key, value, inputs_kv, deterministic)
     else:
-      k = key(inputs_kv, deterministic)
-      v = value(inputs_kv, deterministic)
+      k = self._split_heads(key(inputs_kv, deterministic))
+      v = self._split_heads(value(inputs_kv, deterministic))
       if decode:
         k, v = self._update_self_cache(k, v, cache_position,
                                        max_decode_length)
 
-    b, ql = q.shape[:2]
-    q = q.reshape(b, ql, self.num_heads, self.d_kv)
-    k = k.reshape(b, k.shape[1], self.num_heads, self.d_kv)
-    v = v.reshape(b, v.shape[1], self.num_heads, self.d_kv)
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+    scores = jnp.einsum(f"bqhd,{keys}->bhqk", q, k).astype(jnp.float32)
     if self.scale_scores:
       scores = scores * self.d_kv**-0.5
     scores = scores + bias.astype(jnp.float32)
@@ -311,37 +313,43 @@ class MultiHeadAttention(nn.Module):
     weights = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
     weights = dropout(self.dropout_rate, self.dropout_mask_bits)(
         weights, deterministic=deterministic)
-    ctx = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, ql, inner)
+    ctx = jnp.einsum(f"bhqk,{keys}->bqhd", weights, v).reshape(b, ql, inner)
     ctx = constrain(ctx, (BATCH, LENGTH, JOINED_KV))
     return out(ctx, deterministic)
 
+  def _split_heads(self, x: Array) -> Array:
+    return x.reshape(*x.shape[:2], self.num_heads, self.d_kv)
+
   def _cached_cross_kv(self, key, value, encoded, deterministic):
+    """The encoder's keys and values, head-major, projected once."""
     if self.has_variable("cache", "cached_key"):
       ck = self.variable("cache", "cached_key", None)
       cv = self.variable("cache", "cached_value", None)
       return ck.value, cv.value
-    ck = self.variable("cache", "cached_key",
-                       lambda: key(encoded, deterministic))
-    cv = self.variable("cache", "cached_value",
-                       lambda: value(encoded, deterministic))
+    head_major = lambda proj: self._split_heads(
+        proj(encoded, deterministic)).transpose(0, 2, 1, 3)
+    ck = self.variable("cache", "cached_key", lambda: head_major(key))
+    cv = self.variable("cache", "cached_value", lambda: head_major(value))
     return ck.value, cv.value
 
   def _update_self_cache(self, k, v, position, max_decode_length):
-    """Writes one step's k/v at `position`; returns the whole cache."""
+    """Writes one step's k/v (batch, 1, heads, d_kv) at `position`; returns
+    the whole head-major cache."""
     initialized = self.has_variable("cache", "cached_key")
-    b, _, inner = k.shape
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+    b, h, _, d = k.shape
     ck = self.variable("cache", "cached_key", jnp.zeros,
-                       (b, max_decode_length, inner), k.dtype)
+                       (b, h, max_decode_length, d), k.dtype)
     cv = self.variable("cache", "cached_value", jnp.zeros,
-                       (b, max_decode_length, inner), v.dtype)
+                       (b, h, max_decode_length, d), v.dtype)
     if not initialized:
       # Prefill call: the cache is created; this call attends to itself.
       return k, v
-    if k.shape[1] != 1:
+    if k.shape[2] != 1:
       raise ValueError(f"Cached decoding takes one token a step, got "
-                       f"{k.shape[1]}.")
-    ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, position, 0))
-    cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, position, 0))
+                       f"{k.shape[2]}.")
+    ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, 0, position, 0))
+    cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, 0, position, 0))
     return ck.value, cv.value
 
 
@@ -406,7 +414,7 @@ def decoding_state(decoder: nn.Module, encoder_tokens: Optional[Array],
   position = pos.value
   pos.value = position + q_len
   cache = decoder.scope.variables()["cache"]
-  k_len = cache["layers_0"]["self_attention"]["cached_key"].shape[1]
+  k_len = cache["layers_0"]["self_attention"]["cached_key"].shape[2]
   return position, k_len, mask.value
 
 
@@ -532,16 +540,18 @@ class GroupedQueryAttention(nn.Module):
     q = constrain(q, (BATCH, LENGTH, HEADS, HEAD_DIM))
     k = constrain(k, (BATCH, LENGTH, KV_HEADS, HEAD_DIM))
     v = constrain(v, (BATCH, LENGTH, KV_HEADS, HEAD_DIM))
+    # k, v: (batch, length, kv_heads, head_dim), or head-major from a cache.
+    keys = "bgkd" if decode else "bkgd"
     if decode:
       k, v = self._update_cache(k, v, cache_index, max_decode_length)
     groups = q.reshape(b, length, kvh, self.num_heads // kvh, hd)
-    scores = jnp.einsum("bqgrd,bkgd->bgrqk", groups, k).astype(jnp.float32)
+    scores = jnp.einsum(f"bqgrd,{keys}->bgrqk", groups, k).astype(jnp.float32)
     scores = soft_cap(scores * self.query_scale, self.softcap)
     scores = jnp.where(mask[:, :, None], scores, NEG_INF)
     weights = jax.nn.softmax(scores, axis=-1).astype(self.dtype)
     weights = dropout(self.dropout_rate, self.dropout_mask_bits)(
         weights, deterministic=deterministic)
-    ctx = jnp.einsum("bgrqk,bkgd->bqgrd", weights, v)
+    ctx = jnp.einsum(f"bgrqk,{keys}->bqgrd", weights, v)
     ctx = constrain(ctx.reshape(b, length, self.num_heads * hd),
                     (BATCH, LENGTH, JOINED_KV))
     out = projection_of(self, d_model, (JOINED_KV, EMBED),
@@ -550,13 +560,16 @@ class GroupedQueryAttention(nn.Module):
     return out(ctx, deterministic)
 
   def _update_cache(self, k, v, index, max_decode_length):
-    """Writes k, v (batch, length, kv_heads, head_dim) at slot `index`."""
+    """Writes k, v (batch, length, kv_heads, head_dim) at slot `index` of
+    the head-major cache (batch, kv_heads, max_decode_length, head_dim), the
+    layout the attention dots read; returns the whole cache."""
     if not self.has_variable("cache", "cached_key") and (
         max_decode_length is None):
       raise ValueError("The first cached call needs max_decode_length.")
-    shape = (k.shape[0], max_decode_length, *k.shape[2:])
+    k, v = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+    shape = (k.shape[0], k.shape[1], max_decode_length, k.shape[3])
     ck = self.variable("cache", "cached_key", jnp.zeros, shape, k.dtype)
     cv = self.variable("cache", "cached_value", jnp.zeros, shape, v.dtype)
-    ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, index, 0, 0))
-    cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, index, 0, 0))
+    ck.value = jax.lax.dynamic_update_slice(ck.value, k, (0, 0, index, 0))
+    cv.value = jax.lax.dynamic_update_slice(cv.value, v, (0, 0, index, 0))
     return ck.value, cv.value

@@ -24,6 +24,7 @@ from lta.models.contract import DecodingConfig
 from lta.models.decoder.network import DecoderOnly
 from lta.models.decoder_only import DecoderOnlyModel
 from tests.model import decoder_fixtures as fx
+from tests.model import hlo
 
 SAMPLE = dict(method="sample", temperature=1.5, topk=20)
 
@@ -179,3 +180,17 @@ def test_bidirectional_prompt_decodes_as_the_prefix_mask_scores():
   # The prefix mask matters: causal decoding continues otherwise.
   causal = fx.reference(family)["generated_ids"][:, -steps:]
   assert not np.array_equal(got, causal)
+
+
+def test_a_cached_decoding_step_copies_no_cache():
+  # The key/value caches are head-major, the layout the attention dots
+  # read: the decoding loop must not transpose them each step.
+  config, params = fx.load("llama")
+  batch = _prompts("llama")
+  steps = _steps("llama")
+  compiled = jax.jit(lambda v, b: DecoderOnlyModel(DecoderOnly(
+      config)).predict_batch(v, b, DecodingConfig(max_decode_length=steps))
+                     ).lower({"params": params}, batch).compile().as_text()
+  rows, width = batch["prompt_tokens"].shape
+  cache = rows * config.num_kv_heads * (width - 1 + steps) * config.head_dim
+  assert not hlo.loop_body_copies(compiled, cache)

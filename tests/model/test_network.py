@@ -6,6 +6,7 @@ import pytest
 from lta.models import contract as models
 from lta.models import layers
 from lta.models.mt5.network import Transformer
+from tests.model import hlo
 from tests.model.tiny import TINY
 
 
@@ -81,6 +82,20 @@ def test_cached_decoding_matches_full_forward(model_and_vars):
     if hit.size:
       row[hit[0] + 1:] = 0
   np.testing.assert_array_equal(np.asarray(ids), want)
+
+
+def test_a_cached_decoding_step_copies_no_cache(model_and_vars):
+  # The caches are head-major, the layout the attention dots read: the
+  # decoding loop's body must not transpose them (a copy of the whole cross
+  # cache each step made greedy decoding 1.2x slower, BENCHMARKS.md).
+  model, v = model_and_vars
+  enc_len = 40
+  batch = {"encoder_input_tokens": _tokens(3, (2, enc_len))}
+  compiled = jax.jit(model.predict_batch, static_argnames="config").lower(
+      v, batch, config=models.DecodingConfig(max_decode_length=5)
+  ).compile().as_text()
+  cross_cache = 2 * enc_len * TINY.num_heads * TINY.d_kv
+  assert not hlo.loop_body_copies(compiled, cross_cache)
 
 
 def test_beam_search_with_one_beam_equals_greedy(model_and_vars):
