@@ -73,7 +73,7 @@ def _token_terms(logits: Array, targets: Array
   logits = logits.astype(jnp.float32)
   log_z = jax.nn.logsumexp(logits, axis=-1)
   target_logits = jnp.take_along_axis(logits, targets[..., None], -1)[..., 0]
-  correct = (decoding.first_argmax(logits) == targets).astype(jnp.float32)
+  correct = decoding.is_first_argmax(logits, targets).astype(jnp.float32)
   return log_z - target_logits, log_z, correct
 
 

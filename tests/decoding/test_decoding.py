@@ -166,6 +166,29 @@ def test_first_argmax_is_argmax_with_ties_infinities_and_nans(dtype):
                                 want[:8].reshape(2, 4))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_is_first_argmax_is_argmax_equals_index(dtype):
+  # The training accuracy's test, on the rows of the argmax test above:
+  # every index of every row, ties, infinities and NaNs included.
+  rng = np.random.default_rng(2)
+  x = rng.standard_normal((9, 50)).astype(np.float32)
+  x[1, [3, 25, 49]] = 50.0
+  x[2] = 0.0
+  x[3] = -np.inf
+  x[4, [7, 40]] = np.inf
+  x[5, [10, 20]] = np.nan
+  x[6, 49] = 80.0
+  x[7, [4, 40]] = [np.nan, np.inf]
+  x[8] = rng.integers(0, 3, 50)
+  x = jnp.asarray(x, dtype)
+  index = jnp.broadcast_to(jnp.arange(50, dtype=jnp.int32), (9, 50))
+  rows = jnp.repeat(x[:, None], 50, axis=1)  # [9, 50 indices, 50]
+  want = np.asarray(jnp.argmax(rows, axis=-1) == index)
+  got = jax.jit(decoding.is_first_argmax)(rows, index)
+  np.testing.assert_array_equal(np.asarray(got), want)
+  assert want.sum(axis=1).tolist() == [1] * 9  # one hit per row
+
+
 def test_greedy_log_prob_is_the_log_softmax_of_its_tokens():
   rng = np.random.default_rng(1)
   logits = jnp.asarray(rng.standard_normal((4, 300)) * 5, jnp.float32)
