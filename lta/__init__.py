@@ -15,6 +15,11 @@ import os
 import sys
 import warnings
 
+from lta import host_memory
+
+# Before jax starts its threads: XLA:CPU's temporaries reuse freed pages.
+host_memory.keep_freed_memory()
+
 # The repo's gin/ directory: runs/, models/, peft/, experiments/.
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "gin")
