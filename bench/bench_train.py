@@ -13,7 +13,9 @@ alternating order, load recorded, loaded rounds thrown away and repeated):
 Configurations: lta_lora, lta_full, hf_lora, and lta_lora@V / lta_full@V
 for each optimisation V in VARIANTS (an ExecutionConfig or a compute dtype):
 each V is reported against its plain configuration in the same rounds
-(tokens/s and peak memory, before/after, paired).
+(tokens/s and peak memory, before/after, paired); and hf_lora@V for V in
+HF_VARIANTS (kept_malloc: glibc malloc set for the HF worker as
+lta.host_memory sets it for lta).
 
 The HF side (torch + transformers + peft) runs under --hf_python, a separate
 environment (default: the repository's .venv-hf, built by `make hf-env`).
@@ -60,6 +62,15 @@ VARIANTS = {
     "remat_full": {"remat_policy": "full"},
     "bf16": {"dtype": "bfloat16"},
     "fast": {"dropout_mask_bits": 8, "loss_chunk_length": 16},
+    # lta.host_memory's effect: the same step with glibc malloc as it is.
+    "dropout8_system_malloc": {"dropout_mask_bits": 8,
+                               "env": {"LTA_HOST_MALLOC": "system"}},
+}
+# Settings of the HF worker: glibc malloc set as lta.host_memory sets it
+# (one arena, no mmap, no trim), so both sides can have it.
+HF_VARIANTS = {
+    "kept_malloc": {"env": {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
+                            "MALLOC_TRIM_THRESHOLD_": str(2**62)}},
 }
 
 
@@ -159,6 +170,7 @@ def _lta_worker(flags, full: bool, variant: str) -> dict:
   from lta.adapters.config import AdapterConfig
 
   options = dict(VARIANTS.get(variant, {}))
+  options.pop("env", None)  # set by _run_config
   dtype = options.pop("dtype", "float32")
   config = T5Config(vocab_size=flags.vocab, d_model=flags.d_model,
                     d_ff=flags.d_ff, num_heads=flags.heads, d_kv=flags.d_kv,
@@ -273,9 +285,12 @@ def _worker(flags) -> None:
 
 
 def _run_config(name: str, flags, argv: list[str]) -> dict:
-  torch_side = name == "hf_lora"
+  base, variant = split_config(name)
+  torch_side = base == "hf_lora"
   python = flags.hf_python if torch_side else sys.executable
   env = fair_rounds.worker_env(flags, torch_side)
+  env.update((HF_VARIANTS if torch_side else VARIANTS).get(variant, {}).get(
+      "env", {}))
   env["PYTHONPATH"] = REPO
   r = fair_rounds.run_worker(fair_rounds.worker_command(
       flags, [python, os.path.abspath(__file__), *argv, f"--worker={name}"]),
@@ -285,13 +300,17 @@ def _run_config(name: str, flags, argv: list[str]) -> dict:
 
 
 def _check_configs(names: list[str]) -> None:
-  bad = [n for n in names if split_config(n)[0] not in CONFIGS or
-         (split_config(n)[1] and (split_config(n)[1] not in VARIANTS or
-                                  split_config(n)[0] == "hf_lora"))]
+  def known(name):
+    base, variant = split_config(name)
+    allowed = HF_VARIANTS if base == "hf_lora" else VARIANTS
+    return base in CONFIGS and (not variant or variant in allowed)
+
+  bad = [n for n in names if not known(n)]
   if bad or not names:
     raise SystemExit(
         f"--configs: unknown {bad}; choose from {CONFIGS}, optionally "
-        f"lta_lora@V or lta_full@V with V in {sorted(VARIANTS)}")
+        f"lta_lora@V or lta_full@V with V in {sorted(VARIANTS)}, or "
+        f"hf_lora@V with V in {sorted(HF_VARIANTS)}")
 
 
 def main(argv=None) -> int:
@@ -303,7 +322,7 @@ def main(argv=None) -> int:
   fair_rounds.check_flags(flags)
   names = [n for n in flags.configs.split(",") if n]
   _check_configs(names)
-  if "hf_lora" in names:  # fail now, not after the lta configs ran
+  if any(split_config(n)[0] == "hf_lora" for n in names):  # fail now
     hf_peer.check_python(flags.hf_python)
   for shape in flags.matmul_shapes.split(","):
     matmul_rate.parse_shape(shape)
