@@ -2,7 +2,8 @@
 
 The packages, lowest layer first (README, "Layout", has one line each):
 adapters, models, checkpoints, data, languages, arithmetic, train, eval,
-synthetic, pipeline, jobs, cli; plus api.py, errors.py and partitioning.py.
+synthetic, pipeline, jobs, cli; plus api.py, errors.py, host_memory.py and
+partitioning.py.
 
 Modules that moved in the layered layout keep their old import name for one
 release: importing one warns once and returns the module at its new place.

@@ -14,13 +14,15 @@ import os
 from tests import import_graph
 
 LTA = import_graph.LTA
-MAX_PLAIN_MODULES = 3
+# Plain modules at lta's top level: errors, partitioning, the API, and
+# host_memory, which `import lta` runs before anything starts a thread.
+MAX_PLAIN_MODULES = 4
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 120
 # lta's first-level parts, lowest first: each imports only parts before it.
-LAYERS = ("errors", "partitioning", "adapters", "models", "checkpoints",
-          "data", "languages", "arithmetic", "train", "eval", "synthetic",
-          "pipeline", "jobs", "api", "cli")
+LAYERS = ("errors", "host_memory", "partitioning", "adapters", "models",
+          "checkpoints", "data", "languages", "arithmetic", "train", "eval",
+          "synthetic", "pipeline", "jobs", "api", "cli")
 JOBS = "jobs"
 
 
