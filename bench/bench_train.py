@@ -155,9 +155,10 @@ def _tokens(flags, rng_seed=0):
   return enc, tgt
 
 
-def _lta_worker(flags, full: bool, variant: str) -> dict:
+def lta_step(flags, full: bool, variant: str):
+  """(jitted train step, state, batch, model, execution, dtype) of an lta
+  configuration, as its worker times it (bench/profile_train_step.py too)."""
   import functools  # pylint: disable=g-import-not-at-top
-  import flax
   import jax
   import numpy as np
   import optax
@@ -194,12 +195,21 @@ def _lta_worker(flags, full: bool, variant: str) -> dict:
       "encoder_input_tokens": enc.astype(np.int32),
       "decoder_input_tokens": dec_in.astype(np.int32),
       "decoder_target_tokens": tgt.astype(np.int32)})
+  step = jax.jit(functools.partial(train_steps.train_step, model=model,
+                                   optimizer=optimizer), donate_argnums=(0,))
+  return step, state, batch, model, execution, dtype
+
+
+def _lta_worker(flags, full: bool, variant: str) -> dict:
+  import flax  # pylint: disable=g-import-not-at-top
+  import jax
+  import optax
+
+  step, state, batch, _, execution, dtype = lta_step(flags, full, variant)
   jax.block_until_ready(state)
   setup_rss = host_info.peak_rss_mb()
   start = time.perf_counter()
-  step = jax.jit(functools.partial(train_steps.train_step, model=model,
-                                   optimizer=optimizer),
-                 donate_argnums=(0,)).lower(state, batch).compile()
+  step = step.lower(state, batch).compile()
   compile_s = time.perf_counter() - start
   memory = step.memory_analysis()
   cost = step.cost_analysis()
