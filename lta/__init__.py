@@ -16,10 +16,14 @@ import os
 import sys
 import warnings
 
+from lta import errors
 from lta import host_memory
 
 # Before jax starts its threads: XLA:CPU's temporaries reuse freed pages.
-host_memory.keep_freed_memory()
+try:
+  host_memory.keep_freed_memory()
+except errors.ConfigError as e:  # `lta COMMAND` stops on it (lta.cli.main)
+  warnings.warn(f"lta: {e}; malloc left as it is", stacklevel=2)
 
 # The repo's gin/ directory: runs/, models/, peft/, experiments/.
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(

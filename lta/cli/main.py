@@ -18,6 +18,7 @@ import types
 from typing import Optional, Sequence
 
 from lta import errors
+from lta import host_memory
 from lta.cli import runner
 
 # command -> module. Imported on use: most pull in JAX, TensorFlow and seqio.
@@ -71,6 +72,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(usage())
     return 0 if argv else runner.EXIT_USER_ERROR
   command, rest = argv[0], argv[1:]
+  try:
+    host_memory.choice()
+  except errors.ConfigError as e:
+    print(f"lta: {e}", file=sys.stderr)
+    return runner.EXIT_USER_ERROR
   if command not in COMMANDS:
     print(f"lta: unknown command {command!r}"
           f"{errors.did_you_mean(command, COMMANDS)}; lta --help lists "
