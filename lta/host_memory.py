@@ -34,11 +34,16 @@ def choice() -> str:
   return value
 
 
+def supported() -> bool:
+  """Linux with glibc, whose mallopt this module calls."""
+  return sys.platform.startswith("linux") and (
+      platform.libc_ver()[0] == "glibc")
+
+
 def keep_freed_memory() -> bool:
   """Sets glibc malloc to keep freed memory (module docstring); True when
   it did. Threads that allocated before this call keep their own arenas."""
-  if choice() == "system" or not sys.platform.startswith("linux") or (
-      platform.libc_ver()[0] != "glibc"):
+  if choice() == "system" or not supported():
     return False
   mallopt = ctypes.CDLL("libc.so.6").mallopt
   # A trim threshold of -1 is SIZE_MAX to glibc: never give the heap back.

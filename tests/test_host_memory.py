@@ -36,7 +36,7 @@ def _faults_per_call(choice):
   return json.loads(out.splitlines()[-1])
 
 
-@pytest.mark.skipif(not host_memory.keep_freed_memory(),
+@pytest.mark.skipif(not host_memory.supported(),
                     reason="needs Linux with glibc")
 def test_temporaries_reuse_pages_after_import_lta():
   page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
