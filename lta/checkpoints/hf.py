@@ -257,11 +257,18 @@ def iter_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
 
   A file safetensors cannot parse, a non-float dtype (e.g. a header edited
   from F32 to I32) or a NaN / Inf is a CheckpointError naming the file.
+
+  The file is mapped for one tensor at a time: the pages read stay in the
+  process's resident memory while it is mapped, so a file kept open while
+  every tensor is copied out doubles the peak memory of a load.
   """
   try:
     with safe_open(path, framework="np") as f:
-      for name in f.keys():
-        yield name, _check_tensor(name, f.get_tensor(name), path)
+      names = list(f.keys())
+    for name in names:
+      with safe_open(path, framework="np") as f:
+        tensor = f.get_tensor(name)
+      yield name, _check_tensor(name, tensor, path)
   except (SafetensorError, OSError, ValueError, TypeError) as e:
     if isinstance(e, CheckpointError):
       raise
