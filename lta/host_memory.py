@@ -10,6 +10,9 @@ With one arena, no mmap and no trimming, a step reuses the last one's pages.
 The cost: the process keeps its peak heap until it exits, and its threads
 share one arena. `LTA_HOST_MALLOC=system` leaves malloc as it is. Applied
 when `lta` is imported; only on Linux with glibc (elsewhere nothing is done).
+`release_free_memory` gives the free pages back once, after a set-up whose
+host copies are gone (a step's temporaries, one block, may not fit the
+holes they left).
 """
 
 import ctypes
@@ -49,3 +52,11 @@ def keep_freed_memory() -> bool:
   # A trim threshold of -1 is SIZE_MAX to glibc: never give the heap back.
   return all(mallopt(param, value) == 1 for param, value in (
       (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))
+
+
+def release_free_memory() -> bool:
+  """Returns the heap's free pages to the system (glibc malloc_trim), also
+  when malloc keeps freed memory; True when any were released."""
+  if not supported():
+    return False
+  return ctypes.CDLL("libc.so.6").malloc_trim(0) == 1

@@ -50,6 +50,33 @@ def test_temporaries_reuse_pages_after_import_lta():
   assert sum(keep[-3:]) * page_mb < 4, keep
 
 
+RELEASE = """
+import json
+import numpy as np
+import lta
+from lta import host_memory
+def resident_mb():
+  return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+chunks = [np.ones(2**20 * 8, np.float32) for _ in range(16)]  # 16 x 32 MB
+keep = chunks[-1]  # the heap's top stays in use: only holes remain to free
+del chunks
+freed = resident_mb()
+released = host_memory.release_free_memory()
+print(json.dumps([freed, resident_mb(), released]))
+"""
+
+
+@pytest.mark.skipif(not host_memory.supported(),
+                    reason="needs Linux with glibc")
+def test_free_memory_is_kept_until_released():
+  env = dict(os.environ, LTA_HOST_MALLOC="keep")
+  out = subprocess.run([sys.executable, "-c", RELEASE], env=env, cwd=REPO,
+                       capture_output=True, text=True, check=True).stdout
+  freed, released, said = json.loads(out.splitlines()[-1])
+  # Kept: 15 freed chunks (480 MB) stay resident until released.
+  assert freed - released > 400 and said, (freed, released)
+
+
 def test_an_unknown_choice_is_a_one_line_error(monkeypatch):
   monkeypatch.setenv("LTA_HOST_MALLOC", "sytem")
   with pytest.raises(errors.ConfigError,

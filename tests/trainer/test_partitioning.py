@@ -61,6 +61,61 @@ def test_data4_model2_mesh_matches_one_device(pattern, optimizer):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_a_base_goes_to_the_devices_leaf_by_leaf_and_is_not_copied():
+  """init_variables with a numpy base: the params are the base's, sharded,
+  the base dict is emptied as its leaves are placed, and the adapters are
+  those of a run without a base; create_state then keeps them, uncopied."""
+  model = states.make_model()
+  mesh = partitioning.make_mesh(partitioning.MeshConfig(data=4, model=2))
+  var_sh, state_sh = steps.state_shardings(model, "adapters",
+                                           optax.adamw(1e-2), mesh,
+                                           partitioning.LOGICAL_AXIS_RULES)
+  rng = np.random.default_rng(0)
+  shapes = jax.eval_shape(model.init_unboxed, jax.random.PRNGKey(0))
+  base = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(s.dtype),
+                      shapes["params"])
+  want = jax.tree.map(np.copy, base)
+  held = jax.tree.leaves(base)  # kept alive: their memory is not reused
+  host = [(x.__array_interface__["data"][0], x.nbytes) for x in held]
+  with partitioning.activated(mesh, partitioning.LOGICAL_AXIS_RULES):
+    plain = steps.init_variables(model, var_sh, seed=0)
+    variables = steps.init_variables(model, var_sh, seed=0, base=base)
+    assert base == {}
+    # Every placed leaf has memory of its own (a train step can donate it).
+    for leaf in jax.tree.leaves(variables["params"]):
+      for shard in leaf.addressable_shards:
+        ptr = shard.data.unsafe_buffer_pointer()
+        assert not any(start <= ptr < start + n for start, n in host)
+    for got, ref, sharding in zip(
+        jax.tree.leaves(variables["params"]), jax.tree.leaves(want),
+        jax.tree.leaves(var_sh["params"])):
+      np.testing.assert_array_equal(np.asarray(got), ref)
+      assert got.sharding == sharding
+    for got, ref in zip(jax.tree.leaves(variables["adapters"]),
+                        jax.tree.leaves(plain["adapters"])):
+      np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
+    state = steps.create_state(variables, "adapters", optax.adamw(1e-2),
+                               var_sh, state_sh, seed=0)
+  # The state holds the placed base itself: no copy of the model was made.
+  for placed, held in zip(jax.tree.leaves(variables["params"]),
+                          jax.tree.leaves(state.frozen["params"])):
+    assert ([s.data.unsafe_buffer_pointer() for s in placed.addressable_shards]
+            == [s.data.unsafe_buffer_pointer()
+                for s in held.addressable_shards])
+
+
+def test_a_base_of_other_shapes_is_refused():
+  model = states.make_model()
+  mesh = partitioning.make_mesh(partitioning.MeshConfig(data=8, model=1))
+  var_sh, _ = steps.state_shardings(model, "adapters", optax.adamw(1e-2),
+                                    mesh, partitioning.LOGICAL_AXIS_RULES)
+  shapes = jax.eval_shape(model.init_unboxed, jax.random.PRNGKey(0))
+  base = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes["params"])
+  base["token_embedder"]["embedding"] = np.zeros((3, 4), np.float32)
+  with pytest.raises(ValueError, match="token_embedder/embedding"):
+    steps.init_variables(model, var_sh, seed=0, base=base)
+
+
 def test_logical_rules_cover_every_axis_name():
   from lta.models import layers  # pylint: disable=g-import-not-at-top
   names = {getattr(layers, n) for n in (
