@@ -79,10 +79,10 @@ def _lta_worker(flags) -> dict:
   import functools
   import jax
   import optax
+  from lta import partitioning
   from lta.adapters.config import AdapterConfig
   from lta.models.decoder.network import DecoderOnly
   from lta.models.decoder_only import DecoderOnlyModel
-  from lta.train import state as train_state
   from lta.train import steps as train_steps
 
   config = decoder_bench.model_config(flags)
@@ -90,15 +90,20 @@ def _lta_worker(flags) -> dict:
   adapter = AdapterConfig(kind="lora", rank=flags.rank,
                           alpha=float(flags.rank))
   model = DecoderOnlyModel(DecoderOnly(config, adapter), z_loss=0.0)
-  # Only the adapters are initialised: XLA drops the unused base init.
-  adapters = jax.jit(lambda k: model.init_unboxed(k)["adapters"])(
-      jax.random.PRNGKey(0))
   optimizer = optax.adamw(flags.lr, weight_decay=0.0)
-  state = jax.jit(functools.partial(
-      train_state.create, pattern="adapters", optimizer=optimizer),
-                  donate_argnums=(0,))({"params": params,
-                                        "adapters": adapters})
-  del params, adapters
+  # `lta train`'s set-up: the base goes to the device leaf by leaf, the
+  # random base is never made, and the state reuses the variables' memory.
+  mesh = partitioning.make_mesh(partitioning.MeshConfig(data=1, model=1),
+                                devices=jax.devices()[:1])
+  rules = partitioning.LOGICAL_AXIS_RULES
+  var_sh, state_sh = train_steps.state_shardings(model, "adapters",
+                                                 optimizer, mesh, rules)
+  with partitioning.activated(mesh, rules):
+    variables = train_steps.init_variables(model, var_sh, 0, params)
+    del params
+    state = train_steps.create_state(variables, "adapters", optimizer,
+                                     var_sh, state_sh, 0)
+    del variables
   tokens = _tokens(flags, config.vocab_size)
   batch = jax.device_put({"decoder_input_tokens": tokens[:, :-1],
                           "decoder_target_tokens": tokens[:, 1:]})
