@@ -7,14 +7,17 @@ from JAX's profiler, and the page faults of each step (issue #18).
 
 The model, work and configurations are bench_train.py's (its flags apply:
 --vocab, --layers, ...). Prints the step times and minor page faults of
---steps steps after compilation, then the --top operations of one traced
-step (fusion names as in the compiled HLO: `--hlo_out FILE` writes it).
+--steps steps after compilation, then, for one traced step, each runtime
+thread's time in operations, the time of each kind of operation (summed
+over threads) and the --top operations (fusion names as in the compiled
+HLO: `--hlo_out FILE` writes it).
 """
 
 import argparse
 import collections
 import glob
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -81,6 +84,7 @@ def main(argv=None) -> int:
     trace = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0]
     data = jax.profiler.ProfileData.from_file(trace)
   total = collections.Counter()
+  busy = collections.Counter()  # per runtime thread
   for plane in data.planes:
     for line in plane.lines:
       if line.name == "python":
@@ -88,7 +92,18 @@ def main(argv=None) -> int:
       for event in line.events:  # HLO operations; not the runtime's calls
         if not any(c in event.name for c in ":()$"):
           total[event.name] += event.duration_ns
-  print(f"\ntraced step: {wall:.2f} s; its {flags.top} longest operations:")
+          busy[line.name] += event.duration_ns
+  kinds = collections.Counter()
+  for name, ns in total.items():
+    kinds[re.sub(r"\.\d+$", "", name)] += ns
+  print(f"\ntraced step: {wall:.2f} s; operations' time per thread (s): "
+        + ", ".join(f"{ns / 1e9:.2f}" for _, ns in busy.most_common()))
+  print("| kind of operation | ms, all threads | share of the summed time |"
+        "\n|---|---:|---:|")
+  summed = sum(kinds.values())
+  for name, ns in kinds.most_common(flags.top):
+    print(f"| {name} | {ns / 1e6:.1f} | {ns / summed:.1%} |")
+  print(f"\nits {flags.top} longest operations:")
   print("| operation | ms | share of the step |\n|---|---:|---:|")
   for name, ns in total.most_common(flags.top):
     print(f"| {name} | {ns / 1e6:.1f} | {ns / 1e9 / wall:.1%} |")

@@ -28,10 +28,18 @@ def test_profile_lists_operations_under_the_configurations_settings(
   assert "LTA_HOST_MALLOC=system" in out
   assert "intra_op_parallelism_threads=1" in out
   assert re.search(r"step 1: [\d.]+ s, minor page faults [\d,]+", out)
-  rows = re.findall(r"^\| (\S+) \| ([\d.]+) \| ([\d.]+)% \|$", out, re.M)
+  kinds_table, ops_table = out.split("longest operations")
+  row = re.compile(r"^\| (\S+) \| ([\d.]+) \| ([\d.]+)% \|$", re.M)
+  rows = row.findall(ops_table)
   assert len(rows) == 5, out
-  # Operations are named as in the compiled program it wrote.
+  # Operations are named as in the compiled program it wrote; kinds are
+  # their names without the number, each a share of the summed time.
   assert all(name in hlo.read_text() for name, _, _ in rows), rows
+  kinds = row.findall(kinds_table)
+  assert len(kinds) == 5, out
+  assert all(not re.search(r"\.\d+$", name) for name, _, _ in kinds), kinds
+  assert 0 < sum(float(share) for _, _, share in kinds) <= 100.5, kinds
+  assert re.search(r"operations' time per thread \(s\): [\d.]+", out)
 
 
 def test_profile_refuses_a_configuration_it_cannot_build():
