@@ -79,7 +79,6 @@ def _lta_worker(flags) -> dict:
   import functools
   import jax
   import optax
-  from lta import partitioning
   from lta.adapters.config import AdapterConfig
   from lta.models.decoder.network import DecoderOnly
   from lta.models.decoder_only import DecoderOnlyModel
@@ -92,18 +91,9 @@ def _lta_worker(flags) -> dict:
   model = DecoderOnlyModel(DecoderOnly(config, adapter), z_loss=0.0)
   optimizer = optax.adamw(flags.lr, weight_decay=0.0)
   # `lta train`'s set-up: the base goes to the device leaf by leaf, the
-  # random base is never made, and the state reuses the variables' memory.
-  mesh = partitioning.make_mesh(partitioning.MeshConfig(data=1, model=1),
-                                devices=jax.devices()[:1])
-  rules = partitioning.LOGICAL_AXIS_RULES
-  var_sh, state_sh = train_steps.state_shardings(model, "adapters",
-                                                 optimizer, mesh, rules)
-  with partitioning.activated(mesh, rules):
-    variables = train_steps.init_variables(model, var_sh, 0, params)
-    del params
-    state = train_steps.create_state(variables, "adapters", optimizer,
-                                     var_sh, state_sh, 0)
-    del variables
+  # random base is never made, and the state keeps the placed base.
+  state = decoder_bench.train_state(model, optimizer, params)
+  del params
   tokens = _tokens(flags, config.vocab_size)
   batch = jax.device_put({"decoder_input_tokens": tokens[:, :-1],
                           "decoder_target_tokens": tokens[:, 1:]})

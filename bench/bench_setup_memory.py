@@ -17,6 +17,8 @@ import json
 import resource
 import sys
 
+import decoder_bench  # bench/, next to this file
+
 
 def _peak_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -31,12 +33,10 @@ def main(argv=None) -> int:
   # pylint: disable=g-import-not-at-top
   import jax
   import optax
-  from lta import partitioning
   from lta.adapters.config import AdapterConfig
   from lta.checkpoints import base_model
   from lta.models.decoder.network import DecoderOnly
   from lta.models.decoder_only import DecoderOnlyModel
-  from lta.train import steps
 
   start_mb = _peak_mb()
   config, params = base_model.load_base_model(flags.weights_dir)
@@ -44,18 +44,8 @@ def main(argv=None) -> int:
   model_mb = sum(x.nbytes for x in jax.tree.leaves(params)) / 2**20
   model = DecoderOnlyModel(DecoderOnly(config, AdapterConfig(
       kind="lora", rank=flags.rank, alpha=float(flags.rank))))
-  optimizer = optax.adamw(1e-4)
-  mesh = partitioning.make_mesh(partitioning.MeshConfig(data=1, model=1),
-                                devices=jax.devices()[:1])
-  rules = partitioning.LOGICAL_AXIS_RULES
-  var_sh, state_sh = steps.state_shardings(model, "adapters", optimizer,
-                                           mesh, rules)
-  with partitioning.activated(mesh, rules):
-    variables = steps.init_variables(model, var_sh, 0, params)
-    del params
-    state = steps.create_state(variables, "adapters", optimizer, var_sh,
-                               state_sh, 0)
-    del variables
+  state = decoder_bench.train_state(model, optax.adamw(1e-4), params)
+  del params
   jax.block_until_ready(state)
   print(json.dumps({"model_mb": round(model_mb, 1),
                     "start_peak_mb": round(start_mb, 1),

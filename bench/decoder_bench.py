@@ -129,3 +129,20 @@ def _comparable(config):
   full = all(t == "full_attention" for t in config.layer_types)
   return dataclasses.replace(config, name="",
                              layer_types=() if full else config.layer_types)
+
+
+def train_state(model, optimizer, params: dict[str, Any]):
+  """`lta train`'s set-up of a LoRA train state on one device (its
+  init_variables and create_state) from a numpy base, which it empties."""
+  import jax
+  from lta import partitioning
+  from lta.train import steps
+  mesh = partitioning.make_mesh(partitioning.MeshConfig(data=1, model=1),
+                                devices=jax.devices()[:1])
+  rules = partitioning.LOGICAL_AXIS_RULES
+  var_sh, state_sh = steps.state_shardings(model, "adapters", optimizer,
+                                           mesh, rules)
+  with partitioning.activated(mesh, rules):
+    variables = steps.init_variables(model, var_sh, 0, params)
+    return steps.create_state(variables, "adapters", optimizer, var_sh,
+                              state_sh, 0)
