@@ -204,7 +204,8 @@ def init_variables(model: families.Model, var_sh, seed: int,
 
   With a base, the random params are never made, and `base` is emptied as
   its leaves reach the devices, so that the host holds one copy of the
-  model at most (a 0.5B model's set-up peaks at 2 GB less).
+  model at most (BENCHMARKS.md: a 0.5B base's set-up peaked at 11.0 GB,
+  now at 2.8 GB).
 
   On several processes each compiles the init, then waits for the others
   before the first collective of start-up (partitioning.compile_then_wait):
@@ -249,13 +250,15 @@ def put_consuming(tree: dict[str, Any], shardings) -> dict[str, Any]:
   return placed
 
 
-def _owned_copy(placed: jax.Array, host: np.ndarray) -> jax.Array:
+def _owned_copy(placed: jax.Array, host: Any) -> jax.Array:
   """`placed`, in memory apart from `host`'s. On CPU, device_put of an
   aligned numpy array may share its memory; a train step cannot donate such
   a buffer, so its first call would copy it while the host array lives."""
-  if next(iter(placed.sharding.device_set)).platform != "cpu":
+  interface = getattr(host, "__array_interface__", None)
+  if (interface is None or
+      next(iter(placed.sharding.device_set)).platform != "cpu"):
     return placed
-  start = host.__array_interface__["data"][0]
+  start = interface["data"][0]
   if not any(start <= shard.data.unsafe_buffer_pointer() < start + host.nbytes
              for shard in placed.addressable_shards):
     return placed
