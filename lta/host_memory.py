@@ -48,7 +48,7 @@ def keep_freed_memory() -> bool:
   it did. Threads that allocated before this call keep their own arenas."""
   if choice() == "system" or not supported():
     return False
-  mallopt = ctypes.CDLL("libc.so.6").mallopt
+  mallopt = _glibc().mallopt
   # A trim threshold of -1 is SIZE_MAX to glibc: never give the heap back.
   return all(mallopt(param, value) == 1 for param, value in (
       (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1)))
@@ -59,4 +59,8 @@ def release_free_memory() -> bool:
   when malloc keeps freed memory; True when any were released."""
   if not supported():
     return False
-  return ctypes.CDLL("libc.so.6").malloc_trim(0) == 1
+  return _glibc().malloc_trim(0) == 1
+
+
+def _glibc() -> ctypes.CDLL:
+  return ctypes.CDLL("libc.so.6")

@@ -37,6 +37,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 jax.config.update("jax_compilation_cache_dir",
                   os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+# Started here, with the 8 devices above: an in-process `lta plan` would
+# otherwise start JAX with a target's chip count (16 for v4-32) in whichever
+# worker runs it first, and the mesh tests after it there would fail.
+jax.devices()
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:

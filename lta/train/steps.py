@@ -276,14 +276,13 @@ def create_state(variables: dict[str, Any], pattern: str, optimizer,
   partitioning.wait_for_processes("variables_to_devices")
   variables = jax.device_put(variables, var_sh)
   trainable, frozen = trainable_lib.split_trainable(variables, pattern)
-  trainable_sh, _ = trainable_lib.split_trainable(var_sh, pattern)
   create = functools.partial(train_state_lib.create, pattern=pattern,
                              optimizer=optimizer, seed=seed)
   state = partitioning.compile_then_wait(
-      jax.jit(create, in_shardings=(trainable_sh,),
+      jax.jit(create, in_shardings=(state_sh.trainable,),
               out_shardings=state_sh.replace(frozen={})),
       "create_state")(trainable)
-  return state.replace(frozen=jax.device_put(frozen, state_sh.frozen))
+  return state.replace(frozen=frozen)  # placed as state_sh.frozen already
 
 
 def _check_same_shapes(loaded, expected, what: str) -> None:
