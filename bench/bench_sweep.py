@@ -3,30 +3,30 @@
   python bench/bench_sweep.py                  # mT5-small shape, 3 rounds
   python bench/bench_sweep.py --quick          # a tiny shape: checks it runs
 
-Each λ runs what `lta eval`'s λ selection runs for one λ (lta.eval.composed):
-compose lang_task_add at λ, merge ΔW into the base (merged_variables), put
-the changed kernels on the device beside the base's device copy
-(composed.on_device) and greedy-decode every example batch with the
-jitted predict_batch (scoring.decode_examples). Detokenising and ROUGE are
-left out (the same per-λ cost in every variant). Workers, each in a fresh
-process, interleaved in rounds (bench/fair_rounds.py: ABBA order, load
-recorded, loaded rounds repeated):
+Each λ runs what `lta eval`'s λ selection runs (lta.eval.composed): compose
+lang_task_add at λ, merge ΔW into the base (merged_variables), then greedy-
+decode every example batch with composed.decode_side_by_side, the call
+MergedScorer.score_all makes: the changed kernels of --per_call λ stacked
+on the device beside the base's device copy, one vmapped predict_batch per
+batch for all of them. Detokenising and ROUGE are left out (the same per-λ
+cost in every variant). Workers, each in a fresh process, interleaved in
+rounds (bench/fair_rounds.py: ABBA order, load recorded, loaded rounds
+repeated):
 
-  one       one λ twice: the first call compiles, the second is one
-            evaluation; compile = first - second
-  sweep     --points λ from a fresh process: LoRA on every attention, so
-            the encoder changes with λ and is run for every λ
-  sweep_dec the same with decoder-only adapters: the base's encoder
-            outputs are computed once per batch and reused (EncoderReuse)
-  sweep_copy `sweep` as lta did before on_device: every λ copies all the
-            merged variables to the device, the unchanged embeddings too
-            (the optimisation's "before", paired with `sweep`)
+  one         one λ twice: the first call compiles, the second is one
+              evaluation; compile = first - second
+  sweep       --points λ from a fresh process, --per_call side by side:
+              LoRA on every attention, so the encoder changes with λ and
+              runs for every λ
+  sweep_alone the same, each λ decoded alone (--per_call 1: lta before
+              side-by-side decoding; the optimisation's "before", paired)
+  sweep_dec   `sweep` with decoder-only adapters: the base's encoder
+              outputs are computed once per batch and reused (EncoderReuse)
 
 Reported per round (paired) and as medians over rounds: sweep / (points x
 eval + compile), the goal being <= 1 (issue #18: an 11-point sweep at most
-11x one evaluation plus one compile), sweep / first call, and the XLA
-compilations each sweep made (one predict program for all λ), and the
-megabytes each λ puts on the device (sweep against sweep_copy).
+11x one evaluation plus one compile), sweep / first call, the XLA
+compilations each sweep made, and sweep_alone / sweep.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fair_rounds  # noqa: E402
 import host_info  # noqa: E402
 
-VARIANTS = ("one", "sweep", "sweep_dec", "sweep_copy")
+VARIANTS = ("one", "sweep", "sweep_alone", "sweep_dec")
 SWEEPS = VARIANTS[1:]
 QUICK = dict(layers=1, d_model=32, heads=2, d_kv=16, d_ff=64, vocab=128,
              batch=2, examples=4, inputs=16, decode=4, points=3, rounds=1)
@@ -70,6 +70,8 @@ def parse(argv):
   p.add_argument("--inputs", type=int, default=512, help="input length")
   p.add_argument("--decode", type=int, default=64, help="tokens per row")
   p.add_argument("--points", type=int, default=11, help="λ of the sweep")
+  p.add_argument("--per_call", type=int, default=4,
+                 help="λ decoded side by side (run_eval.adapters_per_call)")
   fair_rounds.add_flags(p, rounds=3)
   p.add_argument("--json_out", help="also write the results here")
   p.add_argument("--worker", help=argparse.SUPPRESS)  # a variant
@@ -138,40 +140,36 @@ def worker(flags) -> dict:
       model, DecodingConfig(max_decode_length=flags.decode))
   base_on_device = jax.device_put({"params": params})
   reuse = scoring.EncoderReuse(model, base_on_device)
-  base_leaves = {id(leaf) for leaf in jax.tree.leaves(base_on_device)}
-  moved_bytes = []
 
-  def evaluate(lam):
-    adapter = compositions.compose(
+  def evaluate(lambdas, per_call):
+    merged = [composed.merged_variables(params, compositions.compose(
         "lang_task_add", task_vectors=tasks, language_vectors=langs,
-        target="pt", sources="en", lam=lam)
-    variables, encoder_unchanged = composed.merged_variables(params, adapter)
-    on_device = (jax.device_put(variables) if variant == "sweep_copy" else
-                 composed.on_device(variables, params,
-                                    base_on_device["params"]))
-    moved_bytes.append(sum(leaf.nbytes for leaf in jax.tree.leaves(on_device)
-                           if id(leaf) not in base_leaves))
-    ids = scoring.decode_examples(
-        predict, on_device, examples, flags.batch,
-        flags.inputs, encoder=reuse if encoder_unchanged else None)
+        target="pt", sources="en", lam=lam)) for lam in lambdas]
+    encoder_unchanged = all(unchanged for _, unchanged in merged)
+    ids = composed.decode_side_by_side(
+        predict, [variables for variables, _ in merged], params,
+        base_on_device["params"], examples, flags.batch, flags.inputs,
+        per_call, encoder=reuse if encoder_unchanged else None)
     return np.stack(ids), encoder_unchanged
 
-  lambdas = ([0.5, 0.5] if variant == "one" else
-             [i / (flags.points - 1) for i in range(flags.points)])
   times = []
   with compilations.counting() as compiled:
     t_all = time.perf_counter()
-    for lam in lambdas:
-      t = time.perf_counter()
-      ids, encoder_unchanged = evaluate(lam)
-      times.append(time.perf_counter() - t)
+    if variant == "one":
+      for _ in range(2):
+        t = time.perf_counter()
+        ids, encoder_unchanged = evaluate([0.5], 1)
+        times.append(time.perf_counter() - t)
+    else:
+      ids, encoder_unchanged = evaluate(
+          [i / (flags.points - 1) for i in range(flags.points)],
+          1 if variant == "sweep_alone" else flags.per_call)
     wall = time.perf_counter() - t_all
   return {"variant": variant, "times": times, "wall": wall,
           "compilations": len(compiled.names),
           "predict_compilations": len(compiled.of("predict_batch")),
           "encoder_reused": bool(encoder_unchanged),
-          "moved_mb_per_lambda": max(moved_bytes) / 2**20,
-          "last_ids_sum": int(ids.sum()),
+          "last_ids_sum": int(ids[-1].sum()),
           "backend": f"jax {jax.__version__} on {jax.default_backend()}"}
 
 
@@ -191,7 +189,7 @@ def report(flags, rounds) -> list[dict]:
                    "compilations": sweep["compilations"],
                    "predict_compilations": sweep["predict_compilations"],
                    "encoder_reused": sweep["encoder_reused"],
-                   "moved_mb_per_lambda": sweep["moved_mb_per_lambda"]}
+                   "last_ids_sum": sweep["last_ids_sum"]}
     rows.append(row)
   print(f"{'round':<7}{'eval s':>8}{'compile s':>10}" + "".join(
       f"{n + ' s':>12}{'/goal':>8}{'/first':>8}{'compiles':>9}"
@@ -210,13 +208,13 @@ def report(flags, rounds) -> list[dict]:
           f"{fair_rounds.summary(ratios)}; goal <= 1; predict_batch "
           f"compiled {rows[0][n]['predict_compilations']}x; encoder "
           f"outputs reused: {rows[0][n]['encoder_reused']}")
-  speedups = [row["sweep_copy"]["wall_s"] / row["sweep"]["wall_s"]
+  speedups = [row["sweep_alone"]["wall_s"] / row["sweep"]["wall_s"]
               for row in rows]
-  print("on_device (only changed kernels transferred) against copying all "
-        "variables per λ: sweep_copy / sweep wall, paired, median (min-max): "
-        f"{fair_rounds.summary(speedups)}; put on the device per λ: "
-        f"{rows[0]['sweep']['moved_mb_per_lambda']:.1f} MB against "
-        f"{rows[0]['sweep_copy']['moved_mb_per_lambda']:.1f} MB")
+  same = all(row["sweep"]["last_ids_sum"] == row["sweep_alone"]["last_ids_sum"]
+             for row in rows)
+  print(f"side by side ({flags.per_call} per call) against each λ alone: "
+        "sweep_alone / sweep wall, paired, median (min-max): "
+        f"{fair_rounds.summary(speedups)}; the last λ's ids equal: {same}")
   return rows
 
 
@@ -233,7 +231,8 @@ def main(argv=None) -> int:
         f"heads={flags.heads} d_kv={flags.d_kv} layers={flags.layers}+"
         f"{flags.layers} vocab={flags.vocab}, random weights, float32; LoRA "
         f"r={flags.rank} on q,k,v,o of every attention (sweep_dec: decoder "
-        "attentions only); composition lang_task_add")
+        "attentions only); composition lang_task_add; "
+        f"{flags.per_call} λ per call")
   print(f"work per λ: compose + merge + {flags.examples} examples in "
         f"batches of {flags.batch}, inputs {flags.inputs}, greedy decode "
         f"{flags.decode} tokens; {flags.rounds} rounds ({flags.order})")

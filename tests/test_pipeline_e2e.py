@@ -18,6 +18,7 @@ import seqio
 import lta_tasks  # pylint: disable=unused-import  (registers the tasks)
 
 from lta.adapters.manifest import Adapter
+from lta.arithmetic import compositions as arithmetic
 from lta.eval import compilations
 from lta.eval import composed
 from lta.eval import methods
@@ -192,9 +193,10 @@ def test_lta_eval_scores_a_composition_with_a_lambda_sweep(workdir, tmp_path):
           f'--gin.lta.vocab.get_vocabulary.path="{workdir / "spm" / "spm.model"}"']
   proc = cli_run.run_module("lta.cli.eval", args, timeout=600)
   # Progress per task and split while decoding (2 batches of 2), with the
-  # method and λ, and an ETA before the last batch.
+  # method and its λ (decoded side by side), and an ETA before the last
+  # batch.
   assert re.search(r"decoding xlsum\.pt \(validation\) \| \+ lang − lang_src, "
-                   r"λ=0\.5: batch 1/2, 2/4 examples, [\d.]+ examples/s, "
+                   r"λ=0\.5, 0\.9: batch 1/2, 2/4 examples, [\d.]+ examples/s, "
                    r"ETA \d+:\d\d:\d\d", proc.stdout), proc.stdout
   assert re.search(r"decoding xlsum\.uk \(test\) \| task vector: batch 2/2, "
                    r"4/4 examples, [\d.]+ examples/s, done in", proc.stdout)
@@ -278,8 +280,9 @@ def _scorer(workdir, **kwargs):
 
 @pytest.fixture(scope="module")
 def plain_scorer(workdir, tfds_override):
-  """The reference: every λ decoded in full, the encoder included."""
-  return _scorer(workdir, reuse_encoder=False)
+  """The reference: every λ decoded alone and in full, the encoder
+  included."""
+  return _scorer(workdir, reuse_encoder=False, adapters_per_call=1)
 
 
 def _vectors(workdir, keep=lambda tree: tree):
@@ -303,27 +306,49 @@ def _sweep(scorer, vectors, grid, split="validation"):
 
 def test_a_lambda_sweep_compiles_once_and_scores_as_single_lambda_runs(
     workdir, plain_scorer):
-  scorer = _scorer(workdir)
+  scorer = _scorer(workdir, adapters_per_call=2)
   vectors = _vectors(workdir)
-  score = scorer.score
   with compilations.counting() as compiled:
-    def score_and_mark(adapter, task, split):
-      result = score(adapter, task, split)
-      compiled.mark(f"scored {len(compiled.marks)}")
-      return result
-    scorer.score = score_and_mark
     record, _ = _sweep(scorer, vectors, SWEEP)
-  # 3 λ on validation, then the best λ again: 4 decodes, one program. After
-  # the first nothing compiles, composing and merging included.
-  assert len(compiled.marks) == len(SWEEP) + 1
-  assert len(compiled.of("predict_batch")) == 1, compiled.names
-  assert compiled.since("scored 0") == []
+    compiled.mark("swept")
+    again, _ = _sweep(scorer, vectors, (0.2, 0.4, 0.6))
+  # The 3 λ decode side by side in 2 calls of 2 (the second repeats its
+  # λ): one program; the best λ on the reported split alone: another.
+  # Another sweep compiles nothing, composing and merging included.
+  assert len(compiled.of("predict_batch_stacked")) == 1, compiled.names
+  assert len(compiled.of("predict_batch")) == 2, compiled.names
+  assert compiled.since("swept") == []
   # The encoder's adapters change with λ here: nothing to reuse.
   assert not scorer.encodings
   # As many `lta eval` runs of one λ each.
   for lam in SWEEP:
     alone, _ = _sweep(plain_scorer, vectors, (lam,))
     assert alone.selection_scores == {lam: record.selection_scores[lam]}
+  assert set(again.selection_scores) == {0.2, 0.4, 0.6}
+
+
+@pytest.mark.parametrize("encoder", ["changed", "unchanged"])
+def test_side_by_side_scores_equal_one_adapter_at_a_time(
+    workdir, plain_scorer, encoder):
+  keep = ((lambda tree: tree) if encoder == "changed" else
+          lambda tree: {**tree, "encoder": jax.tree.map(np.zeros_like,
+                                                        tree["encoder"])})
+  tasks, langs = _vectors(workdir, keep)
+  adapters = [None] + [arithmetic.compose(
+      "lang_task_add_subtract", task_vectors=tasks, language_vectors=langs,
+      target="pt", sources=["en"], lam=lam) for lam in (0.2, 0.5, 0.8)]
+  scorer = _scorer(workdir, adapters_per_call=4)
+  together = scorer.score_all(adapters, "xlsum.pt", "validation")
+  # The base's encodings of both batches, shared with the compositions
+  # whose encoder is the base's.
+  assert [len(e.by_batch) for e in scorer.encodings.values()] == [2]
+  predictions = []
+  for adapter, got in zip(adapters, together):
+    want = plain_scorer.score(adapter, "xlsum.pt", "validation")
+    predictions.append([e["prediction"] for e in got.examples])
+    assert predictions[-1] == [e["prediction"] for e in want.examples]
+    assert got.scores == want.scores
+  assert len({tuple(p) for p in predictions}) > 1  # the λ decode apart
 
 
 def test_decoder_only_compositions_reuse_the_encoders_outputs(

@@ -54,6 +54,11 @@ def merged_variables(params: Mapping[str, Any], adapter: Optional[Adapter]
   return {"params": deltas.add_deltas(params, dws)}, encoder_unchanged
 
 
+def _is_base_leaf(path: str, leaf: Any, base_flat: Mapping[str, Any]) -> bool:
+  collection, _, rest = path.partition("/")
+  return collection == "params" and base_flat.get(rest) is leaf
+
+
 def on_device(variables: Mapping[str, Any], base: Mapping[str, Any],
               base_on_device: Mapping[str, Any]) -> dict[str, Any]:
   """`variables` on the device, reusing `base_on_device` (the device copy
@@ -62,12 +67,95 @@ def on_device(variables: Mapping[str, Any], base: Mapping[str, Any],
   sweep does not copy the whole model (the embeddings) again."""
   base_flat = flatten_tree(base)
   device_flat = flatten_tree(base_on_device)
-  flat = {}
-  for path, leaf in flatten_tree(variables).items():
-    collection, _, rest = path.partition("/")
-    same = collection == "params" and base_flat.get(rest) is leaf
-    flat[path] = device_flat[rest] if same else jax.device_put(leaf)
-  return unflatten_tree(flat)
+  return unflatten_tree({
+      path: (device_flat[path.partition("/")[2]]
+             if _is_base_leaf(path, leaf, base_flat) else jax.device_put(leaf))
+      for path, leaf in flatten_tree(variables).items()})
+
+
+def stacked_on_device(variables: Sequence[Mapping[str, Any]],
+                      base: Mapping[str, Any],
+                      base_on_device: Mapping[str, Any]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """Several adapters' variables as one tree on the device, and its vmap
+  in_axes (scoring.PredictFn.stacked): a leaf that is the base's own array
+  in all of them is the base's device copy (None: shared); any other leaf
+  is stacked on a new leading axis (0). They must share a stack_signature.
+  """
+  base_flat = flatten_tree(base)
+  device_flat = flatten_tree(base_on_device)
+  flats = [flatten_tree(v) for v in variables]
+  tree, axes = {}, {}
+  for path in flats[0]:
+    leaves = [flat[path] for flat in flats]
+    if all(_is_base_leaf(path, leaf, base_flat) for leaf in leaves):
+      tree[path], axes[path] = device_flat[path.partition("/")[2]], None
+    else:
+      tree[path] = jax.device_put(np.stack([np.asarray(x) for x in leaves]))
+      axes[path] = 0
+  return unflatten_tree(tree), unflatten_tree(axes)
+
+
+def stack_signature(variables: Mapping[str, Any],
+                    base: Mapping[str, Any]) -> tuple:
+  """What must match for variables to stack: each leaf's path, shape,
+  dtype and whether it is the base's own array."""
+  base_flat = flatten_tree(base)
+  return tuple((path, np.shape(leaf), str(np.result_type(leaf)),
+                _is_base_leaf(path, leaf, base_flat))
+               for path, leaf in flatten_tree(variables).items())
+
+
+def side_by_side(members: Sequence[int], per_call: int) -> list[list[int]]:
+  """`members` in calls of at most `per_call`, as even as possible; a short
+  last call repeats its last member, so every call has one shape (one
+  compiled program) and the repeats' outputs are dropped."""
+  calls = -(-len(members) // max(per_call, 1))
+  size = -(-len(members) // calls)
+  chunks = [list(members[i:i + size]) for i in range(0, len(members), size)]
+  chunks[-1] += [chunks[-1][-1]] * (size - len(chunks[-1]))
+  return chunks
+
+
+def decode_side_by_side(
+    predict: scoring.PredictFn, variables: Sequence[Mapping[str, Any]],
+    base: Mapping[str, Any], base_on_device: Mapping[str, Any],
+    examples: Sequence[Mapping[str, Any]], batch_size: int,
+    input_length: int, per_call: int,
+    encoder: Optional[scoring.EncoderReuse] = None,
+    progress: Optional[Callable[[list[int]], scoring.ProgressFn]] = None
+) -> list[list[np.ndarray]]:
+  """Each of `variables`' decoded ids (scoring.decode_examples), up to
+  `per_call` of them side by side in one call (they must share a
+  stack_signature; `encoder`'s outputs must hold for all). progress(call),
+  for the indices one call decodes, gives that call's progress function.
+  """
+  ids: dict[int, list[np.ndarray]] = {}
+  for call in side_by_side(range(len(variables)), per_call):
+    report = None if progress is None else progress(call)
+    if len(call) == 1:
+      decoded = [scoring.decode_examples(
+          predict, on_device(variables[call[0]], base, base_on_device),
+          examples, batch_size, input_length, report, encoder=encoder)]
+    else:
+      tree, in_axes = stacked_on_device([variables[i] for i in call], base,
+                                        base_on_device)
+      decoded = scoring.decode_examples_stacked(
+          predict, tree, in_axes, examples, batch_size, input_length, report,
+          encoder=encoder)
+    ids.update(zip(call, decoded))  # a repeat overwrites its equal
+  return [ids[i] for i in range(len(variables))]
+
+
+def _call_label(labels: Sequence[str]) -> str:
+  """One decoding call's adapters: '+ lang, λ=0.3, 0.5' for one method's
+  λ, else their labels joined."""
+  labels = list(dict.fromkeys(labels))
+  heads = {label.rpartition("λ=")[0] for label in labels}
+  if len(labels) > 1 and len(heads) == 1 and "" not in heads:
+    return f"{heads.pop()}λ=" + ", ".join(
+        label.rpartition("λ=")[2] for label in labels)
+  return "; ".join(labels)
 
 
 class MergedScorer:
@@ -91,7 +179,13 @@ class MergedScorer:
                fidelity_fn: Optional[scoring.FidelityFn] = None,
                model_config: Optional[families.ModelConfig] = None,
                log: Optional[Callable[[str], None]] = print,
-               vocabulary: Optional[str] = None, reuse_encoder: bool = True):
+               vocabulary: Optional[str] = None, reuse_encoder: bool = True,
+               adapters_per_call: int = 4):
+    if adapters_per_call < 1:
+      raise errors.ConfigError(
+          f"adapters_per_call={adapters_per_call}: must be at least 1 (how "
+          "many adapters, the λ of a sweep, one decoding call runs)")
+    self.adapters_per_call = adapters_per_call
     self.base_path = base_path
     self.config, self.params = base_model.load_base_model(
         base_path, model_config, "run_eval.base_checkpoint",
@@ -176,42 +270,64 @@ class MergedScorer:
 
   def score(self, adapter: Optional[Adapter], task: str,
             split: str) -> scoring.TaskResult:
+    return self.score_all([adapter], task, split)[0]
+
+  def score_all(self, adapters: Sequence[Optional[Adapter]], task: str,
+                split: str) -> list[scoring.TaskResult]:
+    """score() of each adapter. Those that change the same base leaves
+    (the λ of one composition) decode side by side, adapters_per_call at a
+    time: what they share of the base is read once per step for all."""
     examples = self.examples(task, split)
-    progress = None
-    if self.log:
-      what = adapter.label if adapter is not None else "base model"
-      progress = scoring.DecodeProgress(f"{task} ({split}) | {what}",
-                                        self.log)
-    variables, encoder_unchanged = self._variables(adapter)
-    encoder = (self._encoder_reuse(task, split)
-               if self.reuse_encoder and encoder_unchanged else None)
-    ids = scoring.decode_examples(
-        self.predict_fn(task, adapter),
-        on_device(variables, self.params,
-                  self._base_variables_on_device()["params"]), examples,
-        self.batch_size, self.feature_lengths["inputs"], progress,
-        encoder=encoder)
+    prepared = [self._variables(a) for a in adapters]
+    groups: dict[Any, list[int]] = {}
+    for i, (adapter, (variables, unchanged)) in enumerate(
+        zip(adapters, prepared)):
+      key = (self.predict_fn(task, adapter), unchanged,
+             stack_signature(variables, self.params))
+      groups.setdefault(key, []).append(i)
+    ids: dict[int, list[np.ndarray]] = {}
+    labels = [a.label if a is not None else "base model" for a in adapters]
+    for (predict, unchanged, _), members in groups.items():
+      def progress(call, members=members):
+        what = _call_label([labels[members[i]] for i in call])
+        return scoring.DecodeProgress(f"{task} ({split}) | {what}", self.log)
+      decoded = decode_side_by_side(
+          predict, [prepared[i][0] for i in members], self.params,
+          self._base_variables_on_device()["params"], examples,
+          self.batch_size, self.feature_lengths["inputs"],
+          self.adapters_per_call,
+          encoder=(self._encoder_reuse(task, split)
+                   if self.reuse_encoder and unchanged else None),
+          progress=progress if self.log else None)
+      ids.update(zip(members, decoded))
+    return [self.score_decoded(task, examples, ids[i])
+            for i in range(len(adapters))]
+
+  def score_decoded(self, task: str, examples: Sequence[Any],
+                    ids: Sequence[np.ndarray]) -> scoring.TaskResult:
+    """The scores of `task` from the decoded ids of its examples."""
     with self._vocabulary_in_use():
       return scoring.score_task(task, examples, ids,
                                 fidelity_fn=self.fidelity_fn)
 
 
 def select_lambda_and_score(
-    score: Callable[[Adapter, str], scoring.TaskResult],
+    score_all: Callable[[Sequence[Adapter], str], list[scoring.TaskResult]],
     compose: Callable[[float], Adapter], grid: Sequence[float],
     selection_split: str, split: str,
     selection_score: Callable[[scoring.TaskResult], float]
 ) -> tuple[scoring.TaskResult, dict[float, float]]:
   """Scores every λ of `grid` on selection_split, then the best on split.
 
-  score(adapter, split) decodes and scores one task. The selection scores
-  are returned (λ -> score) for plots, even for a single λ.
+  score_all(adapters, split) decodes and scores one task for each adapter
+  (MergedScorer.score_all: the λ decode side by side). The selection
+  scores are returned (λ -> score) for plots, even for a single λ.
   """
-  by_lambda = {float(lam): selection_score(score(compose(lam),
-                                                 selection_split))
-               for lam in grid}
+  lambdas = [float(lam) for lam in grid]
+  results = score_all([compose(lam) for lam in lambdas], selection_split)
+  by_lambda = {lam: selection_score(r) for lam, r in zip(lambdas, results)}
   lam = lambda_selection.best_lambda({"": by_lambda})[""]
-  result = score(compose(lam), split)
+  result = score_all([compose(lam)], split)[0]
   result.scores["lambda"] = lam
   return result, by_lambda
 
@@ -253,7 +369,7 @@ def score_composition(
     return result.scores[metric]
 
   result, by_lambda = select_lambda_and_score(
-      lambda adapter, s: scorer.score(adapter, task, s), compose,
+      lambda adapters, s: scorer.score_all(adapters, task, s), compose,
       grid if methods.get(name).uses_lambda else (1.0,), selection_split,
       split, selection_score)
   record = ResultRecord.from_scored(

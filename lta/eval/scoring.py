@@ -53,15 +53,37 @@ def _text(value) -> str:
 
 
 class PredictFn:
-  """A model's jitted predict_batch, and how it batches prompts."""
+  """A model's jitted predict_batch, and how it batches prompts.
+
+  `stacked` decodes one batch with several sets of variables in one call
+  (vmap over the stacked leaves): leaves that every set shares, the base's
+  embeddings and the unchanged kernels, are read once per decoding step for
+  all of them. One program per pattern of stacked leaves and count.
+  """
 
   def __init__(self, model: families.Model, decoding: DecodingConfig):
-    self._predict = jax.jit(functools.partial(model.predict_batch,
-                                              config=decoding))
+    self._predict_batch = functools.partial(model.predict_batch,
+                                            config=decoding)
+    self._predict = jax.jit(self._predict_batch)
+    self._stacked: dict[Any, Callable[..., jax.Array]] = {}
     self.prompt_batch = model.prompt_batch
 
   def __call__(self, variables, batch, **kwargs):
     return self._predict(variables, batch, **kwargs)
+
+  def stacked(self, variables, in_axes, batch,
+              rng: Optional[jax.Array] = None) -> jax.Array:
+    """Ids (sets, batch, length): `variables`' leaves marked 0 in
+    `in_axes` are stacked on a leading axis, one entry per set; those
+    marked None are shared. The batch and `rng` are the same for every set.
+    """
+    key = jax.tree.structure(in_axes)  # where the Nones are, too
+    if key not in self._stacked:
+      def predict_batch_stacked(variables, batch, rng):
+        return self._predict_batch(variables, batch, rng=rng)
+      self._stacked[key] = jax.jit(jax.vmap(predict_batch_stacked,
+                                            in_axes=(in_axes, None, None)))
+    return self._stacked[key](variables, batch, rng)
 
 
 def make_predict_fn(model: families.Model,
@@ -154,6 +176,39 @@ def decode_examples(predict_fn: PredictFn, variables: Mapping[str, Any],
   `encoder` supplies each batch's encoder output (an encoder-decoder model
   then decodes only).
   """
+  ids = _decode_batches(
+      lambda batch, rng: predict_fn(variables, batch,
+                                    **({} if rng is None else {"rng": rng})),
+      predict_fn, examples, batch_size, input_length, progress, rng, encoder)
+  return list(ids.reshape(-1, ids.shape[-1])[:len(examples)])
+
+
+def decode_examples_stacked(predict_fn: PredictFn, variables: Mapping[str, Any],
+                            in_axes: Mapping[str, Any],
+                            examples: Sequence[Mapping[str, Any]],
+                            batch_size: int, input_length: int,
+                            progress: Optional[ProgressFn] = None,
+                            rng: Optional[jax.Array] = None,
+                            encoder: Optional[EncoderReuse] = None
+                            ) -> list[list[np.ndarray]]:
+  """decode_examples for several sets of variables at once (PredictFn.
+  stacked): one list of ids per set, each as decode_examples would give it.
+  `encoder`'s outputs must hold for every set."""
+  ids = _decode_batches(
+      lambda batch, rng: predict_fn.stacked(variables, in_axes, batch, rng),
+      predict_fn, examples, batch_size, input_length, progress, rng, encoder)
+  ids = np.moveaxis(ids, 2, 0)  # (sets, processes, batches, batch, length)
+  return [list(s.reshape(-1, s.shape[-1])[:len(examples)]) for s in ids]
+
+
+def _decode_batches(call: Callable[[dict, Optional[jax.Array]], jax.Array],
+                    predict_fn: PredictFn,
+                    examples: Sequence[Mapping[str, Any]], batch_size: int,
+                    input_length: int, progress: Optional[ProgressFn],
+                    rng: Optional[jax.Array],
+                    encoder: Optional[EncoderReuse]) -> np.ndarray:
+  """call(batch, rng) on each batch of this process's share, gathered from
+  every process: (processes, batches, *call's output shape)."""
   index, count = partitioning.data_shard()
   num_batches = -(-len(examples) // batch_size)
   per_process = -(-num_batches // count)
@@ -172,14 +227,13 @@ def decode_examples(predict_fn: PredictFn, variables: Mapping[str, Any],
         [ex["inputs"] for ex in chunk], input_length))
     if encoder is not None:
       batch["encoded"] = encoder(b, batch)
-    extra = ({} if rng is None else
-             {"rng": jax.random.fold_in(rng, min(b, num_batches - 1))})
-    outputs.append(np.asarray(predict_fn(variables, batch, **extra)))
+    key = None if rng is None else jax.random.fold_in(
+        rng, min(b, num_batches - 1))
+    outputs.append(np.asarray(call(batch, key)))
     if progress and done <= real:
       progress(done, real, min(done * batch_size, examples_mine),
                examples_mine)
-  ids = partitioning.gather_from_processes(np.stack(outputs))
-  return list(ids.reshape(-1, ids.shape[-1])[:len(examples)])
+  return partitioning.gather_from_processes(np.stack(outputs))
 
 
 FidelityFn = Callable[[Sequence[str], str], float]

@@ -47,7 +47,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
              tasks: Sequence[str] = gin.REQUIRED,
              task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
              split: str = "test", selection_split: str = "validation",
-             batch_size: int = 8, decoding: Optional[DecodingConfig] = None,
+             batch_size: int = 8, adapters_per_call: int = 4,
+             decoding: Optional[DecodingConfig] = None,
              max_examples: Optional[int] = None,
              adapter_dir: Optional[str] = None,
              composition: Optional[str] = None,
@@ -68,7 +69,10 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   environment, lta.partitioning) each decodes 1/N of every task and
   process 0 writes; the others return {}.
 
-  λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
+  A composition's λ decode side by side, `adapters_per_call` at a time
+  (composed.MergedScorer.score_all): each call reads the weights they
+  share once per step, and holds that many times the changed weights and
+  the decoding state. λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
   vectors whose manifests name no task or language. `model_config`
   (@T5Config() or @DecoderConfig() and a gin/models file) is the
   architecture of a T5X
@@ -110,7 +114,8 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
       base_checkpoint, task_feature_lengths, batch_size,
       decoding or DecodingConfig(
           max_decode_length=task_feature_lengths["targets"]),
-      max_examples, model_config=model_config)
+      max_examples, model_config=model_config,
+      adapters_per_call=adapters_per_call)
   scored: list[tuple[ResultRecord, list]] = []
   plots: dict[str, str] = {}
   if composition is None:

@@ -124,6 +124,8 @@ class PipelineConfig:
   allow_extrapolation: bool = False
   space: str = "factor"
   eval_examples: int = 16
+  # λ decoded side by side in one call (lta.eval.composed.MergedScorer).
+  adapters_per_call: int = 4
   # Validation metric that picks λ (e.g. "exact_match" on synthetic data).
   selection_metric: str = "rouge2"
   # Prefix-LM / task loss on this many validation batches after training
@@ -397,16 +399,17 @@ class Scorer(composed.MergedScorer):
     super().__init__(base_path, cfg.feature_lengths, cfg.batch_size,
                      DecodingConfig(max_decode_length=cfg.target_length),
                      cfg.eval_examples, fidelity_fn(data),
-                     vocabulary=data.vocab_path)
+                     vocabulary=data.vocab_path,
+                     adapters_per_call=cfg.adapters_per_call)
     self.world = data.world
 
   def task(self, lang: str) -> str:
     """The XLSum task of `lang` that this base reads."""
     return task_name(self.config, lang)
 
-  def score(self, adapter: Optional[Adapter], task: str,
-            split: str) -> evaluation.TaskResult:
-    result = super().score(adapter, task, split)
+  def score_decoded(self, task: str, examples: Sequence[Any],
+                    ids: Sequence[Any]) -> evaluation.TaskResult:
+    result = super().score_decoded(task, examples, ids)
     if self.world is not None and task.startswith("xlsum"):  # one answer
       from lta.synthetic import scoring  # pylint: disable=g-import-not-at-top
       result.scores.update(scoring.headline_scores(
