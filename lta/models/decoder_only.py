@@ -168,10 +168,15 @@ class DecoderOnlyModel:
     network (tokens_to_logits_fn).
     """
     slots = prompt_tokens.shape[1] - 1 + max_decode_length
-    logits, state = self.module.apply(
+    hidden, state = self.module.apply(
         dict(variables), prompt_tokens, input_mask=prompt_mask,
         prefix_mask=prompt_mask if self.bidirectional_prompt else None,
-        decode=True, max_decode_length=slots, mutable=["cache"])
+        decode=True, max_decode_length=slots, output="hidden",
+        mutable=["cache"])
+    # The head on the last position only: the prompt's other logits are
+    # never read (batch x prompt x vocab of them).
+    logits = self.module.apply(dict(variables), hidden[:, -1:, :],
+                               method="head")
     return {"network": state["cache"], "next_logits": logits[:, -1, :]}
 
   def tokens_to_logits_fn(self, variables: Variables):

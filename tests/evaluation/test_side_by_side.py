@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from lta import errors
 from lta.adapters.config import AdapterConfig
 from lta.adapters.manifest import Adapter, AdapterManifest
 from lta.adapters.tree import flatten_tree
@@ -106,13 +107,16 @@ def test_shared_leaves_are_the_bases_device_arrays_and_the_rest_stack():
           composed.stack_signature({"params": params}, params))
 
 
-@pytest.mark.parametrize("family,kind,reuse", [
-    ("mt5", "lora", False),   # the encoder changes with each adapter
-    ("mt5", "lora", True),    # decoder adapters: one encoding for all
-    ("mbart", "prompt", False),  # unmerged: the prompts stack
-    ("decoder", "lora", False),
+@pytest.mark.parametrize("family,kind,reuse,method", [
+    ("mt5", "lora", False, "greedy"),  # the encoder changes per adapter
+    ("mt5", "lora", True, "greedy"),   # decoder adapters: one encoding
+    ("mt5", "lora", False, "beam"),
+    ("mt5", "lora", False, "sample"),  # each adapter gets alone's keys
+    ("mbart", "prompt", False, "greedy"),  # unmerged: the prompts stack
+    ("decoder", "lora", False, "greedy"),
 ])
-def test_side_by_side_decodes_as_each_adapter_alone(family, kind, reuse):
+def test_side_by_side_decodes_as_each_adapter_alone(family, kind, reuse,
+                                                     method):
   model, _, variables = _base(family, kind)
   params = variables["params"]
   base_on_device = jax.device_put(params)
@@ -124,21 +128,30 @@ def test_side_by_side_decodes_as_each_adapter_alone(family, kind, reuse):
     if family == "mt5":  # a decoder-only model has no encoder to change
       assert encoder_unchanged == reuse
     merged.append(merged_vars)
-  predict = scoring.make_predict_fn(model,
-                                    DecodingConfig(max_decode_length=5))
+  predict = scoring.make_predict_fn(model, DecodingConfig(
+      method=method, max_decode_length=5, beam_size=2))
+  rng = jax.random.PRNGKey(3) if method == "sample" else None
   encoder = (scoring.EncoderReuse(model, {"params": base_on_device})
              if reuse else None)
   tree, axes = composed.stacked_on_device(merged, params, base_on_device)
   with compilations.counting() as compiled:
     together = scoring.decode_examples_stacked(
-        predict, tree, axes, EXAMPLES, 2, INPUT_LENGTH, encoder=encoder)
+        predict, tree, axes, EXAMPLES, 2, INPUT_LENGTH, rng=rng,
+        encoder=encoder)
   assert len(compiled.of("predict_batch_stacked")) == 1, compiled.names
   alone = [scoring.decode_examples(
       predict, composed.on_device(m, params, base_on_device), EXAMPLES, 2,
-      INPUT_LENGTH, encoder=encoder) for m in merged]
+      INPUT_LENGTH, rng=rng, encoder=encoder) for m in merged]
   assert len(together) == len(adapters)
   for got, want in zip(together, alone):
     assert len(got) == len(EXAMPLES)
     np.testing.assert_array_equal(np.stack(got), np.stack(want))
   # Not vacuous: the adapters decode differently.
   assert len({np.stack(ids).tobytes() for ids in alone}) > 1
+
+
+def test_adapters_per_call_below_one_is_refused_before_loading():
+  with pytest.raises(errors.ConfigError, match=r"adapters_per_call=0: must "
+                     r"be at least 1"):
+    composed.MergedScorer("/nonexistent/base", {"inputs": 8}, 2,
+                          DecodingConfig(), adapters_per_call=0)
