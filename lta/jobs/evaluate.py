@@ -72,8 +72,9 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   A composition's λ decode side by side, `adapters_per_call` at a time
   (composed.MergedScorer.score_all): each call reads the weights they
   share once per step, and holds that many times the changed weights and
-  the decoding state. λ must lie in [0, 1] unless allow_extrapolation; allow_unlabelled accepts
-  vectors whose manifests name no task or language. `model_config`
+  the decoding state. λ must lie in [0, 1] unless allow_extrapolation;
+  allow_unlabelled accepts vectors whose manifests name no task or
+  language. `model_config`
   (@T5Config() or @DecoderConfig() and a gin/models file) is the
   architecture of a T5X
   base_checkpoint; an HF one brings its own. `baseline` says whether a
