@@ -69,14 +69,11 @@ def run_eval(*, output_dir: str = gin.REQUIRED,
   environment, lta.partitioning) each decodes 1/N of every task and
   process 0 writes; the others return {}.
 
-  A composition's λ decode side by side, `adapters_per_call` at a time
-  (composed.MergedScorer.score_all): each call reads the weights they
-  share once per step, and holds that many times the changed weights and
-  the decoding state. λ must lie in [0, 1] unless allow_extrapolation;
-  allow_unlabelled accepts vectors whose manifests name no task or
-  language. `model_config`
-  (@T5Config() or @DecoderConfig() and a gin/models file) is the
-  architecture of a T5X
+  A composition's λ decode side by side, `adapters_per_call` a call
+  (composed.MergedScorer.score_all). λ must lie in [0, 1] unless
+  allow_extrapolation; allow_unlabelled accepts vectors whose manifests
+  name no task or language. `model_config` (@T5Config() or
+  @DecoderConfig() and a gin/models file) is the architecture of a T5X
   base_checkpoint; an HF one brings its own. `baseline` says whether a
   composition is scored next to its task-vector baseline ("include"), alone
   ("exclude"), or the baseline alone ("only"): `lta sweep` scores the

@@ -12,12 +12,14 @@ changes gin's configuration.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import seqio
 
 from lta import errors
+from lta.eval import langid
 from lta.pipeline import stages
 from lta.data import vocab
 from lta.models import families
@@ -34,6 +36,14 @@ class Data:
   tfds_dir: str
   world: Any = None  # lta.synthetic WorldInfo when the data is synthetic
   digest: str = ""  # of the data stage's spec: trained models depend on it
+
+  def fidelity_fn(self) -> Optional[Callable[[Sequence[str], str], float]]:
+    """Synthetic languages need the world's own language identifier."""
+    if self.world is None:
+      return None
+    from lta.synthetic import lexicon_lid  # pylint: disable=g-import-not-at-top
+    return functools.partial(langid.language_fidelity,
+                             identifier=lexicon_lid.LexiconIndex(self.world))
 
 
 def world_config(cfg: PipelineConfig):

@@ -26,7 +26,6 @@ value changes.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -43,7 +42,6 @@ from lta.arithmetic import compositions as arithmetic
 from lta.data import task_names
 from lta.data import vocab
 from lta.eval import composed
-from lta.eval import langid
 from lta.eval import lambda_selection
 from lta.eval import methods
 from lta.eval import scoring as evaluation
@@ -382,15 +380,6 @@ def fine_tune_model(cfg: PipelineConfig, name: str, task: str, steps: int,
   return Base(os.path.join(model_dir, "model"), stage.digest)
 
 
-def fidelity_fn(data: Data) -> Optional[Callable[[Sequence[str], str], float]]:
-  """Synthetic languages need the world's own language identifier."""
-  if data.world is None:
-    return None
-  from lta.synthetic import lexicon_lid  # pylint: disable=g-import-not-at-top
-  return functools.partial(langid.language_fidelity,
-                           identifier=lexicon_lid.LexiconIndex(data.world))
-
-
 class Scorer(composed.MergedScorer):
   """Merges an adapter into the base and scores XLSum tasks, with the
   pipeline's vocabulary; on synthetic data also by exact match."""
@@ -398,7 +387,7 @@ class Scorer(composed.MergedScorer):
   def __init__(self, cfg: PipelineConfig, base_path: str, data: Data):
     super().__init__(base_path, cfg.feature_lengths, cfg.batch_size,
                      DecodingConfig(max_decode_length=cfg.target_length),
-                     cfg.eval_examples, fidelity_fn(data),
+                     cfg.eval_examples, data.fidelity_fn(),
                      vocabulary=data.vocab_path,
                      adapters_per_call=cfg.adapters_per_call)
     self.world = data.world
