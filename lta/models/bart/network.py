@@ -258,7 +258,7 @@ class Decoder(_Parts):
 
   def _head(self, y):
     c = self.config
-    logits = self.shared_embedding.attend(y)
+    logits = layers.tied_logits(self.shared_embedding, y)
     if c.final_logits_bias:
       logits = logits + self.param(
           "final_logits_bias",

@@ -231,7 +231,7 @@ class Decoder(nn.Module):
   def _head(self, x, deterministic):
     c = self.config
     if c.tie_word_embeddings:
-      logits = self.shared_embedding.attend(x)
+      logits = layers.tied_logits(self.shared_embedding, x)
     else:
       logits = layers.Projection(
           c.vocab_size, (EMBED, VOCAB),

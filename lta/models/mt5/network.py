@@ -180,7 +180,8 @@ class Decoder(_Parts):
     c = self.config
     if c.tie_word_embeddings:
       # T5 v1.0 rescales before the tied head.
-      logits = self.shared_embedding.attend(y * c.d_model**-0.5)
+      logits = layers.tied_logits(self.shared_embedding,
+                                  y * c.d_model**-0.5)
     else:
       logits = layers.Projection(
           c.vocab_size, (EMBED, VOCAB),
