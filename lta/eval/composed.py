@@ -10,6 +10,7 @@ scores that λ on the reported split: the paper's protocol, shared by
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import dataclasses
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -126,8 +127,9 @@ def decode_side_by_side(
     progress: Optional[Callable[[list[int]], scoring.ProgressFn]] = None
 ) -> list[list[np.ndarray]]:
   """Each of `variables`' decoded ids (scoring.decode_examples), up to
-  `per_call` of them side by side in one call (they must share a
-  stack_signature; `encoder`'s outputs must hold for all). progress(call),
+  `per_call` of them side by side in one call, which reads its members'
+  entries of `variables` (they must share a stack_signature;
+  `encoder`'s outputs must hold for all). progress(call),
   for the indices one call decodes, gives that call's progress function.
   """
   ids: dict[int, list[np.ndarray]] = {}
@@ -156,6 +158,21 @@ def _call_label(labels: Sequence[str]) -> str:
     return f"{heads.pop()}λ=" + ", ".join(
         label.rpartition("λ=")[2] for label in labels)
   return "; ".join(labels)
+
+
+class _Merged(collections.abc.Sequence):
+  """Adapters' merged variables, each merged when read (decode_side_by_side
+  reads one call's at a time)."""
+
+  def __init__(self, scorer: "MergedScorer",
+               adapters: Sequence[Optional[Adapter]]):
+    self._scorer, self._adapters = scorer, adapters
+
+  def __len__(self) -> int:
+    return len(self._adapters)
+
+  def __getitem__(self, i):
+    return self._scorer.variables(self._adapters[i])
 
 
 class MergedScorer:
@@ -278,13 +295,15 @@ class MergedScorer:
     (the λ of one composition) decode side by side, adapters_per_call at a
     time: what they share of the base is read once per step for all."""
     examples = self.examples(task, split)
-    prepared = [self._variables(a) for a in adapters]
     groups: dict[Any, list[int]] = {}
-    for i, (adapter, (variables, unchanged)) in enumerate(
-        zip(adapters, prepared)):
+    for i, adapter in enumerate(adapters):
+      # Merged again per call: host memory holds one call's merges, not
+      # every λ's changed kernels at once.
+      variables, unchanged = self._variables(adapter)
       key = (self.predict_fn(task, adapter), unchanged,
              stack_signature(variables, self.params))
       groups.setdefault(key, []).append(i)
+      del variables
     ids: dict[int, list[np.ndarray]] = {}
     labels = [a.label if a is not None else "base model" for a in adapters]
     for (predict, unchanged, _), members in groups.items():
@@ -292,7 +311,7 @@ class MergedScorer:
         what = _call_label([labels[members[i]] for i in call])
         return scoring.DecodeProgress(f"{task} ({split}) | {what}", self.log)
       decoded = decode_side_by_side(
-          predict, [prepared[i][0] for i in members], self.params,
+          predict, _Merged(self, [adapters[i] for i in members]), self.params,
           self._base_variables_on_device()["params"], examples,
           self.batch_size, self.feature_lengths["inputs"],
           self.adapters_per_call,
