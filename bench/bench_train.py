@@ -62,6 +62,9 @@ VARIANTS = {
     "remat_full": {"remat_policy": "full"},
     "bf16": {"dtype": "bfloat16"},
     "fast": {"dropout_mask_bits": 8, "loss_chunk_length": 16},
+    # Dropout words from XLA's RngBitGenerator instead of jax.random.
+    "dropout8_xla": {"dropout_mask_bits": 8, "dropout_rng": "xla"},
+    "dropout_xla": {"dropout_rng": "xla"},
     # lta.host_memory's effect: the same step with glibc malloc as it is.
     "dropout8_system_malloc": {"dropout_mask_bits": 8,
                                "env": {"LTA_HOST_MALLOC": "system"}},

@@ -1,7 +1,9 @@
-"""Dropout masks: flax's reference, or drawn from 8- or 16-bit uniforms."""
+"""Dropout masks: flax's reference, or drawn from 8- or 16-bit uniforms, from
+jax.random's threefry or XLA's random bit generator."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import flax.linen as nn
@@ -10,15 +12,51 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
+# Where a mask's 32-bit words come from. "jax": jax.random.bits, the
+# partitionable threefry (the same mask on every mesh). "xla": XLA's
+# RngBitGenerator, also three-fry: one fused pass instead of a loop, but
+# its bits depend on the array's sharding and on the XLA version.
+DROPOUT_RNGS = ("jax", "xla")
+
+
+@dataclasses.dataclass(frozen=True)
+class DropoutMasks:
+  """How a network draws its dropout masks (ExecutionConfig sets it).
+
+  bits: 32 is one word per element (flax's nn.Dropout with rng "jax");
+    16 or 8 slice one word into 2 or 4 uniforms.
+  rng: one of DROPOUT_RNGS.
+  """
+  bits: int = 32
+  rng: str = "jax"
+
+  @property
+  def reference(self) -> bool:
+    return self.bits == 32 and self.rng == "jax"
+
 
 def dropout_keep_threshold(rate: float, bits: int) -> int:
   """The keep threshold t: a `bits`-bit uniform u is kept when u < t."""
   return int(round((1.0 - rate) * 2**bits))
 
 
+def random_words(rng: Array, shape: tuple[int, ...], source: str) -> Array:
+  """uint32 words of `shape` from `rng`, drawn as DROPOUT_RNGS[source] says."""
+  if source == "jax":
+    return jax.random.bits(rng, shape, jnp.uint32)
+  if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.key_data(rng)
+  data = rng.ravel().astype(jnp.uint32)[:4]
+  # XLA's three-fry state: a 64-bit key (the first two words) and counter.
+  key = jnp.concatenate([data, jnp.zeros((4 - data.size,), jnp.uint32)])
+  return jax.lax.rng_bit_generator(
+      key, shape, jnp.uint32,
+      algorithm=jax.lax.RandomAlgorithm.RNG_THREE_FRY)[1]
+
+
 def low_bit_keep_mask(rng: Array, shape: tuple[int, ...], rate: float,
-                      bits: int) -> Array:
-  """Boolean keep mask from `bits`-bit uniforms, 32 // bits per threefry word.
+                      bits: int, source: str = "jax") -> Array:
+  """Boolean keep mask from `bits`-bit uniforms, 32 // bits per word.
 
   P(keep) = dropout_keep_threshold(rate, bits) / 2**bits. jax.random.bits at
   8 or 16 bits would still run threefry once per element (the partitionable
@@ -26,8 +64,8 @@ def low_bit_keep_mask(rng: Array, shape: tuple[int, ...], rate: float,
   """
   per_word = 32 // bits
   last = shape[-1] if shape else 1
-  words = jax.random.bits(rng, tuple(shape[:-1]) + (-(-last // per_word),),
-                          jnp.uint32)
+  words = random_words(rng, tuple(shape[:-1]) + (-(-last // per_word),),
+                       source)
   shifts = jnp.arange(per_word, dtype=jnp.uint32) * bits
   slices = (words[..., None] >> shifts) & jnp.uint32(2**bits - 1)
   slices = slices.reshape(words.shape[:-1] + (-1,))[..., :last]
@@ -36,13 +74,14 @@ def low_bit_keep_mask(rng: Array, shape: tuple[int, ...], rate: float,
 
 
 class LowBitDropout(nn.Module):
-  """Dropout whose mask comes from 8- or 16-bit uniforms (see ExecutionConfig).
+  """Dropout whose mask comes from `bits`-bit uniforms (see DropoutMasks).
 
   Kept values are scaled by 2**bits / threshold, the inverse of the actual
   keep probability, so E[output] = input exactly.
   """
   rate: float
   bits: int = 8
+  rng: str = "jax"
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
@@ -52,14 +91,15 @@ class LowBitDropout(nn.Module):
     if threshold == 0:
       return jnp.zeros_like(x)
     keep = low_bit_keep_mask(self.make_rng("dropout"), x.shape, self.rate,
-                             self.bits)
+                             self.bits, self.rng)
     scale = jnp.asarray(2**self.bits / threshold, x.dtype)
     return jax.lax.select(keep, x * scale, jnp.zeros_like(x))
 
 
-def dropout(rate: float, bits: int = 32,
+def dropout(rate: float, masks: DropoutMasks = DropoutMasks(),
             name: Optional[str] = None) -> nn.Module:
-  """flax's nn.Dropout (the reference) at 32 bits, else LowBitDropout."""
-  if bits == 32:
+  """flax's nn.Dropout (the reference: 32 bits from jax.random), else
+  LowBitDropout."""
+  if masks.reference:
     return nn.Dropout(rate, name=name)
-  return LowBitDropout(rate, bits, name=name)
+  return LowBitDropout(rate, masks.bits, masks.rng, name=name)

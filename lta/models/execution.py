@@ -15,6 +15,7 @@ import gin
 import jax
 
 from lta import errors
+from lta.models.dropout import DROPOUT_RNGS, DropoutMasks
 
 # Name -> jax.checkpoint policy for each encoder and decoder layer ("none":
 # no remat, XLA keeps every activation it needs for the backward pass).
@@ -38,6 +39,11 @@ class ExecutionConfig:
     each 16- or 8-bit slice with a threshold: the keep probability is rounded
     to a multiple of 2**-bits (at most 2**-(bits+1) away) and kept values
     are scaled by its inverse, so the expectation is exact.
+  dropout_rng: where the words come from (lta.models.dropout.DROPOUT_RNGS).
+    "jax" (jax.random's partitionable threefry) draws the same masks on
+    every mesh. "xla" (XLA's RngBitGenerator, three-fry too) skips the
+    rolled threefry loop jax runs on CPU, but its masks depend on the
+    sharding and the XLA version.
   remat_policy: one of REMAT_POLICIES, applied to every encoder and decoder
     layer (nn.remat, `remat_layer`); cached decoding is unaffected.
   loss_chunk_length: 0 computes the full (batch, length, vocab) logits. A
@@ -47,6 +53,7 @@ class ExecutionConfig:
     It must divide the target length.
   """
   dropout_mask_bits: int = 32
+  dropout_rng: str = "jax"
   remat_policy: str = "none"
   loss_chunk_length: int = 0
 
@@ -55,6 +62,11 @@ class ExecutionConfig:
       raise errors.ConfigError(
           f"ExecutionConfig.dropout_mask_bits={self.dropout_mask_bits!r}; "
           f"expected one of {DROPOUT_MASK_BITS}")
+    if self.dropout_rng not in DROPOUT_RNGS:
+      raise errors.ConfigError(
+          f"ExecutionConfig.dropout_rng={self.dropout_rng!r}; expected one "
+          f"of {', '.join(map(repr, DROPOUT_RNGS))}"
+          f"{errors.did_you_mean(str(self.dropout_rng), DROPOUT_RNGS)}")
     if self.remat_policy not in REMAT_POLICIES:
       raise errors.ConfigError(
           f"ExecutionConfig.remat_policy={self.remat_policy!r}; expected one "
@@ -64,6 +76,10 @@ class ExecutionConfig:
       raise errors.ConfigError(
           f"ExecutionConfig.loss_chunk_length={self.loss_chunk_length}; "
           "expected 0 (no chunking) or a positive target length")
+
+  @property
+  def dropout_masks(self) -> DropoutMasks:
+    return DropoutMasks(self.dropout_mask_bits, self.dropout_rng)
 
   @property
   def remat(self):

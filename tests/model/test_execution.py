@@ -6,6 +6,8 @@ function train_step differentiates). Low-bit dropout: the keep rate within
 binomial tolerance, and masks independent across positions.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,6 +94,19 @@ def test_remat_and_chunks_with_dropout_equal_the_plain_step(variables, plain):
   assert abs(float(got[0]["loss"] - plain[0]["loss"])) > 1e-3  # dropout ran
 
 
+def test_xla_dropout_masks_are_recomputed_the_same_under_remat(variables,
+                                                                plain):
+  config = SMALL.replace(dropout_rate=0.3)
+  rng = jax.random.key(7)
+  fast = ExecutionConfig(dropout_mask_bits=8, dropout_rng="xla")
+  want = _loss_and_grads(variables, fast, config, rng)
+  got = _loss_and_grads(
+      variables, dataclasses.replace(fast, remat_policy="full",
+                                     loss_chunk_length=3), config, rng)
+  _assert_same(got, want)
+  assert abs(float(got[0]["loss"] - plain[0]["loss"])) > 1e-3  # dropout ran
+
+
 def test_the_tiers_quick_compiles_give_the_optimised_programs_results(
     variables):
   """The tests compile without LLVM optimisation (tests/conftest.py); users'
@@ -120,14 +135,22 @@ def test_bf16_compute_keeps_float32_master_gradients(variables, plain):
     assert g.dtype == jnp.float32
 
 
-@pytest.mark.parametrize("bits", [8, 16])
-def test_low_bit_dropout_keep_rate_and_independence(bits):
+@pytest.mark.parametrize("bits,source", [(8, "jax"), (16, "jax"),
+                                         (8, "xla"), (16, "xla"),
+                                         (32, "xla")])
+def test_low_bit_dropout_keep_rate_and_independence(bits, source):
   rate, shape = 0.1, (256, 1000)
   threshold = layers.dropout_keep_threshold(rate, bits)
   p = threshold / 2**bits
   assert abs(p - (1 - rate)) <= 2.0**-(bits + 1)
-  keep = np.asarray(jax.jit(layers.low_bit_keep_mask, static_argnums=(1, 2, 3))(
-      jax.random.key(bits), shape, rate, bits))
+  mask = jax.jit(layers.low_bit_keep_mask, static_argnums=(1, 2, 3, 4))
+  keep = np.asarray(mask(jax.random.key(bits), shape, rate, bits, source))
+  # Another key draws another mask; the same key the same one.
+  again = np.asarray(mask(jax.random.key(bits), shape, rate, bits, source))
+  other = np.asarray(mask(jax.random.key(bits + 1), shape, rate, bits,
+                          source))
+  np.testing.assert_array_equal(keep, again)
+  assert abs((keep != other).mean() - 2 * p * (1 - p)) < 0.01
   n = keep.size
   sigma = np.sqrt(p * (1 - p) / n)
   assert abs(keep.mean() - p) < 5 * sigma
@@ -148,12 +171,15 @@ def test_low_bit_dropout_module_is_unbiased_like_flax_dropout():
   x = jnp.ones((64, 500))
   rng = {"dropout": jax.random.key(3)}
   low = layers.LowBitDropout(0.1, 8).apply({}, x, False, rngs=rng)
-  ref = layers.dropout(0.1, 32).apply({}, x, False, rngs=rng)
+  xla = layers.LowBitDropout(0.1, 8, "xla").apply({}, x, False, rngs=rng)
+  ref = layers.dropout(0.1).apply({}, x, False, rngs=rng)
   threshold = layers.dropout_keep_threshold(0.1, 8)
-  np.testing.assert_array_equal(np.unique(low),
-                                np.float32([0.0, 256 / threshold]))
+  for out in (low, xla):
+    np.testing.assert_array_equal(np.unique(out),
+                                  np.float32([0.0, 256 / threshold]))
+  assert (np.asarray(low) != np.asarray(xla)).any()  # another generator
   sigma = np.sqrt(0.1 / 0.9 / x.size)  # std of the mean of scaled masks
-  for out in (low, ref):
+  for out in (low, xla, ref):
     assert abs(float(out.mean()) - 1.0) < 5 * sigma
   np.testing.assert_array_equal(
       layers.LowBitDropout(0.1, 8).apply({}, x, True), x)
@@ -164,6 +190,9 @@ def test_bad_execution_options_are_named():
     ExecutionConfig(remat_policy="dot")
   with pytest.raises(errors.ConfigError, match="dropout_mask_bits=4"):
     ExecutionConfig(dropout_mask_bits=4)
+  with pytest.raises(errors.ConfigError, match="dropout_rng='xl'.*did you "
+                     "mean 'xla'"):
+    ExecutionConfig(dropout_rng="xl")
   model = EncoderDecoderModel(Transformer(
       SMALL, None, ExecutionConfig(loss_chunk_length=4)))
   v = jax.eval_shape(model.init_unboxed, jax.random.key(0))

@@ -100,17 +100,18 @@ def test_chunked_loss_and_remat_equal_the_plain_step(family):
   assert abs(float(got[0]["loss"] - plain[0]["loss"])) > 1e-3  # dropout ran
 
 
-def _random_words(jaxpr) -> int:
-  """32-bit random words the program draws, sub-programs included."""
+def _random_words(jaxpr, primitive="random_bits") -> int:
+  """32-bit random words the program draws with `primitive`, sub-programs
+  included."""
   words = 0
   for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "random_bits":
+    if eqn.primitive.name == primitive:
       words += math.prod(eqn.params["shape"])
     for param in eqn.params.values():
       for sub in param if isinstance(param, (list, tuple)) else [param]:
         inner = getattr(sub, "jaxpr", sub)
         if hasattr(inner, "eqns"):
-          words += _random_words(inner)
+          words += _random_words(inner, primitive)
   return words
 
 
@@ -128,3 +129,9 @@ def test_low_bit_dropout_draws_one_word_per_4_or_2_elements(name):
   # Every mask's last axis (widths 16 and 32, lengths 8) is a multiple of 4.
   assert drawn[32] > 0
   assert drawn[16] * 2 == drawn[32] and drawn[8] * 4 == drawn[32], drawn
+  # XLA's generator draws as many words, and jax.random none.
+  model = families.build_model(config, states.LORA, ExecutionConfig(
+      dropout_mask_bits=8, dropout_rng="xla"))
+  jaxpr = jax.make_jaxpr(model.loss_fn)(v, batch, jax.random.key(1)).jaxpr
+  assert _random_words(jaxpr) == 0
+  assert _random_words(jaxpr, "rng_bit_generator") == drawn[8]

@@ -21,6 +21,7 @@ from lta.models import execution as execution_lib
 from lta.models import adapter_layers
 from lta.models import layers
 from lta.models.bart.config import BartConfig
+from lta.models.dropout import DropoutMasks
 from lta.models.execution import ExecutionConfig
 from lta.models.layers import BATCH, EMBED, LENGTH, MLP, VOCAB, constrain
 
@@ -82,17 +83,17 @@ class _Parts(nn.Module):
     return layers.MultiHeadAttention(
         c.num_heads, c.d_kv, c.attention_dropout_rate, self.adapter,
         self.dtype, self.param_dtype, use_bias=True, scale_scores=True,
-        dropout_mask_bits=self.execution.dropout_mask_bits, name=name)
+        dropout_masks=self.execution.dropout_masks, name=name)
 
   def mlp(self):
     c = self.config
     return MlpBlock(c.d_ff, c.activation, c.activation_dropout_rate,
                     self.adapter, self.dtype, self.param_dtype,
-                    self.execution.dropout_mask_bits, name="mlp")
+                    self.execution.dropout_masks, name="mlp")
 
   def dropout(self, x, deterministic):
     return layers.dropout(self.config.dropout_rate,
-                          self.execution.dropout_mask_bits)(
+                          self.execution.dropout_masks)(
                               x, deterministic=deterministic)
 
   def layer_class(self, cls, static_argnums, decode=False):
@@ -144,7 +145,7 @@ class MlpBlock(nn.Module):
   adapter: Optional[AdapterConfig] = None
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
-  dropout_mask_bits: int = 32
+  dropout_masks: DropoutMasks = DropoutMasks()
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
@@ -155,7 +156,7 @@ class MlpBlock(nn.Module):
                              nn.initializers.normal(d_model**-0.5), "wi",
                              use_bias=True)(x, deterministic)
     h = constrain(act(h), (BATCH, LENGTH, MLP))
-    h = layers.dropout(self.dropout_rate, self.dropout_mask_bits)(
+    h = layers.dropout(self.dropout_rate, self.dropout_masks)(
         h, deterministic=deterministic)
     return layers.projection_of(self, d_model, (MLP, EMBED),
                                 nn.initializers.normal(self.d_ff**-0.5), "wo",

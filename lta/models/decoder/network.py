@@ -86,8 +86,8 @@ class DecoderLayer(nn.Module):
                max_decode_length):
     c = self.config
     dtype, param_dtype = jnp.dtype(c.dtype), jnp.dtype(c.param_dtype)
-    bits = self.execution.dropout_mask_bits
-    drop = layers.dropout(c.dropout_rate, bits)
+    masks = self.execution.dropout_masks
+    drop = layers.dropout(c.dropout_rate, masks)
     h = self._norm("pre_attention_norm")(x)
     h = layers.GroupedQueryAttention(
         c.num_heads, c.num_kv_heads, c.head_dim,
@@ -95,7 +95,7 @@ class DecoderLayer(nn.Module):
         qkv_bias=c.qkv_bias, qk_norm=c.qk_norm, norm_plus_one=c.gemma_norms,
         norm_epsilon=c.rms_norm_eps, softcap=c.attn_logit_softcap,
         dropout_rate=c.dropout_rate, adapter=self.adapter, dtype=dtype,
-        param_dtype=param_dtype, dropout_mask_bits=bits, name="attention")(
+        param_dtype=param_dtype, dropout_masks=masks, name="attention")(
             h, rope, mask, decode=decode, cache_index=cache_index,
             max_decode_length=max_decode_length, deterministic=deterministic)
     if c.gemma_norms:
@@ -108,7 +108,7 @@ class DecoderLayer(nn.Module):
         c.intermediate_size, gated=True,
         activation="silu" if c.activation == "silu" else "gelu",
         dropout_rate=c.dropout_rate, adapter=self.adapter, dtype=dtype,
-        param_dtype=param_dtype, dropout_mask_bits=bits, name="mlp")(
+        param_dtype=param_dtype, dropout_masks=masks, name="mlp")(
             h, deterministic)
     if c.gemma_norms:
       h = self._norm("post_mlp_norm")(h)
@@ -147,7 +147,7 @@ class Decoder(nn.Module):
 
   def dropout(self, x, deterministic):
     return layers.dropout(self.config.dropout_rate,
-                          self.execution.dropout_mask_bits)(
+                          self.execution.dropout_masks)(
                               x, deterministic=deterministic)
 
   @nn.compact
@@ -238,7 +238,7 @@ class Decoder(nn.Module):
           kernel_init=nn.initializers.normal(c.hidden_size**-0.5),
           adapter=self.adapter, dtype=jnp.dtype(c.dtype),
           param_dtype=jnp.dtype(c.param_dtype),
-          dropout_mask_bits=self.execution.dropout_mask_bits,
+          dropout_masks=self.execution.dropout_masks,
           name="logits_dense")(x, deterministic)
     logits = layers.soft_cap(logits.astype(jnp.float32),
                              c.final_logit_softcap)

@@ -43,7 +43,7 @@ class _Parts(nn.Module):
     return layers.MultiHeadAttention(
         c.num_heads, c.d_kv, c.dropout_rate, self.adapter, self.dtype,
         self.param_dtype,
-        dropout_mask_bits=self.execution.dropout_mask_bits, name=name)
+        dropout_masks=self.execution.dropout_masks, name=name)
 
   def mlp(self):
     c = self.config
@@ -51,12 +51,12 @@ class _Parts(nn.Module):
                            "gelu" if "gelu" in c.feed_forward_proj else "relu",
                            c.dropout_rate, self.adapter, self.dtype,
                            self.param_dtype,
-                           dropout_mask_bits=self.execution.dropout_mask_bits,
+                           dropout_masks=self.execution.dropout_masks,
                            name="mlp")
 
   def dropout(self, x, deterministic):
     return layers.dropout(self.config.dropout_rate,
-                          self.execution.dropout_mask_bits)(
+                          self.execution.dropout_masks)(
                               x, deterministic=deterministic)
 
   def layer_class(self, cls, static_argnums, decode=False):
@@ -188,7 +188,7 @@ class Decoder(_Parts):
           kernel_init=nn.initializers.normal(c.d_model**-0.5),
           adapter=self.adapter, dtype=self.dtype,
           param_dtype=self.param_dtype,
-          dropout_mask_bits=self.execution.dropout_mask_bits,
+          dropout_masks=self.execution.dropout_masks,
           name="logits_dense")(y, deterministic)
     return constrain(logits.astype(jnp.float32), (BATCH, LENGTH, VOCAB))
 
