@@ -23,7 +23,8 @@ Reported per configuration: the median over rounds of each round's median
 step time over --steps timed steps (after --warmup steps; lta compiles
 before them), tokens/s = batch * (inputs + targets) / step time, and peak
 RSS of the process; for lta also XLA's own accounting of the compiled step
-(memory_analysis: arguments, temporaries; cost_analysis: FLOPs).
+(memory_analysis: arguments, temporaries; cost_analysis: FLOPs) and, in the
+JSON, each timed step's minor page faults (page_faults).
 
 Matmul share: each worker also times a float32 matmul (bench/matmul_rate.py:
 2048^3 and the step's (tokens x d_model) @ (d_model x d_ff)) on its own
@@ -225,9 +226,10 @@ def _lta_worker(flags, full: bool, variant: str) -> dict:
     holder["state"], metrics = step(holder["state"], batch)
     jax.block_until_ready(metrics["loss"])
 
-  times = host_info.timed(run, flags.warmup, flags.steps)
+  faults = []
+  times = host_info.timed(run, flags.warmup, flags.steps, faults)
   steps_rss = host_info.peak_rss_mb()
-  return {"times": times, "trainable": int(trainable),
+  return {"times": times, "page_faults": faults, "trainable": int(trainable),
           "setup_rss_mb": setup_rss, "steps_peak_rss_mb": steps_rss,
           "compile_s": compile_s, "xla_flops": float(cost.get("flops", 0.0)),
           "xla_mb": {k: getattr(memory, f"{k}_size_in_bytes") / 2**20

@@ -4,7 +4,7 @@ import os
 import platform
 import resource
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 
 def cpu_name() -> str:
@@ -28,13 +28,23 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def timed(fn: Callable[[], object], warmup: int, steps: int) -> list[float]:
-  """Seconds of each of `steps` calls of fn, after `warmup` untimed ones."""
+def minor_page_faults() -> int:
+  """This process's minor page faults so far (pages first touched)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def timed(fn: Callable[[], object], warmup: int, steps: int,
+          page_faults: Optional[list[int]] = None) -> list[float]:
+  """Seconds of each of `steps` calls of fn, after `warmup` untimed ones;
+  each call's minor page faults are appended to `page_faults` if given."""
   for _ in range(warmup):
     fn()
   times = []
   for _ in range(steps):
+    faults = minor_page_faults()
     start = time.perf_counter()
     fn()
     times.append(time.perf_counter() - start)
+    if page_faults is not None:
+      page_faults.append(minor_page_faults() - faults)
   return times
