@@ -8,7 +8,6 @@ embeddings, grouped-query attention with a key/value cache, and gated MLPs.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Callable, Optional
 
@@ -21,6 +20,7 @@ from lta.errors import ConfigError
 from lta.adapters import deltas
 from lta.adapters.config import AdapterConfig
 from lta.models.dropout import DropoutMasks, dropout
+from lta.models.lora import lora_output
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -69,46 +69,6 @@ class RMSNorm(nn.Module):
     y = x32 * jax.lax.rsqrt(var + self.epsilon)
     scale = scale.astype(jnp.float32)
     return (y * (1.0 + scale if self.plus_one else scale)).astype(self.dtype)
-
-
-def lora_delta(a: Array, b: Array, scale: float) -> Array:
-  return scale * (a @ b)
-
-
-def _rows_transposed(m: Array) -> Array:
-  """(..., n) -> (n, rows), materialised: XLA may not fold the transpose
-  back into the dot that reads it."""
-  return jax.lax.optimization_barrier(m.reshape(-1, m.shape[-1]).T)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def lora_output(x: Array, a: Array, b: Array, scale: float) -> Array:
-  """(x @ a) @ b * scale, the LoRA path of a projection.
-
-  Its gradient computes the factors' gradients as (rank, rows) @ (rows, n)
-  products, transposing only the rank-wide operands. Left to autodiff, XLA
-  lays them out as (n, rows)-contracting products and copies the
-  (rows, n) gradient transposed; on CPU those ran 10x slower than this.
-  """
-  return ((x @ a) @ b) * scale
-
-
-def _lora_output_fwd(x, a, b, scale):
-  h = x @ a
-  return (h @ b) * scale, (x, a, b, h)
-
-
-def _lora_output_bwd(scale, residuals, g):
-  x, a, b, h = residuals
-  g = g * jnp.asarray(scale, g.dtype)
-  dh = g @ b.T
-  db = _rows_transposed(h) @ g.reshape(-1, g.shape[-1])
-  da = jax.lax.optimization_barrier(
-      _rows_transposed(dh) @ x.reshape(-1, x.shape[-1])).T
-  return dh @ a.T, da.astype(a.dtype), db.astype(b.dtype)
-
-
-lora_output.defvjp(_lora_output_fwd, _lora_output_bwd)
 
 
 def kron_delta(a: Array, b: Array, scale: float) -> Array:

@@ -1,4 +1,4 @@
-"""layers.lora_output: the LoRA path's own gradient equals autodiff's, and a
+"""lta.models.lora.lora_output: the LoRA path's own gradient equals autodiff's, and a
 LoRA model's adapter gradients equal those of its merged kernels."""
 
 import re
@@ -10,7 +10,7 @@ import pytest
 
 from lta.adapters import deltas
 from lta.adapters.tree import flatten_tree, unflatten_tree
-from lta.models import layers
+from lta.models import lora
 from lta.models.contract import EncoderDecoderModel
 from lta.models.mt5.network import Transformer
 from tests.model.tiny import TINY
@@ -36,7 +36,7 @@ def _operands(dtype, shape=(3, 5, 16)):
 def test_values_and_gradients_equal_autodiff(dtype, rtol, shape):
   x, a, b, g = _operands(dtype, shape)
   outs = []
-  for fn in (layers.lora_output, _plain):
+  for fn in (lora.lora_output, _plain):
     y, vjp = jax.vjp(lambda x, a, b, fn=fn: fn(x, a, b, 0.5), x, a, b)
     outs.append((y, *vjp(g)))
   for got, want in zip(*outs):
@@ -52,7 +52,7 @@ def test_factor_gradients_are_rank_major_products():
   # copied transposed; XLA:CPU ran those 10x slower than (rank, rows) @
   # (rows, n).
   x, a, b, g = _operands(jnp.float32, (256, 64))
-  loss = lambda x, a, b: jnp.vdot(layers.lora_output(x, a, b, 0.5), g)
+  loss = lambda x, a, b: jnp.vdot(lora.lora_output(x, a, b, 0.5), g)
   hlo = jax.jit(jax.grad(loss, (1, 2))).lower(x, a, b).compile().as_text()
   outputs = re.findall(r"= (f32\[[\d,]*\])\S* dot\(", hlo)
   assert "f32[4,64]" in outputs and "f32[4,12]" in outputs, outputs
@@ -77,7 +77,7 @@ def test_a_lora_models_adapter_gradients_equal_its_merged_kernels():
   def through_merge(adapters):
     flat = flatten_tree(v["params"])
     for module, leaves in deltas.adapter_modules(adapters).items():
-      flat[f"{module}/kernel"] = flat[f"{module}/kernel"] + layers.lora_delta(
+      flat[f"{module}/kernel"] = flat[f"{module}/kernel"] + lora.lora_delta(
           leaves[deltas.LORA_A], leaves[deltas.LORA_B], states.LORA.scale)
     return base_model.loss_fn({"params": unflatten_tree(flat)}, batch,
                               None)[0]
