@@ -14,8 +14,9 @@ Array = jax.Array
 
 # Where a mask's 32-bit words come from. "jax": jax.random.bits, the
 # partitionable threefry (the same mask on every mesh). "xla": XLA's
-# RngBitGenerator, also three-fry: one fused pass instead of a loop, but
-# its bits depend on the array's sharding and on the XLA version.
+# RngBitGenerator, also three-fry: one fused pass instead of a loop on CPU,
+# but each device of a mesh draws the whole mask, and its bits may change
+# with the XLA version.
 DROPOUT_RNGS = ("jax", "xla")
 
 

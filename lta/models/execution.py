@@ -41,9 +41,10 @@ class ExecutionConfig:
     are scaled by its inverse, so the expectation is exact.
   dropout_rng: where the words come from (lta.models.dropout.DROPOUT_RNGS).
     "jax" (jax.random's partitionable threefry) draws the same masks on
-    every mesh. "xla" (XLA's RngBitGenerator, three-fry too) skips the
-    rolled threefry loop jax runs on CPU, but its masks depend on the
-    sharding and the XLA version.
+    every mesh, each device only its shard. "xla" (XLA's RngBitGenerator,
+    three-fry too) skips the rolled threefry loop jax runs on CPU, but XLA
+    does not partition it: on a mesh every device draws each mask whole.
+    Its bits may change with the XLA version.
   remat_policy: one of REMAT_POLICIES, applied to every encoder and decoder
     layer (nn.remat, `remat_layer`); cached decoding is unaffected.
   loss_chunk_length: 0 computes the full (batch, length, vocab) logits. A

@@ -201,16 +201,11 @@ def test_bad_execution_options_are_named():
     jax.eval_shape(model.loss_fn, v, BATCH, None)
 
 
-@pytest.mark.slow  # two more compiled train steps; the plain step's mesh
-# equivalence is in the default tier (tests/trainer/test_partitioning.py).
-def test_fast_step_on_a_sharded_mesh_matches_one_device():
-  # 8-bit dropout masks, chunked loss and remat, dropout on: a data4 x model2
-  # mesh draws the masks the single device draws (partitionable threefry)
-  # and takes the same step.
+def _one_step_on_one_device_and_a_mesh(execution):
+  """(loss, trainable) after one LoRA step, dropout on, on one device and
+  on a data4 x model2 mesh."""
   model = EncoderDecoderModel(Transformer(
-      CONFIG.replace(dropout_rate=0.1), states.LORA,
-      ExecutionConfig(dropout_mask_bits=8, loss_chunk_length=3,
-                      remat_policy="dots")))
+      CONFIG.replace(dropout_rate=0.1), states.LORA, execution))
   batch = states.make_batch(seed=0)
   optimizer = optax.sgd(0.5)
   results = []
@@ -229,7 +224,30 @@ def test_fast_step_on_a_sharded_mesh_matches_one_device():
                             partitioning.host_batch_to_global(batch, mesh))
     results.append((float(metrics["loss"]),
                     jax.device_get(state.trainable)))
+  return results
+
+
+def _assert_same_step(results):
   (loss1, tree1), (loss8, tree8) = results
   np.testing.assert_allclose(loss1, loss8, rtol=2e-5)
   for a, b in zip(jax.tree.leaves(tree1), jax.tree.leaves(tree8)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_step_on_a_sharded_mesh_matches_one_device():
+  # 8-bit dropout masks, chunked loss and remat, dropout on: a data4 x model2
+  # mesh draws the masks the single device draws (partitionable threefry)
+  # and takes the same step.
+  _assert_same_step(_one_step_on_one_device_and_a_mesh(ExecutionConfig(
+      dropout_mask_bits=8, loss_chunk_length=3, remat_policy="dots")))
+
+
+def test_xla_dropout_bits_on_a_sharded_mesh():
+  # XLA does not partition its RngBitGenerator: every device of the mesh
+  # draws each mask whole and keeps its shard (the cost ExecutionConfig's
+  # docstring names), so the mesh takes the single device's step. If a
+  # later XLA splits the generator, this fails: revisit that docstring.
+  results = _one_step_on_one_device_and_a_mesh(
+      ExecutionConfig(dropout_mask_bits=8, dropout_rng="xla"))
+  _assert_same_step(results)
+  assert np.isfinite(results[0][0])
