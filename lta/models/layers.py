@@ -71,10 +71,6 @@ class RMSNorm(nn.Module):
     return (y * (1.0 + scale if self.plus_one else scale)).astype(self.dtype)
 
 
-def kron_delta(a: Array, b: Array, scale: float) -> Array:
-  return scale * jnp.kron(a, b)
-
-
 class Projection(nn.Module):
   """A dense layer `x @ kernel (+ bias)` that may carry an adapter.
 

@@ -10,10 +10,6 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def lora_delta(a: Array, b: Array, scale: float) -> Array:
-  return scale * (a @ b)
-
-
 def _rows_transposed(m: Array) -> Array:
   """(..., n) -> (n, rows), materialised: XLA may not fold the transpose
   back into the dot that reads it."""

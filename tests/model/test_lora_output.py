@@ -77,8 +77,8 @@ def test_a_lora_models_adapter_gradients_equal_its_merged_kernels():
   def through_merge(adapters):
     flat = flatten_tree(v["params"])
     for module, leaves in deltas.adapter_modules(adapters).items():
-      flat[f"{module}/kernel"] = flat[f"{module}/kernel"] + lora.lora_delta(
-          leaves[deltas.LORA_A], leaves[deltas.LORA_B], states.LORA.scale)
+      a, b = leaves[deltas.LORA_A], leaves[deltas.LORA_B]
+      flat[f"{module}/kernel"] += states.LORA.scale * (a @ b)
     return base_model.loss_fn({"params": unflatten_tree(flat)}, batch,
                               None)[0]
 
